@@ -1,0 +1,163 @@
+package router
+
+import (
+	"encoding/binary"
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Well-known API keys the proxy treats specially.
+const (
+	KeyProduce          int16 = 0
+	KeyFetch            int16 = 1
+	KeyMetadata         int16 = 3
+	KeyFindCoordinator  int16 = 10
+	KeySaslHandshake    int16 = 17
+	KeyApiVersions      int16 = 18
+	KeySaslAuthenticate int16 = 36
+	KeyDescribeCluster  int16 = 60
+	KeyShareFetch       int16 = 78
+	KeyShareAcknowledge int16 = 79
+)
+
+// keySpan is one past the highest API key kmsg knows; keys at or above it
+// are unknown to the proxy and forwarded as opaque frames.
+const keySpan = 128
+
+// ErrTruncated is returned for a frame too short for what it claims to hold.
+var ErrTruncated = errors.New("truncated frame")
+
+// Protocol holds per-API facts derived once from kmsg: which versions use
+// flexible (tagged-field) headers and the highest version kmsg can decode.
+// It is immutable after NewProtocol and safe for concurrent use.
+type Protocol struct {
+	firstFlexible [keySpan]int16 // -1: never flexible or unknown key
+	maxVersion    [keySpan]int16 // -1: unknown key
+	names         [keySpan]string
+}
+
+// NewProtocol builds the tables from the kmsg this binary was built with.
+func NewProtocol() *Protocol {
+	p := new(Protocol)
+	for k := range int16(keySpan) {
+		p.firstFlexible[k], p.maxVersion[k] = -1, -1
+		req := kmsg.RequestForKey(k)
+		if req == nil {
+			continue
+		}
+		p.names[k] = kmsg.NameForKey(k)
+		p.maxVersion[k] = req.MaxVersion()
+		for v := int16(0); v <= req.MaxVersion(); v++ {
+			req.SetVersion(v)
+			if req.IsFlexible() {
+				p.firstFlexible[k] = v
+				break
+			}
+		}
+	}
+	return p
+}
+
+// Known reports whether kmsg knows the API key.
+func (p *Protocol) Known(key int16) bool {
+	return key >= 0 && key < keySpan && p.maxVersion[key] >= 0
+}
+
+// MaxVersion is the highest version of key that kmsg can decode, or -1.
+func (p *Protocol) MaxVersion(key int16) int16 {
+	if !p.Known(key) {
+		return -1
+	}
+	return p.maxVersion[key]
+}
+
+// Name is the Kafka API name of key, or "Unknown" for keys kmsg lacks.
+func (p *Protocol) Name(key int16) string {
+	if !p.Known(key) {
+		return "Unknown"
+	}
+	return p.names[key]
+}
+
+// FlexibleRequest reports whether a request of key/version uses the v2
+// request header (client id followed by a tag section).
+func (p *Protocol) FlexibleRequest(key, version int16) bool {
+	return p.Known(key) && p.firstFlexible[key] >= 0 && version >= p.firstFlexible[key]
+}
+
+// FlexibleResponseHeader reports whether the response header carries a tag
+// section after the correlation id. ApiVersions never does (KIP-511), so
+// that a client can parse it before knowing the broker's versions.
+func (p *Protocol) FlexibleResponseHeader(key, version int16) bool {
+	return key != KeyApiVersions && p.FlexibleRequest(key, version)
+}
+
+// RequestHeader is the fixed part of every request: the first 8 bytes after
+// the size prefix.
+type RequestHeader struct {
+	Key           int16
+	Version       int16
+	CorrelationID int32
+}
+
+// ParseRequestHeader reads the fixed header from a request frame body (the
+// bytes after the 4-byte size prefix).
+func ParseRequestHeader(body []byte) (RequestHeader, error) {
+	if len(body) < 8 {
+		return RequestHeader{}, ErrTruncated
+	}
+	return RequestHeader{
+		Key:           int16(binary.BigEndian.Uint16(body[0:])),
+		Version:       int16(binary.BigEndian.Uint16(body[2:])),
+		CorrelationID: int32(binary.BigEndian.Uint32(body[4:])),
+	}, nil
+}
+
+// RequestBodyOffset returns where the request body starts in a frame body:
+// after the fixed header, the client id, and the header tag section of a
+// flexible request.
+func (p *Protocol) RequestBodyOffset(body []byte, h RequestHeader) (int, error) {
+	r := reader{b: body, off: 8}
+	r.nullableString()
+	if p.FlexibleRequest(h.Key, h.Version) {
+		r.skipTags()
+	}
+	if r.bad {
+		return 0, ErrTruncated
+	}
+	return r.off, nil
+}
+
+// ClientID returns the request header's client id without copying; nil for
+// a null client id.
+func ClientID(body []byte) ([]byte, error) {
+	r := reader{b: body, off: 8}
+	id := r.nullableString()
+	if r.bad {
+		return nil, ErrTruncated
+	}
+	return id, nil
+}
+
+// ProduceAcks reads the acks field of a Produce request from its frame body.
+// acks=0 requests get no response from the broker.
+func (p *Protocol) ProduceAcks(body []byte, h RequestHeader) (int16, error) {
+	off, err := p.RequestBodyOffset(body, h)
+	if err != nil {
+		return 0, err
+	}
+	r := reader{b: body, off: off}
+	if h.Version >= 3 {
+		if p.FlexibleRequest(h.Key, h.Version) {
+			r.compactNullableString()
+		} else {
+			r.nullableString()
+		}
+	}
+	acks := r.int16()
+	if r.bad {
+		return 0, ErrTruncated
+	}
+	return acks, nil
+}

@@ -10,26 +10,6 @@ import (
 // DefaultGroup receives every API no group names, and unknown keys.
 const DefaultGroup = "default"
 
-// DefaultGroups is DESIGN §3: which APIs get their own upstream connection.
-func DefaultGroups() map[string][]string {
-	return map[string][]string{
-		"produce": {"Produce"},
-		"fetch":   {"Fetch", "ShareFetch", "ShareAcknowledge"},
-		"group":   {"JoinGroup", "SyncGroup"},
-		"coordination": {
-			"Heartbeat", "LeaveGroup", "OffsetCommit", "OffsetFetch",
-			"ConsumerGroupHeartbeat", "ShareGroupHeartbeat", "InitProducerID",
-			"AddPartitionsToTxn", "AddOffsetsToTxn", "EndTxn", "TxnOffsetCommit",
-		},
-		"admin": {
-			"CreateTopics", "DeleteTopics", "DeleteRecords", "CreatePartitions",
-			"ElectLeaders", "AlterPartitionAssignments", "ListPartitionReassignments",
-			"UpdateFeatures",
-		},
-		DefaultGroup: nil,
-	}
-}
-
 // Group indexes a session's lanes; 0 is always DefaultGroup.
 type Group uint8
 

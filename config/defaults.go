@@ -1,0 +1,51 @@
+package config
+
+import "time"
+
+const envPrefix = "KPROXY"
+
+// Defaults returns the configuration used for every key the file and the
+// environment leave unset.
+func Defaults() Config {
+	return Config{
+		Upstream: Upstream{
+			BootstrapServers: []string{},
+			DialTimeout:      10 * time.Second,
+			IdleTimeout:      5 * time.Minute,
+		},
+		Listen: Listen{
+			Bootstrap:      "127.0.0.1:9092",
+			AdvertisedHost: "127.0.0.1",
+			BrokerPortBase: 19092,
+			BrokerPorts:    map[int32]int{},
+		},
+		Routing: Routing{
+			Groups:   DefaultGroups(),
+			Ordering: OrderingStrict,
+		},
+		Admin:           Admin{Listen: "127.0.0.1:9644"},
+		Log:             Log{Level: "info", Format: "json"},
+		Limits:          Limits{MaxFrameBytes: 100 << 20, MaxInflightPerConnection: 256},
+		ShutdownTimeout: 15 * time.Second,
+	}
+}
+
+// DefaultGroups is DESIGN §3: which APIs get their own upstream connection.
+func DefaultGroups() map[string][]string {
+	return map[string][]string{
+		"produce": {"Produce"},
+		"fetch":   {"Fetch", "ShareFetch", "ShareAcknowledge"},
+		"group":   {"JoinGroup", "SyncGroup"},
+		"coordination": {
+			"Heartbeat", "LeaveGroup", "OffsetCommit", "OffsetFetch",
+			"ConsumerGroupHeartbeat", "ShareGroupHeartbeat", "InitProducerID",
+			"AddPartitionsToTxn", "AddOffsetsToTxn", "EndTxn", "TxnOffsetCommit",
+		},
+		"admin": {
+			"CreateTopics", "DeleteTopics", "DeleteRecords", "CreatePartitions",
+			"ElectLeaders", "AlterPartitionAssignments", "ListPartitionReassignments",
+			"UpdateFeatures",
+		},
+		"default": nil,
+	}
+}

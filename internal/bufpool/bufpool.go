@@ -1,0 +1,69 @@
+// Package bufpool recycles frame buffers so that forwarding a frame does not
+// allocate in steady state.
+package bufpool
+
+import (
+	"math/bits"
+	"sync"
+)
+
+const (
+	minShift = 9  // 512 B
+	maxShift = 22 // 4 MiB: larger frames are rare and would pin memory
+)
+
+// Buf is a pooled byte slice. B has the length asked for.
+type Buf struct {
+	B     []byte
+	class int8 // -1: not pooled
+}
+
+// Pool hands out Bufs by power-of-two size class.
+type Pool struct {
+	classes [maxShift - minShift + 1]sync.Pool
+}
+
+// New returns an empty pool.
+func New() *Pool {
+	p := new(Pool)
+	for i := range p.classes {
+		size := 1 << (minShift + i)
+		class := int8(i)
+		p.classes[i].New = func() any { return &Buf{B: make([]byte, size), class: class} }
+	}
+	return p
+}
+
+// Get returns a Buf with len(B) == n.
+func (p *Pool) Get(n int) *Buf {
+	class := classOf(n)
+	if class < 0 {
+		return &Buf{B: make([]byte, n), class: -1}
+	}
+	b := p.classes[class].Get().(*Buf)
+	b.B = b.B[:n]
+	return b
+}
+
+// Put returns b to the pool; b must not be used afterwards. nil is ignored.
+func (p *Pool) Put(b *Buf) {
+	if b == nil || b.class < 0 {
+		return
+	}
+	b.B = b.B[:cap(b.B)]
+	p.classes[b.class].Put(b)
+}
+
+// Wrap adopts a slice that was not taken from the pool (Put drops it).
+func Wrap(b []byte) *Buf { return &Buf{B: b, class: -1} }
+
+func classOf(n int) int8 {
+	if n <= 1<<minShift {
+		return 0
+	}
+	shift := bits.Len(uint(n - 1))
+	if shift > maxShift {
+		return -1
+	}
+	return int8(shift - minShift)
+}

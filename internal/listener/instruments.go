@@ -1,0 +1,104 @@
+package listener
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kproxy/kproxy/internal/metrics"
+	"github.com/kproxy/kproxy/internal/router"
+)
+
+// Session close reasons (kproxy_session_closes_total{reason}).
+const (
+	reasonClientClosed       = "client_closed"
+	reasonBadFrame           = "bad_frame"
+	reasonUnsupportedVersion = "unsupported_version"
+	reasonDialFailed         = "dial_failed"
+	reasonUpstreamFailed     = "upstream_failed"
+	reasonRewriteFailed      = "rewrite_failed"
+	reasonClientWriteFailed  = "client_write_failed"
+	reasonShutdown           = "shutdown"
+	reasonClosed             = "closed"
+)
+
+// Frame error reasons (kproxy_frame_errors_total{reason}).
+const (
+	frameTLS                = "tls_on_plaintext"
+	frameHTTP               = "http_on_kafka_port"
+	frameNegative           = "negative_size"
+	frameOversized          = "oversized"
+	frameTruncated          = "truncated"
+	frameUnsupportedVersion = "unsupported_version"
+)
+
+// instruments resolves metric children once, so the per-request path does
+// no label hashing. Per-API children are made on first use, keeping the
+// scrape free of series for APIs nobody calls.
+type instruments struct {
+	m          *metrics.Metrics
+	protocol   *router.Protocol
+	classifier *router.Classifier
+	byKey      [129]atomic.Pointer[apiInstruments] // last entry: unknown keys
+	inflight   []prometheus.Gauge                  // by group
+	clientIn   prometheus.Counter
+	clientOut  prometheus.Counter
+}
+
+type apiInstruments struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+	rewrites prometheus.Counter
+}
+
+func newInstruments(m *metrics.Metrics, p *router.Protocol, c *router.Classifier) *instruments {
+	in := &instruments{
+		m:          m,
+		protocol:   p,
+		classifier: c,
+		clientIn:   m.Bytes.WithLabelValues(metrics.ClientIn),
+		clientOut:  m.Bytes.WithLabelValues(metrics.ClientOut),
+	}
+	for g := range c.Len() {
+		in.inflight = append(in.inflight, m.InflightRequests.WithLabelValues(c.Name(router.Group(g))))
+	}
+	return in
+}
+
+func (in *instruments) api(key int16) *apiInstruments {
+	idx := int(key)
+	if !in.protocol.Known(key) {
+		idx = len(in.byKey) - 1
+	}
+	if a := in.byKey[idx].Load(); a != nil {
+		return a
+	}
+	group, name := in.classifier.Name(in.classifier.Classify(key)), in.protocol.Name(key)
+	a := &apiInstruments{
+		requests: in.m.Requests.WithLabelValues(group, name),
+		duration: in.m.RequestDuration.WithLabelValues(group, name),
+		rewrites: in.m.Rewrites.WithLabelValues(name),
+	}
+	in.byKey[idx].Store(a)
+	return a
+}
+
+func (in *instruments) request(key int16, _ router.Group) { in.api(key).requests.Inc() }
+
+func (in *instruments) answered(key int16, g router.Group, took time.Duration) {
+	in.api(key).duration.Observe(took.Seconds())
+	in.inflight[g].Dec()
+}
+
+func (in *instruments) rewrite(key int16) { in.api(key).rewrites.Inc() }
+
+func (in *instruments) frameError(reason string) { in.m.FrameErrors.WithLabelValues(reason).Inc() }
+
+func (in *instruments) sessionClosed(reason string) {
+	in.m.SessionCloses.WithLabelValues(reason).Inc()
+}
+
+func (in *instruments) dialError(broker string) {
+	in.m.UpstreamDialErrors.WithLabelValues(broker).Inc()
+}

@@ -1,0 +1,392 @@
+package listener
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/kproxy/kproxy/internal/bufpool"
+	"github.com/kproxy/kproxy/internal/router"
+	"github.com/kproxy/kproxy/internal/upstream"
+)
+
+// session serves one client connection: its reader goroutine (run) reads
+// and routes requests, its writer goroutine writes answers back in order,
+// and each group's lane carries that group's requests to the broker.
+type session struct {
+	srv    *Server
+	conn   net.Conn
+	log    *zap.Logger
+	broker int32 // bootstrapNode: any seed
+	start  time.Time
+
+	// seed is the upstream a bootstrap session's lanes all dial, chosen on
+	// first dial so that every lane reaches the same broker.
+	seed string
+
+	sem  chan struct{} // one token per request awaiting its answer
+	wake chan struct{}
+
+	mu          sync.Mutex
+	lanes       []*upstream.Lane // by router.Group
+	slots       []*slot          // answers owed to the client, in request order
+	head        int
+	readerDone  bool
+	draining    bool
+	closed      bool
+	closeReason string
+
+	closedCh chan struct{}
+	finished chan struct{} // closed when both goroutines are done
+
+	// writer state
+	iov, out net.Buffers
+	batch    []*slot
+}
+
+// slot is one answer owed to the client.
+type slot struct {
+	key, version int16
+	group        router.Group
+	sent         time.Time
+	frame        *bufpool.Buf
+	done         bool
+}
+
+func newSession(srv *Server, conn net.Conn, broker int32) *session {
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	return &session{
+		srv:      srv,
+		conn:     conn,
+		log:      srv.log.With(zap.String("client", conn.RemoteAddr().String()), zap.Int32("broker", broker)),
+		broker:   broker,
+		start:    time.Now(),
+		sem:      make(chan struct{}, srv.cfg.Limits.MaxInflightPerConnection),
+		wake:     make(chan struct{}, 1),
+		lanes:    make([]*upstream.Lane, srv.classifier.Len()),
+		closedCh: make(chan struct{}),
+		finished: make(chan struct{}),
+	}
+}
+
+// run is the session's reader; it returns when the session ends.
+func (s *session) run() {
+	defer s.srv.endSession(s)
+	s.log.Debug("session opened")
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		s.write()
+	}()
+	reason, err := s.read()
+	s.mu.Lock()
+	s.readerDone = true
+	draining := s.draining
+	s.mu.Unlock()
+	if draining && reason == reasonShutdown {
+		s.signal() // the writer closes the session once every answer is out
+	} else {
+		s.close(reason, err)
+	}
+	<-writerDone
+	<-s.closedCh
+}
+
+// read loops over client frames until the client goes away, sends bad
+// input, or the session is closed or drained.
+func (s *session) read() (reason string, err error) {
+	br := bufio.NewReaderSize(s.conn, 8<<10)
+	var size [4]byte
+	for {
+		if _, err := io.ReadFull(br, size[:]); err != nil {
+			return s.readError(err, false)
+		}
+		n := int32(binary.BigEndian.Uint32(size[:]))
+		if reason, err := s.checkSize(size, n); err != nil {
+			return reason, err
+		}
+		frame := s.srv.pool.Get(4 + int(n))
+		copy(frame.B, size[:])
+		if _, err := io.ReadFull(br, frame.B[4:]); err != nil {
+			s.srv.pool.Put(frame)
+			return s.readError(err, true)
+		}
+		s.srv.instr.clientIn.Add(float64(len(frame.B)))
+		if reason, err := s.route(frame); err != nil {
+			return reason, err
+		}
+	}
+}
+
+func (s *session) readError(err error, midFrame bool) (string, error) {
+	s.mu.Lock()
+	draining := s.draining
+	s.mu.Unlock()
+	switch {
+	case draining && errors.Is(err, os.ErrDeadlineExceeded):
+		return reasonShutdown, nil
+	case midFrame && (err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF)):
+		s.srv.instr.frameError(frameTruncated)
+		return reasonBadFrame, errors.New("client closed the connection in the middle of a frame (truncated frame)")
+	case err == io.EOF, errors.Is(err, net.ErrClosed):
+		return reasonClientClosed, nil
+	}
+	return reasonClientClosed, err
+}
+
+// checkSize refuses sizes that cannot start a Kafka request, naming what
+// the bytes look like when they are not Kafka at all.
+func (s *session) checkSize(prefix [4]byte, n int32) (string, error) {
+	limit := s.srv.cfg.Limits.MaxFrameBytes
+	var why, kind string
+	switch {
+	case prefix[0] == 0x16 && prefix[1] == 0x03:
+		kind, why = frameTLS, "TLS handshake bytes on a plaintext port"
+	case isHTTP(prefix):
+		kind, why = frameHTTP, "HTTP request on a Kafka port"
+	case n < 0:
+		kind, why = frameNegative, fmt.Sprintf("negative frame size %d", n)
+	case int(n) > limit:
+		kind, why = frameOversized, fmt.Sprintf("frame size %d exceeds limits.max_frame_bytes %d", n, limit)
+	case n < 8:
+		kind, why = frameTruncated, fmt.Sprintf("frame of %d bytes is too short for a request header", n)
+	default:
+		return "", nil
+	}
+	s.srv.instr.frameError(kind)
+	return reasonBadFrame, errors.New(why)
+}
+
+func isHTTP(p [4]byte) bool {
+	switch string(p[:]) {
+	case "GET ", "POST", "PUT ", "HEAD", "DELE", "OPTI", "PATC", "PRI ", "CONN":
+		return true
+	}
+	return false
+}
+
+// route forwards one request frame, or answers it locally. The session
+// takes frame.
+func (s *session) route(frame *bufpool.Buf) (string, error) {
+	p := s.srv.protocol
+	body := frame.B[4:]
+	h, _ := router.ParseRequestHeader(body) // size >= 8 checked
+	if s.srv.log.Core().Enabled(zap.DebugLevel) {
+		s.log.Debug("request", zap.String("api", p.Name(h.Key)), zap.Int16("api_version", h.Version), zap.Int32("correlation_id", h.CorrelationID))
+	}
+	switch {
+	case h.Key == router.KeySaslHandshake || h.Key == router.KeySaslAuthenticate:
+		s.srv.pool.Put(frame)
+		s.log.Warn("client sasl refused: kproxy does not pass client SASL through", zap.String("api", p.Name(h.Key)))
+		return s.answerLocally(h, p.RejectSASL(h))
+	case h.Key == router.KeyApiVersions && h.Version > p.MaxVersion(h.Key):
+		s.srv.pool.Put(frame)
+		return s.answerLocally(h, p.UnsupportedApiVersions(h))
+	case s.srv.rewriter.Decoded(h.Key) && h.Version > p.MaxVersion(h.Key):
+		s.srv.pool.Put(frame)
+		s.srv.instr.frameError(frameUnsupportedVersion)
+		return reasonUnsupportedVersion, fmt.Errorf("client sent %s v%d, above v%d, the highest version kproxy can decode to rewrite broker addresses; the client skipped ApiVersions or ignored its answer",
+			p.Name(h.Key), h.Version, p.MaxVersion(h.Key))
+	}
+
+	expectResponse := true
+	if h.Key == router.KeyProduce {
+		acks, err := p.ProduceAcks(body, h)
+		if err != nil {
+			s.srv.pool.Put(frame)
+			s.srv.instr.frameError(frameTruncated)
+			return reasonBadFrame, fmt.Errorf("produce request: %w", err)
+		}
+		expectResponse = acks != 0
+	}
+	group := s.srv.classifier.Classify(h.Key)
+	var owner *slot
+	if expectResponse {
+		if !s.acquire() {
+			s.srv.pool.Put(frame)
+			return reasonClosed, nil
+		}
+		owner = s.push(h, group, nil)
+	}
+	s.srv.instr.request(h.Key, group)
+	if err := s.send(group, frame, h.CorrelationID, expectResponse, owner); err != nil {
+		return reasonDialFailed, err
+	}
+	return "", nil
+}
+
+// send forwards on the group's lane, dialing it on first use and again when
+// the lane closed while idle.
+func (s *session) send(g router.Group, frame *bufpool.Buf, corr int32, expect bool, owner *slot) error {
+	for range 2 {
+		lane, err := s.lane(g)
+		if err != nil {
+			s.srv.pool.Put(frame)
+			return err
+		}
+		var o any
+		if owner != nil {
+			o = owner
+		}
+		if err := lane.Send(frame, corr, expect, o); !errors.Is(err, upstream.ErrLaneClosed) {
+			return err
+		}
+		s.dropLane(lane)
+	}
+	s.srv.pool.Put(frame)
+	return errors.New("upstream connection closed twice in a row while sending")
+}
+
+func (s *session) lane(g router.Group) (*upstream.Lane, error) {
+	s.mu.Lock()
+	l := s.lanes[g]
+	s.mu.Unlock()
+	if l != nil {
+		return l, nil
+	}
+	conn, addr, err := s.dial()
+	if err != nil {
+		return nil, err
+	}
+	gauge := s.srv.metrics.UpstreamConnections.WithLabelValues(s.brokerLabel(), s.srv.classifier.Name(g))
+	l = upstream.NewLane(conn, s, &s.srv.laneOpts, gauge)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		l.Close()
+		return nil, errors.New("session closed")
+	}
+	s.lanes[g] = l
+	s.mu.Unlock()
+	s.log.Debug("lane dialed", zap.String("group", s.srv.classifier.Name(g)), zap.String("upstream", addr))
+	return l, nil
+}
+
+func (s *session) dial() (net.Conn, string, error) {
+	ctx := context.Background()
+	if s.broker != bootstrapNode {
+		addr, err := s.srv.brokers.Addr(s.broker)
+		if err != nil {
+			return nil, "", err
+		}
+		conn, err := s.srv.dialer.Dial(ctx, addr)
+		if err != nil {
+			s.srv.instr.dialError(s.brokerLabel())
+			return nil, addr, fmt.Errorf("dial broker %d at %s: %w", s.broker, addr, err)
+		}
+		return conn, addr, nil
+	}
+	seeds := s.srv.brokers.Seeds()
+	if s.seed != "" {
+		seeds = []string{s.seed}
+	}
+	var errs []error
+	for _, addr := range seeds {
+		conn, err := s.srv.dialer.Dial(ctx, addr)
+		if err == nil {
+			s.seed = addr
+			return conn, addr, nil
+		}
+		s.srv.instr.dialError(s.brokerLabel())
+		errs = append(errs, fmt.Errorf("dial seed %s: %w", addr, err))
+	}
+	return nil, "", errors.Join(errs...)
+}
+
+func (s *session) brokerLabel() string {
+	if s.broker == bootstrapNode {
+		return "bootstrap"
+	}
+	return fmt.Sprint(s.broker)
+}
+
+func (s *session) dropLane(l *upstream.Lane) {
+	s.mu.Lock()
+	for g, cur := range s.lanes {
+		if cur == l {
+			s.lanes[g] = nil
+		}
+	}
+	s.mu.Unlock()
+}
+
+// LaneResponse implements upstream.Handler: rewrite if the API carries
+// broker addresses, then hand the answer to the writer.
+func (s *session) LaneResponse(owner any, frame *bufpool.Buf) {
+	sl := owner.(*slot)
+	if s.srv.rewriter.NeedsRewrite(sl.key) {
+		out, rewrote, err := s.srv.rewriter.Rewrite(frame.B, sl.key, sl.version, s.srv)
+		if err != nil {
+			s.srv.pool.Put(frame)
+			s.close(reasonRewriteFailed, err)
+			return
+		}
+		if rewrote {
+			s.srv.pool.Put(frame)
+			frame = bufpool.Wrap(out)
+			s.srv.instr.rewrite(sl.key)
+		}
+	}
+	s.srv.instr.answered(sl.key, sl.group, time.Since(sl.sent))
+	s.complete(sl, frame)
+}
+
+// LaneDone implements upstream.Handler: an idle lane is forgotten and
+// dialed again on next use; a lane that failed with requests in flight takes
+// the session down, exactly as a broker failure would.
+func (s *session) LaneDone(l *upstream.Lane, err error) {
+	s.dropLane(l)
+	if err != nil {
+		s.close(reasonUpstreamFailed, err)
+	}
+}
+
+func (s *session) answerLocally(h router.RequestHeader, resp []byte) (string, error) {
+	if !s.acquire() {
+		return reasonClosed, nil
+	}
+	g := s.srv.classifier.Classify(h.Key)
+	s.srv.instr.request(h.Key, g)
+	s.srv.instr.answered(h.Key, g, 0)
+	s.push(h, g, bufpool.Wrap(resp))
+	s.signal()
+	return "", nil
+}
+
+// acquire takes an in-flight token, blocking (and so not reading the
+// client) while limits.max_inflight_per_connection answers are owed.
+func (s *session) acquire() bool {
+	select {
+	case s.sem <- struct{}{}:
+		return true
+	case <-s.closedCh:
+		return false
+	}
+}
+
+func (s *session) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// drain stops reading new requests; the session closes once every answer
+// it owes has been written.
+func (s *session) drain() {
+	s.mu.Lock()
+	s.draining = true
+	s.mu.Unlock()
+	_ = s.conn.SetReadDeadline(time.Now())
+}

@@ -1,0 +1,115 @@
+// Package metrics defines kproxy's Prometheus metrics. A Metrics value is
+// built on a registry handed in by the caller; there is no global state.
+package metrics
+
+import (
+	"runtime"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Directions of kproxy_bytes_total.
+const (
+	ClientIn    = "client_in"
+	ClientOut   = "client_out"
+	UpstreamIn  = "upstream_in"
+	UpstreamOut = "upstream_out"
+)
+
+// Metrics holds every collector kproxy exports. Names are a contract;
+// labels are bounded (no client address, no API version).
+type Metrics struct {
+	ClientConnections      prometheus.Gauge
+	ClientConnectionsTotal prometheus.Counter
+	UpstreamConnections    *prometheus.GaugeVec   // broker, group
+	UpstreamDialErrors     *prometheus.CounterVec // broker
+	Requests               *prometheus.CounterVec // group, api
+	RequestDuration        *prometheus.HistogramVec
+	InflightRequests       *prometheus.GaugeVec   // group
+	Bytes                  *prometheus.CounterVec // direction
+	FrameErrors            *prometheus.CounterVec // reason
+	SessionCloses          *prometheus.CounterVec // reason
+	Rewrites               *prometheus.CounterVec // api
+	BuildInfo              *prometheus.GaugeVec
+}
+
+// New registers kproxy's metrics on reg.
+func New(reg prometheus.Registerer, version string) *Metrics {
+	f := factory{reg}
+	m := &Metrics{
+		ClientConnections: f.gauge(prometheus.GaugeOpts{
+			Name: "kproxy_client_connections", Help: "Client connections currently open."}),
+		ClientConnectionsTotal: f.counter(prometheus.CounterOpts{
+			Name: "kproxy_client_connections_total", Help: "Client connections accepted."}),
+		UpstreamConnections: f.gaugeVec(prometheus.GaugeOpts{
+			Name: "kproxy_upstream_connections", Help: "Upstream broker connections currently open, per broker and group."},
+			"broker", "group"),
+		UpstreamDialErrors: f.counterVec(prometheus.CounterOpts{
+			Name: "kproxy_upstream_dial_errors_total", Help: "Failed connection attempts to a broker."},
+			"broker"),
+		Requests: f.counterVec(prometheus.CounterOpts{
+			Name: "kproxy_requests_total", Help: "Requests forwarded upstream (or answered by the proxy), per group and Kafka API."},
+			"group", "api"),
+		RequestDuration: f.histogramVec(prometheus.HistogramOpts{
+			Name:    "kproxy_request_duration_seconds",
+			Help:    "Time from forwarding a request upstream to receiving its answer.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 14)}, // 100µs … ~15min
+			"group", "api"),
+		InflightRequests: f.gaugeVec(prometheus.GaugeOpts{
+			Name: "kproxy_inflight_requests", Help: "Requests forwarded and not yet answered, per group."},
+			"group"),
+		Bytes: f.counterVec(prometheus.CounterOpts{
+			Name: "kproxy_bytes_total", Help: "Bytes moved, by direction: client_in, client_out, upstream_in, upstream_out."},
+			"direction"),
+		FrameErrors: f.counterVec(prometheus.CounterOpts{
+			Name: "kproxy_frame_errors_total", Help: "Malformed or refused client frames, by reason."},
+			"reason"),
+		SessionCloses: f.counterVec(prometheus.CounterOpts{
+			Name: "kproxy_session_closes_total", Help: "Client sessions closed, by reason."},
+			"reason"),
+		Rewrites: f.counterVec(prometheus.CounterOpts{
+			Name: "kproxy_rewrites_total", Help: "Responses rewritten to carry proxy addresses or capped versions, per Kafka API."},
+			"api"),
+		BuildInfo: f.gaugeVec(prometheus.GaugeOpts{
+			Name: "kproxy_build_info", Help: "Build information; always 1."},
+			"version", "goversion"),
+	}
+	m.BuildInfo.WithLabelValues(version, runtime.Version()).Set(1)
+	return m
+}
+
+// NewNop returns metrics registered nowhere, for tests and tools that do not
+// export them.
+func NewNop() *Metrics { return New(prometheus.NewRegistry(), "test") }
+
+type factory struct{ reg prometheus.Registerer }
+
+func (f factory) gauge(o prometheus.GaugeOpts) prometheus.Gauge {
+	g := prometheus.NewGauge(o)
+	f.reg.MustRegister(g)
+	return g
+}
+
+func (f factory) counter(o prometheus.CounterOpts) prometheus.Counter {
+	c := prometheus.NewCounter(o)
+	f.reg.MustRegister(c)
+	return c
+}
+
+func (f factory) gaugeVec(o prometheus.GaugeOpts, labels ...string) *prometheus.GaugeVec {
+	g := prometheus.NewGaugeVec(o, labels)
+	f.reg.MustRegister(g)
+	return g
+}
+
+func (f factory) counterVec(o prometheus.CounterOpts, labels ...string) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(o, labels)
+	f.reg.MustRegister(c)
+	return c
+}
+
+func (f factory) histogramVec(o prometheus.HistogramOpts, labels ...string) *prometheus.HistogramVec {
+	h := prometheus.NewHistogramVec(o, labels)
+	f.reg.MustRegister(h)
+	return h
+}

@@ -1,0 +1,102 @@
+// Package proxytest starts an in-process kfake cluster with kproxy in front
+// of it, for tests and benchmarks.
+package proxytest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/kproxy/kproxy/config"
+	"github.com/kproxy/kproxy/internal/listener"
+	"github.com/kproxy/kproxy/internal/metrics"
+)
+
+// Env is a running cluster and the proxy in front of it.
+type Env struct {
+	Cluster  *kfake.Cluster
+	Proxy    *listener.Server
+	Config   config.Config
+	Registry *prometheus.Registry
+	Metrics  *metrics.Metrics
+}
+
+// Options tune Start.
+type Options struct {
+	Brokers int          // default 3
+	Kfake   []kfake.Opt  // extra cluster options
+	Config  func(*config.Config)
+	Logger  *zap.Logger // default: zaptest at warn
+}
+
+// Config returns the defaults with test-friendly listeners: ephemeral ports
+// on loopback for the bootstrap and every broker.
+func Config(seeds []string) config.Config {
+	cfg := config.Defaults()
+	cfg.Upstream.BootstrapServers = seeds
+	cfg.Listen.Bootstrap = "127.0.0.1:0"
+	cfg.Listen.BrokerPortBase = 0
+	cfg.Admin.Listen = "127.0.0.1:0"
+	cfg.ShutdownTimeout = 5 * time.Second
+	return cfg
+}
+
+// Start brings up kfake and kproxy; both stop at test cleanup.
+func Start(t testing.TB, o Options) *Env {
+	t.Helper()
+	if o.Brokers == 0 {
+		o.Brokers = 3
+	}
+	cluster, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(o.Brokers)}, o.Kfake...)...)
+	if err != nil {
+		t.Fatalf("kfake: %v", err)
+	}
+	t.Cleanup(cluster.Close)
+	cfg := Config(cluster.ListenAddrs())
+	if o.Config != nil {
+		o.Config(&cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	log := o.Logger
+	if log == nil {
+		log = zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	}
+	env := StartProxy(t, cfg, log)
+	env.Cluster = cluster
+	return env
+}
+
+// StartProxy runs kproxy with cfg until test cleanup and waits until it has
+// fetched upstream metadata.
+func StartProxy(t testing.TB, cfg config.Config, log *zap.Logger) *Env {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg, "test")
+	srv, err := listener.New(cfg, log, m)
+	if err != nil {
+		t.Fatalf("listener: %v", err)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for !srv.Ready() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return &Env{Proxy: srv, Config: cfg, Registry: reg, Metrics: m}
+}
+
+// Bootstrap is the proxy's bootstrap address.
+func (e *Env) Bootstrap() string { return e.Proxy.BootstrapAddr() }

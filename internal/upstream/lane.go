@@ -1,0 +1,285 @@
+package upstream
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kproxy/kproxy/internal/bufpool"
+)
+
+// ErrLaneClosed is returned by Send on a lane that has stopped; the caller
+// dials a new one. Nothing was sent.
+var ErrLaneClosed = errors.New("lane closed")
+
+var errIdleTimeout = errors.New("idle timeout")
+
+// Handler receives what a lane reads. The session implements it.
+type Handler interface {
+	// LaneResponse is called on the lane's reader goroutine with each
+	// response frame, in request order. The handler owns frame.
+	LaneResponse(owner any, frame *bufpool.Buf)
+	// LaneDone is called once, when the lane has stopped. err is nil when
+	// the lane closed while idle (the proxy's idle timer, or the broker
+	// closing an idle connection): nothing was lost and the session goes on.
+	LaneDone(l *Lane, err error)
+}
+
+// LaneOptions are shared by every lane of a proxy.
+type LaneOptions struct {
+	Pool          *bufpool.Pool
+	MaxFrameBytes int
+	IdleTimeout   time.Duration
+	BytesIn       prometheus.Counter
+	BytesOut      prometheus.Counter
+}
+
+// Lane is one upstream connection carrying one group of one client
+// session's requests, pipelined. The broker answers in order, so a FIFO of
+// pending correlation ids checks every response.
+type Lane struct {
+	conn  net.Conn
+	h     Handler
+	opts  *LaneOptions
+	gauge prometheus.Gauge
+
+	mu      sync.Mutex
+	queue   []*bufpool.Buf // frames waiting for the writer
+	pending []pending      // requests sent or queued that expect an answer
+	head    int            // first live entry of pending
+	acks0   int            // acks=0 produces since the last answer
+	closed  bool
+	err     error
+
+	wake chan struct{}
+	done chan struct{}
+
+	// writer state, owned by the writer goroutine
+	batch []*bufpool.Buf
+	iov   net.Buffers
+	out   net.Buffers
+}
+
+type pending struct {
+	corr  int32
+	owner any
+}
+
+// NewLane starts a lane over an established connection. gauge counts open
+// upstream connections for the lane's broker and group.
+func NewLane(conn net.Conn, h Handler, opts *LaneOptions, gauge prometheus.Gauge) *Lane {
+	l := &Lane{
+		conn:  conn,
+		h:     h,
+		opts:  opts,
+		gauge: gauge,
+		wake:  make(chan struct{}, 1),
+		done:  make(chan struct{}),
+	}
+	gauge.Inc()
+	go l.write()
+	go l.read()
+	return l
+}
+
+// Send queues a complete request frame (size prefix included). A request
+// that expects a response holds a pending entry until its answer arrives;
+// owner is handed back with that answer. The lane takes frame.
+func (l *Lane) Send(frame *bufpool.Buf, corr int32, expectResponse bool, owner any) error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return ErrLaneClosed
+	}
+	if l.idleLocked() {
+		// Deadlines only while a request is in flight: the idle timer
+		// stops now.
+		_ = l.conn.SetReadDeadline(time.Time{})
+	}
+	if expectResponse {
+		l.pending = append(l.pending, pending{corr: corr, owner: owner})
+	} else {
+		l.acks0++
+	}
+	l.queue = append(l.queue, frame)
+	l.mu.Unlock()
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Close stops the lane; pending requests are abandoned.
+func (l *Lane) Close() { l.fail(net.ErrClosed) }
+
+func (l *Lane) idleLocked() bool {
+	return l.head == len(l.pending) && l.acks0 == 0
+}
+
+func (l *Lane) fail(err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		return
+	}
+	l.err = err
+	l.closed = true
+	select {
+	case <-l.done:
+	default:
+		close(l.done)
+	}
+	_ = l.conn.Close()
+}
+
+// write drains the queue into the connection: everything queued since the
+// last write goes out in one writev, so pipelined requests batch naturally.
+func (l *Lane) write() {
+	for {
+		select {
+		case <-l.wake:
+		case <-l.done:
+			return
+		}
+		l.mu.Lock()
+		l.batch, l.queue = l.queue, l.batch[:0]
+		l.mu.Unlock()
+		if len(l.batch) == 0 {
+			continue
+		}
+		l.iov = l.iov[:0]
+		for _, b := range l.batch {
+			l.iov = append(l.iov, b.B)
+		}
+		l.out = l.iov
+		n, err := l.out.WriteTo(l.conn)
+		l.opts.BytesOut.Add(float64(n))
+		for i, b := range l.batch {
+			l.opts.Pool.Put(b)
+			l.batch[i] = nil
+		}
+		if err != nil {
+			l.fail(fmt.Errorf("write upstream: %w", err))
+			return
+		}
+	}
+}
+
+// read delivers responses in order until the connection ends, then reports
+// once to the handler.
+func (l *Lane) read() {
+	defer l.gauge.Dec()
+	err := l.readLoop()
+	l.mu.Lock()
+	switch {
+	case l.closed && l.err != nil && !errors.Is(l.err, net.ErrClosed):
+		err = l.err // the writer failed first
+	case errors.Is(err, errIdleTimeout), l.idleLocked() && len(l.queue) == 0:
+		err = nil // an idle connection closing loses nothing
+	case l.acks0 > 0 && l.head == len(l.pending):
+		err = fmt.Errorf("broker closed the connection after acks=0 produce (a broker's only way to report its error): %w", err)
+	}
+	l.mu.Unlock()
+	l.fail(net.ErrClosed)
+	l.h.LaneDone(l, err)
+}
+
+func (l *Lane) readLoop() error {
+	br := bufio.NewReaderSize(l.conn, 16<<10)
+	var hdr [8]byte
+	for {
+		if err := l.readFull(br, hdr[:]); err != nil {
+			return err
+		}
+		size := int32(binary.BigEndian.Uint32(hdr[:4]))
+		if size < 4 || int(size) > l.opts.MaxFrameBytes {
+			return fmt.Errorf("upstream response size %d outside 4..%d (limits.max_frame_bytes)", size, l.opts.MaxFrameBytes)
+		}
+		frame := l.opts.Pool.Get(4 + int(size))
+		copy(frame.B, hdr[:])
+		if err := l.readFull(br, frame.B[8:]); err != nil {
+			l.opts.Pool.Put(frame)
+			return err
+		}
+		l.opts.BytesIn.Add(float64(len(frame.B)))
+		corr := int32(binary.BigEndian.Uint32(hdr[4:]))
+		owner, deliver, err := l.match(corr)
+		if err != nil {
+			l.opts.Pool.Put(frame)
+			return err
+		}
+		if !deliver {
+			l.opts.Pool.Put(frame)
+			continue
+		}
+		l.h.LaneResponse(owner, frame)
+	}
+}
+
+// match pops the pending entry a response answers. A response that matches
+// nothing is a protocol error, unless acks=0 produces were sent: some
+// non-Kafka servers answer those anyway, and the answer is dropped.
+func (l *Lane) match(corr int32) (owner any, deliver bool, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.head < len(l.pending) && l.pending[l.head].corr == corr {
+		owner = l.pending[l.head].owner
+		l.pending[l.head] = pending{}
+		l.head++
+		l.acks0 = 0
+		if l.head == len(l.pending) {
+			l.head, l.pending = 0, l.pending[:0]
+			if l.opts.IdleTimeout > 0 {
+				_ = l.conn.SetReadDeadline(time.Now().Add(l.opts.IdleTimeout))
+			}
+		}
+		return owner, true, nil
+	}
+	if l.acks0 > 0 {
+		return nil, false, nil
+	}
+	if l.head < len(l.pending) {
+		return nil, false, fmt.Errorf("correlation id mismatch: broker answered %d, expected %d", corr, l.pending[l.head].corr)
+	}
+	return nil, false, fmt.Errorf("unexpected response with correlation id %d: nothing pending", corr)
+}
+
+// readFull is io.ReadFull that rides over the idle deadline when a request
+// was queued after it fired.
+func (l *Lane) readFull(r io.Reader, b []byte) error {
+	for n := 0; n < len(b); {
+		m, err := r.Read(b[n:])
+		n += m
+		if err == nil {
+			continue
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			l.mu.Lock()
+			idle := l.idleLocked()
+			if idle {
+				// Closed under the same lock Send takes: no request can
+				// slip onto a lane that is going away.
+				l.closed = true
+			}
+			l.mu.Unlock()
+			if !idle {
+				continue
+			}
+			return errIdleTimeout
+		}
+		if err == io.EOF && n > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,104 @@
+package upstream
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// clientID names the proxy's own requests in broker logs.
+const clientID = "kproxy"
+
+// metadataVersion is old enough for every broker since Kafka 1.0 and new
+// enough to carry what discovery needs (node ids, hosts, ports).
+const metadataVersion = 4
+
+// FetchBrokers asks the seeds, in order, for the cluster's brokers and
+// returns the first answer. It is the proxy's own request, never a client's.
+func (d *Dialer) FetchBrokers(ctx context.Context, seeds []string) ([]kmsg.MetadataResponseBroker, error) {
+	var errs []error
+	for _, seed := range seeds {
+		brokers, err := d.fetchBrokers(ctx, seed)
+		if err == nil {
+			return brokers, nil
+		}
+		errs = append(errs, fmt.Errorf("seed %s: %w", seed, err))
+	}
+	return nil, errors.Join(errs...)
+}
+
+func (d *Dialer) fetchBrokers(ctx context.Context, seed string) ([]kmsg.MetadataResponseBroker, error) {
+	conn, err := d.Dial(ctx, seed)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	req := kmsg.NewPtrMetadataRequest()
+	req.SetVersion(metadataVersion)
+	req.Topics = []kmsg.MetadataRequestTopic{} // brokers only
+	resp := kmsg.NewPtrMetadataResponse()
+	if err := roundTrip(ctx, conn, req, resp, d.Timeout); err != nil {
+		return nil, err
+	}
+	return resp.Brokers, nil
+}
+
+// roundTrip sends one request and reads its answer on a connection that has
+// nothing else in flight.
+func roundTrip(ctx context.Context, conn net.Conn, req kmsg.Request, resp kmsg.Response, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	_ = conn.SetDeadline(deadline)
+	defer conn.SetDeadline(time.Time{})
+
+	const corr = 1
+	buf := make([]byte, 4, 64)
+	buf = binary.BigEndian.AppendUint16(buf, uint16(req.Key()))
+	buf = binary.BigEndian.AppendUint16(buf, uint16(req.GetVersion()))
+	buf = binary.BigEndian.AppendUint32(buf, corr)
+	buf = binary.BigEndian.AppendUint16(buf, uint16(len(clientID)))
+	buf = append(buf, clientID...)
+	if req.IsFlexible() {
+		buf = append(buf, 0) // empty header tags
+	}
+	buf = req.AppendTo(buf)
+	binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
+	if _, err := conn.Write(buf); err != nil {
+		return fmt.Errorf("send %s: %w", kmsg.NameForKey(req.Key()), err)
+	}
+
+	var hdr [8]byte
+	if _, err := io.ReadFull(conn, hdr[:]); err != nil {
+		return fmt.Errorf("read %s answer: %w", kmsg.NameForKey(req.Key()), err)
+	}
+	size := binary.BigEndian.Uint32(hdr[:4])
+	if size < 4 || size > 64<<20 {
+		return fmt.Errorf("read %s answer: size %d out of range", kmsg.NameForKey(req.Key()), size)
+	}
+	if got := int32(binary.BigEndian.Uint32(hdr[4:])); got != corr {
+		return fmt.Errorf("read %s answer: correlation id %d, want %d", kmsg.NameForKey(req.Key()), got, corr)
+	}
+	body := make([]byte, size-4)
+	if _, err := io.ReadFull(conn, body); err != nil {
+		return fmt.Errorf("read %s answer: %w", kmsg.NameForKey(req.Key()), err)
+	}
+	resp.SetVersion(req.GetVersion())
+	if resp.IsFlexible() && req.Key() != 18 {
+		r := kbin.Reader{Src: body}
+		kmsg.SkipTags(&r)
+		if !r.Ok() {
+			return fmt.Errorf("read %s answer: truncated header", kmsg.NameForKey(req.Key()))
+		}
+		body = r.Src
+	}
+	return resp.ReadFrom(body)
+}

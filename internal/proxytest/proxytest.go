@@ -28,8 +28,8 @@ type Env struct {
 
 // Options tune Start.
 type Options struct {
-	Brokers int          // default 3
-	Kfake   []kfake.Opt  // extra cluster options
+	Brokers int         // default 3
+	Kfake   []kfake.Opt // extra cluster options
 	Config  func(*config.Config)
 	Logger  *zap.Logger // default: zaptest at warn
 }

@@ -1,0 +1,188 @@
+package listener_test
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kproxy/kproxy/internal/proxytest"
+)
+
+// expectClosed waits for the proxy to close conn.
+func expectClosed(t *testing.T, conn net.Conn) {
+	t.Helper()
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 64)
+	for {
+		_, err := conn.Read(buf)
+		if err == nil {
+			continue
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatal("proxy did not close the connection")
+		}
+		return
+	}
+}
+
+// roundTripWorks proves another client is untouched.
+func roundTripWorks(t *testing.T, cl *kgo.Client, value string) {
+	t.Helper()
+	ctx := ctxTimeout(t, 20*time.Second)
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "t", Value: []byte(value)}).FirstErr(); err != nil {
+		t.Fatalf("healthy client broken after %s: %v", value, err)
+	}
+}
+
+func TestBadInputClosesOnlyThatSession(t *testing.T) {
+	t.Parallel()
+	env := proxytest.Start(t, proxytest.Options{Kfake: []kfake.Opt{kfake.SeedTopics(1, "t")}})
+	healthy := newClient(t, env.Bootstrap())
+	roundTripWorks(t, healthy, "before")
+
+	garbage := make([]byte, 4096)
+	_, _ = rand.Read(garbage)
+	garbage[0] = 0x7f // a size prefix far over the limit, whatever the rest is
+	oversized := binary.BigEndian.AppendUint32(nil, uint32(env.Config.Limits.MaxFrameBytes+1))
+	negative := binary.BigEndian.AppendUint32(nil, 0xffff_fff0)
+	truncated := append(binary.BigEndian.AppendUint32(nil, 100), make([]byte, 20)...)
+	tlsHello := []byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03}
+	httpGet := []byte("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+
+	cases := []struct {
+		name, reason string
+		payload      []byte
+		closeWrite   bool
+	}{
+		{"garbage burst", "oversized", garbage, false},
+		{"oversized size prefix", "oversized", oversized, false},
+		{"negative size prefix", "negative_size", negative, false},
+		{"truncated frame", "truncated", truncated, true},
+		{"tls on plaintext", "tls_on_plaintext", tlsHello, false},
+		{"http on kafka port", "http_on_kafka_port", httpGet, false},
+	}
+	for _, tc := range cases {
+		before := testutil.ToFloat64(env.Metrics.FrameErrors.WithLabelValues(tc.reason))
+		conn, err := net.Dial("tcp", env.Bootstrap())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Write(tc.payload); err != nil {
+			t.Fatal(err)
+		}
+		if tc.closeWrite {
+			_ = conn.(*net.TCPConn).CloseWrite()
+		}
+		expectClosed(t, conn)
+		conn.Close()
+		waitFor(t, tc.name+" counted", func() bool {
+			return testutil.ToFloat64(env.Metrics.FrameErrors.WithLabelValues(tc.reason)) == before+1
+		})
+		roundTripWorks(t, healthy, tc.name)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestAcksZeroHoldsNoSlot: the broker never answers acks=0, so the request
+// behind it must be answered next, and nothing stays in flight.
+func TestAcksZeroHoldsNoSlot(t *testing.T) {
+	t.Parallel()
+	env := proxytest.Start(t, proxytest.Options{Kfake: []kfake.Opt{kfake.SeedTopics(1, "t")}})
+	_, addr := leaderAddrs(t, env, "t")
+	c, err := proxytest.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.Conn.SetDeadline(time.Now().Add(10 * time.Second))
+	for i := range 3 {
+		if _, err := c.Send(proxytest.ProduceRequest("t", 0, 0, []byte("fire-and-forget-"+strconv.Itoa(i)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	metaCorr, _ := c.Send(kmsg.NewPtrMetadataRequest())
+	resp, err := c.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.CorrelationID != metaCorr {
+		t.Fatalf("first answer has correlation id %d, want the metadata request's %d", resp.CorrelationID, metaCorr)
+	}
+	if got := testutil.ToFloat64(env.Metrics.InflightRequests.WithLabelValues("produce")); got != 0 {
+		t.Fatalf("produce in flight = %v after acks=0 produces, want 0", got)
+	}
+	cl := newClient(t, env.Bootstrap(), kgo.ConsumeTopics("t"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	consumeExactly(t, ctxTimeout(t, 20*time.Second), cl, 3)
+}
+
+// TestUpstreamDropClosesSessionIdempotentExactlyOnce: kfake drops the
+// connection carrying a produce; the proxy must close the client session
+// (never answer for the broker), and the idempotent producer's retries must
+// leave every record exactly once.
+func TestUpstreamDropClosesSessionIdempotentExactlyOnce(t *testing.T) {
+	t.Parallel()
+	env := proxytest.Start(t, proxytest.Options{Kfake: []kfake.Opt{kfake.SeedTopics(3, "t")}})
+	var produces, drops atomic.Int32
+	env.Cluster.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		env.Cluster.KeepControl()
+		if n := produces.Add(1); n == 5 || n == 20 {
+			drops.Add(1)
+			return nil, errors.New("injected connection drop"), true
+		}
+		return nil, nil, false
+	})
+	const n = 3000
+	ctx := ctxTimeout(t, 60*time.Second)
+	producer := newClient(t, env.Bootstrap(), kgo.DefaultProduceTopic("t"), kgo.MaxBufferedRecords(100))
+	var wg sync.WaitGroup
+	var failed atomic.Int32
+	for i := range n {
+		wg.Add(1)
+		producer.Produce(ctx, &kgo.Record{Value: []byte(strconv.Itoa(i))}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				failed.Add(1)
+			}
+			wg.Done()
+		})
+	}
+	wg.Wait()
+	if failed.Load() > 0 {
+		t.Fatalf("%d records failed", failed.Load())
+	}
+	if drops.Load() != 2 {
+		t.Fatalf("injected %d drops, want 2", drops.Load())
+	}
+	if got := testutil.ToFloat64(env.Metrics.SessionCloses.WithLabelValues("upstream_failed")); got < 1 {
+		t.Fatalf("session closes for upstream failure = %v, want >= 1", got)
+	}
+	consumer := newClient(t, env.Bootstrap(), kgo.ConsumeTopics("t"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	consumeExactly(t, ctx, consumer, n)
+	// Nothing beyond n: a duplicate would have been reported above, and
+	// a short poll shows no stragglers.
+	short := ctxTimeout(t, time.Second)
+	if fs := consumer.PollFetches(short); fs.NumRecords() > 0 {
+		t.Fatalf("%d records beyond the %d produced", fs.NumRecords(), n)
+	}
+}

@@ -1,0 +1,107 @@
+package listener_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/kproxy/kproxy/internal/proxytest"
+)
+
+type countingHandler struct {
+	mu   sync.Mutex
+	seen map[string]int
+	want int
+	done chan struct{}
+	once sync.Once
+}
+
+func (h *countingHandler) Setup(sarama.ConsumerGroupSession) error   { return nil }
+func (h *countingHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+func (h *countingHandler) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.ConsumerGroupClaim) error {
+	for msg := range c.Messages() {
+		h.mu.Lock()
+		h.seen[string(msg.Value)]++
+		n := len(h.seen)
+		h.mu.Unlock()
+		s.MarkMessage(msg, "")
+		if n >= h.want {
+			h.once.Do(func() { close(h.done) })
+		}
+	}
+	return nil
+}
+
+// TestSaramaProduceConsumeGroup drives the classic single-socket,
+// strict-order client through the proxy.
+func TestSaramaProduceConsumeGroup(t *testing.T) {
+	t.Parallel()
+	env := proxytest.Start(t, proxytest.Options{Kfake: []kfake.Opt{kfake.SeedTopics(3, "events")}})
+	const n = 2000
+
+	cfg := sarama.NewConfig()
+	cfg.Version = sarama.V3_6_0_0
+	cfg.Producer.RequiredAcks = sarama.WaitForAll
+	cfg.Producer.Return.Successes = true
+	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
+	cfg.Consumer.Offsets.AutoCommit.Interval = 100 * time.Millisecond
+
+	producer, err := sarama.NewSyncProducer([]string{env.Bootstrap()}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := make([]*sarama.ProducerMessage, n)
+	for i := range msgs {
+		msgs[i] = &sarama.ProducerMessage{Topic: "events", Value: sarama.StringEncoder(fmt.Sprint(i))}
+	}
+	if err := producer.SendMessages(msgs); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+	if err := producer.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	group, err := sarama.NewConsumerGroup([]string{env.Bootstrap()}, "sarama-group", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &countingHandler{seen: map[string]int{}, want: n, done: make(chan struct{})}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	consumed := make(chan error, 1)
+	go func() {
+		for ctx.Err() == nil {
+			if err := group.Consume(ctx, []string{"events"}, h); err != nil {
+				consumed <- err
+				return
+			}
+		}
+		consumed <- nil
+	}()
+	select {
+	case <-h.done:
+	case <-ctx.Done():
+	}
+	cancel()
+	if err := <-consumed; err != nil {
+		t.Fatalf("consume: %v", err)
+	}
+	if err := group.Close(); err != nil {
+		t.Fatal(err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.seen) != n {
+		t.Fatalf("consumed %d distinct records, want %d", len(h.seen), n)
+	}
+	for v, c := range h.seen {
+		if c != 1 {
+			t.Fatalf("record %s consumed %d times", v, c)
+		}
+	}
+}

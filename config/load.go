@@ -35,6 +35,16 @@ func Load(path string) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("decode config: %w", err)
 	}
+	// A file or variable that names some groups replaces those groups'
+	// lists only; the others keep their defaults.
+	for g, apis := range DefaultGroups() {
+		if _, ok := cfg.Routing.Groups[g]; !ok {
+			if cfg.Routing.Groups == nil {
+				cfg.Routing.Groups = map[string][]string{}
+			}
+			cfg.Routing.Groups[g] = apis
+		}
+	}
 	return cfg, nil
 }
 

@@ -1,0 +1,143 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "kproxy.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestDefaultsApplyWithoutFile(t *testing.T) {
+	cfg, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen.Bootstrap != "127.0.0.1:9092" || cfg.Listen.BrokerPortBase != 19092 || cfg.Admin.Listen != "127.0.0.1:9644" {
+		t.Fatalf("defaults not applied: %+v", cfg.Listen)
+	}
+	if cfg.Limits.MaxFrameBytes != 100<<20 || cfg.Routing.Ordering != "strict" || cfg.Log.Format != "json" {
+		t.Fatalf("defaults not applied: %+v %+v", cfg.Limits, cfg.Routing)
+	}
+	if got := cfg.Routing.Groups["coordination"]; len(got) != 11 {
+		t.Fatalf("default coordination group = %v", got)
+	}
+}
+
+func TestEnvOverridesFile(t *testing.T) {
+	path := writeFile(t, `
+upstream:
+  bootstrap_servers: [file-a:9092]
+listen:
+  bootstrap: 127.0.0.1:7000
+  broker_ports: {1: 7101}
+routing:
+  groups:
+    fetch: [Fetch]
+shutdown_timeout: 3s
+`)
+	t.Setenv("KPROXY_UPSTREAM_BOOTSTRAP_SERVERS", "env-a:9092, env-b:9092")
+	t.Setenv("KPROXY_SHUTDOWN_TIMEOUT", "7s")
+	t.Setenv("KPROXY_LIMITS_MAX_INFLIGHT_PER_CONNECTION", "9")
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cfg.Upstream.BootstrapServers, ","); got != "env-a:9092,env-b:9092" {
+		t.Errorf("bootstrap_servers = %q, want the environment's", got)
+	}
+	if cfg.ShutdownTimeout != 7*time.Second || cfg.Limits.MaxInflightPerConnection != 9 {
+		t.Errorf("env did not override: %v %d", cfg.ShutdownTimeout, cfg.Limits.MaxInflightPerConnection)
+	}
+	if cfg.Listen.Bootstrap != "127.0.0.1:7000" || cfg.Listen.BrokerPorts[1] != 7101 {
+		t.Errorf("file values lost: %+v", cfg.Listen)
+	}
+	if got := cfg.Routing.Groups["fetch"]; len(got) != 1 || got[0] != "Fetch" {
+		t.Errorf("file group override lost: %v", got)
+	}
+	if got := cfg.Routing.Groups["produce"]; len(got) != 1 {
+		t.Errorf("default groups dropped when the file names one: %v", cfg.Routing.Groups)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("valid config rejected: %v", err)
+	}
+}
+
+func TestEnvMaps(t *testing.T) {
+	t.Setenv("KPROXY_UPSTREAM_BOOTSTRAP_SERVERS", "k:9092")
+	t.Setenv("KPROXY_LISTEN_BROKER_PORTS", "1=7101, 2=7102")
+	t.Setenv("KPROXY_ROUTING_GROUPS", "fetch=Fetch|ShareFetch,meta=Metadata")
+	cfg, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen.BrokerPorts[1] != 7101 || cfg.Listen.BrokerPorts[2] != 7102 {
+		t.Errorf("broker_ports = %v", cfg.Listen.BrokerPorts)
+	}
+	if got := cfg.Routing.Groups["fetch"]; strings.Join(got, ",") != "Fetch,ShareFetch" {
+		t.Errorf("groups.fetch = %v", got)
+	}
+	if got := cfg.Routing.Groups["meta"]; strings.Join(got, ",") != "Metadata" {
+		t.Errorf("groups.meta = %v", cfg.Routing.Groups)
+	}
+}
+
+func TestValidateListsEveryProblem(t *testing.T) {
+	cfg := Defaults()
+	cfg.Listen.Bootstrap = "localhost"
+	cfg.Log.Format = "xml"
+	cfg.Routing.Groups = map[string][]string{"a": {"Fetch", "Nope"}, "b": {"fetch"}}
+	cfg.Limits.MaxInflightPerConnection = 0
+	err := cfg.Validate()
+	if err == nil {
+		t.Fatal("invalid config accepted")
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		`upstream.bootstrap_servers (KPROXY_UPSTREAM_BOOTSTRAP_SERVERS) "": is empty`,
+		`listen.bootstrap (KPROXY_LISTEN_BOOTSTRAP) "localhost": missing port in address`,
+		`log.format (KPROXY_LOG_FORMAT) "xml": want json or console`,
+		`routing.groups.a (KPROXY_ROUTING_GROUPS_A) "Nope": unknown Kafka API name`,
+		`routing.groups.b (KPROXY_ROUTING_GROUPS_B) "fetch": already in group "a"`,
+		`limits.max_inflight_per_connection (KPROXY_LIMITS_MAX_INFLIGHT_PER_CONNECTION) "0": must be at least 1`,
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("missing %q in:\n%s", want, msg)
+		}
+	}
+}
+
+func TestExampleFileIsValid(t *testing.T) {
+	t.Setenv("KPROXY_UPSTREAM_BOOTSTRAP_SERVERS", "")
+	cfg, err := Load("kproxy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("config/kproxy.yaml: %v", err)
+	}
+	if !reflectEqualGroups(cfg.Routing.Groups, DefaultGroups()) {
+		t.Errorf("example groups differ from the defaults: %v", cfg.Routing.Groups)
+	}
+}
+
+func reflectEqualGroups(a, b map[string][]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if strings.Join(v, ",") != strings.Join(b[k], ",") {
+			return false
+		}
+	}
+	return true
+}

@@ -111,3 +111,18 @@ func (r *reader) skipTags() {
 		r.skip(int(size))
 	}
 }
+
+// skipCompactBytes skips compact (nullable) bytes or a compact string: a
+// null or empty value has nothing after its length.
+func (r *reader) skipCompactBytes() {
+	if n := r.compactLen(); n > 0 {
+		r.skip(n)
+	}
+}
+
+// done reports whether the walk stayed in bounds and consumed every byte. A
+// walker that stops short has misread the layout, so its verdict about what
+// follows cannot be trusted.
+func (r *reader) done() bool {
+	return !r.bad && r.off == len(r.b)
+}

@@ -1,0 +1,97 @@
+// ApiVersions (key 18), v0–v5: every API the proxy decodes is capped at the
+// highest version this binary's kmsg knows, so clients that negotiate never
+// send a version whose response the proxy could not rewrite. The broker's
+// other answers pass through as they are.
+//
+// KIP-511: a broker that does not know the requested ApiVersions version
+// answers UNSUPPORTED_VERSION with a v0 body, whatever version was asked,
+// so a client can learn which versions to retry with. That answer is read
+// and re-encoded at v0.
+//
+// Caps are found by a walk that does not allocate: ApiVersions is answered
+// once per connection, but most brokers need no cap and the frame passes as
+// it came.
+
+package router
+
+import "github.com/twmb/franz-go/pkg/kmsg"
+
+// scanApiVersions picks the version the body is encoded at and reports
+// whether any entry needs a cap.
+func (r *Rewriter) scanApiVersions(body []byte, version int16) (int16, bool, error) {
+	code, capNeeded, ok := r.walkApiVersions(body, version)
+	if ok && code == 0 {
+		return version, capNeeded, nil
+	}
+	// An error answer, or a body that is not what version says: try v0.
+	// The v0 walk must consume the body exactly, which a flexible body
+	// read as v0 practically never does.
+	if _, capNeeded0, ok0 := r.walkApiVersions(body, 0); ok0 {
+		return 0, capNeeded0, nil
+	}
+	if ok { // an error answer at the requested version
+		return version, capNeeded, nil
+	}
+	return version, false, errMalformed
+}
+
+// walkApiVersions reads ErrorCode, ApiKeys[ApiKey, MinVersion, MaxVersion,
+// tags v3+], ThrottleMillis v1+, tags v3+; ok reports an exact fit.
+func (r *Rewriter) walkApiVersions(body []byte, version int16) (code int16, capNeeded, ok bool) {
+	flexible := version >= 3
+	rd := reader{b: body}
+	code = rd.int16()
+	var n int
+	if flexible {
+		n = rd.compactLen()
+	} else {
+		n = int(rd.int32())
+	}
+	for i := 0; i < n && !rd.bad; i++ {
+		key := rd.int16()
+		rd.skip(2) // MinVersion
+		if _, c := r.capVersion(key, rd.int16()); c {
+			capNeeded = true
+		}
+		if flexible {
+			rd.skipTags()
+		}
+	}
+	if version >= 1 {
+		rd.skip(4) // ThrottleMillis
+	}
+	if flexible {
+		rd.skipTags()
+	}
+	return code, capNeeded, rd.done()
+}
+
+// capVersion returns the highest version of key a client may use through
+// the proxy given the broker's maxVersion, and whether that is lower.
+func (r *Rewriter) capVersion(key, maxVersion int16) (int16, bool) {
+	if top := r.p.MaxVersion(key); r.Decoded(key) && maxVersion > top {
+		return top, true
+	}
+	return maxVersion, false
+}
+
+// capApiVersions lowers MaxVersion of every decoded API to the proxy's; an
+// API whose capped range is empty is dropped, so the client does not use it
+// at all rather than at a version the proxy cannot read.
+func (r *Rewriter) capApiVersions(resp kmsg.Response, _ AddressMap) (bool, error) {
+	a := resp.(*kmsg.ApiVersionsResponse)
+	changed := false
+	kept := a.ApiKeys[:0]
+	for _, k := range a.ApiKeys {
+		if capped, c := r.capVersion(k.ApiKey, k.MaxVersion); c {
+			changed = true
+			if capped < k.MinVersion {
+				continue
+			}
+			k.MaxVersion = capped
+		}
+		kept = append(kept, k)
+	}
+	a.ApiKeys = kept
+	return changed, nil
+}

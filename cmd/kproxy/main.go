@@ -19,6 +19,7 @@ const usage = `kproxy: a Kafka sidecar proxy that removes head-of-line blocking.
 Usage:
   kproxy run [--config FILE]            run the proxy
   kproxy check-config [--config FILE]   print the effective configuration, or every problem in it
+  kproxy demo                           run an embedded 3-broker cluster behind kproxy
   kproxy version                        print the version
 
 Configuration: a YAML file (see config/kproxy.yaml) and KPROXY_* environment
@@ -39,6 +40,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "run":
 		err = runProxy(rest, stderr)
+	case "demo":
+		err = runDemo(rest, stdout, stderr)
 	case "check-config":
 		err = checkConfig(rest, stdout)
 	case "version":

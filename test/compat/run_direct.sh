@@ -8,13 +8,14 @@
 #                             [--clients "kafka-python confluent kcat kafkajs"]
 #                             [--bootstrap HOST:PORT]   # use a running cluster/proxy instead
 #                             [--results FILE]          # JSON lines, one per client
+#                             [--path-label direct]     # "path" column, e.g. proxy-strict
 #
 # Prerequisites: .ci/install-compat-deps.sh, Go (to build kfakeserver).
 set -u -o pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-kafka_version=latest count=1000 bootstrap="" results=""
+kafka_version=latest count=1000 bootstrap="" results="" path_label=direct
 clients="kafka-python confluent kcat kafkajs"
 client_timeout=${COMPAT_CLIENT_TIMEOUT:-180}
 while [ $# -gt 0 ]; do
@@ -24,6 +25,7 @@ while [ $# -gt 0 ]; do
 	--clients) clients=$2; shift 2 ;;
 	--bootstrap) bootstrap=$2; shift 2 ;;
 	--results) results=$2; shift 2 ;;
+	--path-label) path_label=$2; shift 2 ;;
 	*) echo "run_direct.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
@@ -89,9 +91,9 @@ for c in $clients; do
 	line=$(printf '%s' "$line" | /usr/bin/python3 -c '
 import json, sys
 r = json.loads(sys.stdin.read())
-r.update(kafka_version=sys.argv[1], path="direct", exit_code=int(sys.argv[2]), seconds=int(sys.argv[3]))
+r.update(kafka_version=sys.argv[1], path=sys.argv[4], exit_code=int(sys.argv[2]), seconds=int(sys.argv[3]))
 if r["exit_code"] != 0: r["ok"] = False
-print(json.dumps(r))' "$kafka_version" "$rc" "$((SECONDS - start))")
+print(json.dumps(r))' "$kafka_version" "$rc" "$((SECONDS - start))" "$path_label")
 	echo "$line" >>"$results"
 	if [ "$rc" -ne 0 ]; then
 		failed=1

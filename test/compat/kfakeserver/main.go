@@ -20,6 +20,7 @@ import (
 	"syscall"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
 )
 
@@ -39,6 +40,7 @@ func run() error {
 		watchStdin  = flag.Bool("watch-stdin", true, "exit when stdin reaches EOF")
 		seedTopics  = flag.String("seed-topics", "", "comma-separated topics to create at start, with -default-partitions partitions")
 		logRequests = flag.Bool("v", false, "log kfake debug output to stderr")
+		logAPIVers  = flag.Bool("log-api-versions", false, "log every ApiVersions request (version, KIP-511 ClientSoftwareName/Version) to stderr")
 	)
 	flag.Parse()
 
@@ -71,6 +73,9 @@ func run() error {
 		return fmt.Errorf("starting kfake cluster: %w", err)
 	}
 	defer c.Close()
+	if *logAPIVers {
+		logAPIVersions(c)
+	}
 
 	// One line, flushed, so a harness can read it with a plain line read.
 	w := bufio.NewWriter(os.Stdout)
@@ -91,4 +96,17 @@ func run() error {
 	}
 	fmt.Fprintf(os.Stderr, "kfakeserver: stopping (%s)\n", <-done)
 	return nil
+}
+
+// logAPIVersions observes ApiVersions requests without handling them, so the
+// suite can record what each client announces (KIP-511, ApiVersions v3+);
+// kproxy's "auto" ordering mode keys off ClientSoftwareName.
+func logAPIVersions(c *kfake.Cluster) {
+	c.ControlKey(int16(kmsg.ApiVersions), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		r := req.(*kmsg.ApiVersionsRequest)
+		fmt.Fprintf(os.Stderr, "api_versions broker=%d version=%d client_software_name=%q client_software_version=%q\n",
+			c.CurrentNode(), r.Version, r.ClientSoftwareName, r.ClientSoftwareVersion)
+		return nil, nil, false
+	})
 }

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Installs the non-Go clients of the compatibility suite (test/compat/):
+#   kafka-python            Debian python3-kafka
+#   confluent-kafka-python  Debian python3-confluent-kafka (librdkafka1)
+#   kcat                    Debian kcat (librdkafka1)
+#   KafkaJS                 npm, pinned by test/compat/kafkajs/package-lock.json
+#
+# Idempotent and non-interactive. Debian versions are pinned below (bookworm);
+# if the archive moves on, the install fails and names the pin to update.
+# KPROXY_COMPAT_UNPINNED=1 installs whatever the archive has instead.
+set -euo pipefail
+
+export DEBIAN_FRONTEND=noninteractive
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+# Exact versions the suite was last run with (dpkg-query -W).
+pins=(
+	"python3-kafka=2.0.2-3"
+	"python3-confluent-kafka=1.7.0-4"
+	"kcat=1.7.1-2"
+	"librdkafka1=2.0.2-1"
+)
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+	command -v sudo >/dev/null || { echo "install-compat-deps: need root or sudo for apt-get" >&2; exit 1; }
+	sudo="sudo -n"
+fi
+
+log() { echo "install-compat-deps: $*" >&2; }
+
+installed_ok() {
+	local p name want have
+	for p in "${pins[@]}"; do
+		name=${p%%=*} want=${p#*=}
+		have=$(dpkg-query -W -f='${Status} ${Version}' "$name" 2>/dev/null || true)
+		if [ -n "${KPROXY_COMPAT_UNPINNED:-}" ]; then
+			[[ $have == "install ok installed "* ]] || return 1
+		else
+			[ "$have" = "install ok installed $want" ] || return 1
+		fi
+	done
+}
+
+apt_install() {
+	local args=()
+	if [ -n "${KPROXY_COMPAT_UNPINNED:-}" ]; then
+		args=("${pins[@]%%=*}")
+	else
+		args=("${pins[@]}")
+	fi
+	$sudo apt-get update -q &&
+		$sudo apt-get install -y -q --no-install-recommends \
+			-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+			"${args[@]}"
+}
+
+if installed_ok; then
+	log "Debian packages already installed at the pinned versions"
+else
+	if ! apt_install; then
+		log "apt failed; retrying once in 10s"
+		sleep 10
+		if ! apt_install; then
+			log "apt install failed. If a pinned version left the archive, check"
+			log "'apt-cache policy ${pins[*]%%=*}' and update the pins in $0"
+			exit 1
+		fi
+	fi
+fi
+dpkg-query -W "${pins[@]%%=*}" >&2
+
+# The Python clients need Debian's interpreter (dist-packages).
+/usr/bin/python3 -c 'import kafka, confluent_kafka' ||
+	{ log "/usr/bin/python3 cannot import kafka / confluent_kafka"; exit 1; }
+
+command -v npm >/dev/null || { log "npm not found (need Node.js >= 14 and npm)"; exit 1; }
+cd "$root/test/compat/kafkajs"
+if ! npm ci --no-audit --no-fund --loglevel=error; then
+	log "npm ci failed; retrying once in 10s"
+	sleep 10
+	npm ci --no-audit --no-fund --loglevel=error
+fi
+log "kafkajs $(node -p 'require("kafkajs/package.json").version')"

@@ -1,0 +1,137 @@
+#!/usr/bin/python3
+"""kafka-python leg of the kproxy compatibility suite.
+
+Run with Debian's interpreter (/usr/bin/python3): the python3-kafka package
+installs into /usr/lib/python3/dist-packages, which other Pythons do not see.
+
+Steps: create TOPIC (3 partitions) with the admin client, produce COUNT
+records "rec-<i>" with acks=all, consume them all in GROUP, commit, close;
+then a second member of GROUP polls and must get nothing. Prints one JSON
+line and exits 0 only if exactly COUNT distinct values arrived, no
+duplicates, and the second member saw zero records.
+"""
+import argparse
+import json
+import logging
+import subprocess
+import sys
+import time
+
+import kafka
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+
+def pkg_version(name):
+    try:
+        return subprocess.run(["dpkg-query", "-W", "-f=${Version}", name],
+                              capture_output=True, text=True, check=True).stdout
+    except Exception:
+        return "unknown"
+
+
+def log(msg):
+    print("kafka-python: " + msg, file=sys.stderr, flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bootstrap", required=True)
+    ap.add_argument("--topic", required=True)
+    ap.add_argument("--group", required=True)
+    ap.add_argument("--count", type=int, default=1000)
+    ap.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for all records")
+    ap.add_argument("--second-poll", type=float, default=5.0, help="seconds the second member polls")
+    ap.add_argument("--debug", action="store_true")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING)
+
+    bootstrap = args.bootstrap.split(",")
+    result = {
+        "client": "kafka-python",
+        "version": kafka.__version__,
+        "package": "python3-kafka " + pkg_version("python3-kafka"),
+        "produced": 0, "consumed": 0, "duplicates": 0,
+        "second_member_records": -1, "ok": False,
+    }
+    try:
+        run(args, bootstrap, result)
+    except Exception as e:  # report, never hide
+        result["error"] = "%s: %s" % (type(e).__name__, e)
+    result["ok"] = (
+        "error" not in result
+        and result["produced"] == args.count
+        and result["consumed"] == args.count
+        and result["duplicates"] == 0
+        and result["second_member_records"] == 0
+    )
+    print(json.dumps(result), flush=True)
+    return 0 if result["ok"] else 1
+
+
+def run(args, bootstrap, result):
+    # 1. Create the topic.
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="compat-kafka-python-admin")
+    try:
+        admin.create_topics([NewTopic(args.topic, num_partitions=3, replication_factor=1)])
+        log("created topic %s" % args.topic)
+    except TopicAlreadyExistsError:
+        log("topic %s already exists" % args.topic)
+    finally:
+        admin.close()
+
+    # 2. Produce with acks=all; count only acknowledged sends.
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", retries=5,
+                             client_id="compat-kafka-python-producer")
+    futures = [producer.send(args.topic, value=("rec-%d" % i).encode()) for i in range(args.count)]
+    producer.flush(timeout=args.timeout)
+    for f in futures:
+        f.get(timeout=args.timeout)  # raises on a failed send
+        result["produced"] += 1
+    producer.close()
+    log("produced %d" % result["produced"])
+
+    # 3. Consume everything in the group, commit synchronously, close.
+    seen = {}
+    consumer = KafkaConsumer(args.topic, bootstrap_servers=bootstrap, group_id=args.group,
+                             client_id="compat-kafka-python-consumer-1",
+                             auto_offset_reset="earliest", enable_auto_commit=False)
+    deadline = time.time() + args.timeout
+    while len(seen) < args.count and time.time() < deadline:
+        for recs in consumer.poll(timeout_ms=500).values():
+            for r in recs:
+                v = r.value.decode()
+                seen[v] = seen.get(v, 0) + 1
+    consumer.commit()
+    consumer.close()
+    result["consumed"] = len(seen)
+    result["duplicates"] = sum(n - 1 for n in seen.values())
+    expected = {"rec-%d" % i for i in range(args.count)}
+    missing, extra = expected - set(seen), set(seen) - expected
+    if missing or extra:
+        result["missing"], result["unexpected"] = len(missing), len(extra)
+    log("consumed %d distinct, %d duplicates" % (result["consumed"], result["duplicates"]))
+
+    # 4. A second member of the same group must see nothing already committed.
+    second = KafkaConsumer(args.topic, bootstrap_servers=bootstrap, group_id=args.group,
+                           client_id="compat-kafka-python-consumer-2",
+                           auto_offset_reset="earliest", enable_auto_commit=False)
+    n = 0
+    assigned_at = None
+    deadline = time.time() + args.timeout
+    while time.time() < deadline:
+        for recs in second.poll(timeout_ms=500).values():
+            n += len(recs)
+        if assigned_at is None and second.assignment():
+            assigned_at = time.time()
+        if assigned_at is not None and time.time() - assigned_at >= args.second_poll:
+            break
+    if assigned_at is None:
+        raise RuntimeError("second member never got a partition assignment")
+    second.close()
+    result["second_member_records"] = n
+
+
+if __name__ == "__main__":
+    sys.exit(main())

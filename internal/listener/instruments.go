@@ -86,9 +86,8 @@ func (in *instruments) api(key int16) *apiInstruments {
 
 func (in *instruments) request(key int16, _ router.Group) { in.api(key).requests.Inc() }
 
-func (in *instruments) answered(key int16, g router.Group, took time.Duration) {
+func (in *instruments) answered(key int16, took time.Duration) {
 	in.api(key).duration.Observe(took.Seconds())
-	in.inflight[g].Dec()
 }
 
 func (in *instruments) rewrite(key int16) { in.api(key).rewrites.Inc() }

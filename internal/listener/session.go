@@ -338,7 +338,7 @@ func (s *session) LaneResponse(owner any, frame *bufpool.Buf) {
 			s.srv.instr.rewrite(sl.key)
 		}
 	}
-	s.srv.instr.answered(sl.key, sl.group, time.Since(sl.sent))
+	s.srv.instr.answered(sl.key, time.Since(sl.sent))
 	s.complete(sl, frame)
 }
 
@@ -358,7 +358,7 @@ func (s *session) answerLocally(h router.RequestHeader, resp []byte) (string, er
 	}
 	g := s.srv.classifier.Classify(h.Key)
 	s.srv.instr.request(h.Key, g)
-	s.srv.instr.answered(h.Key, g, 0)
+	s.srv.instr.answered(h.Key, 0)
 	s.push(h, g, bufpool.Wrap(resp))
 	s.signal()
 	return "", nil

@@ -18,7 +18,9 @@ var slotPool = sync.Pool{New: func() any { return new(slot) }}
 func (s *session) push(h router.RequestHeader, g router.Group, frame *bufpool.Buf) *slot {
 	sl := slotPool.Get().(*slot)
 	*sl = slot{key: h.Key, version: h.Version, group: g, sent: time.Now(), frame: frame, done: frame != nil}
-	s.srv.instr.inflight[g].Inc()
+	if !sl.done {
+		s.srv.instr.inflight[g].Inc()
+	}
 	s.mu.Lock()
 	s.slots = append(s.slots, sl)
 	s.mu.Unlock()
@@ -34,6 +36,9 @@ func (s *session) complete(sl *slot, frame *bufpool.Buf) {
 		return
 	}
 	sl.frame, sl.done = frame, true
+	// Under the lock that close takes: an answer counts out of flight
+	// exactly once, here or there.
+	s.srv.instr.inflight[sl.group].Dec()
 	s.mu.Unlock()
 	s.signal()
 }

@@ -116,15 +116,27 @@ func (p *proxy) shutdown(timeout time.Duration) error {
 }
 
 func newLogger(c config.Log) (*zap.Logger, error) {
+	return buildLogger(c, zapcore.Lock(os.Stderr))
+}
+
+// buildLogger makes the process logger: JSON lines (log.format json) or
+// human-readable lines (console), both with ISO 8601 times, stack traces
+// only at error, no sampling (lifecycle lines must not be dropped).
+func buildLogger(c config.Log, out zapcore.WriteSyncer) (*zap.Logger, error) {
 	level, err := zapcore.ParseLevel(c.Level)
 	if err != nil {
 		return nil, err
 	}
-	zc := zap.NewProductionConfig()
-	if c.Format == "console" {
-		zc = zap.NewDevelopmentConfig()
+	ec := zap.NewProductionEncoderConfig()
+	ec.EncodeTime = zapcore.ISO8601TimeEncoder
+	var enc zapcore.Encoder
+	switch c.Format {
+	case "console":
+		ec.EncodeLevel = zapcore.CapitalLevelEncoder
+		enc = zapcore.NewConsoleEncoder(ec)
+	default:
+		enc = zapcore.NewJSONEncoder(ec)
 	}
-	zc.Level = zap.NewAtomicLevelAt(level)
-	zc.Sampling = nil
-	return zc.Build()
+	core := zapcore.NewCore(enc, out, zap.NewAtomicLevelAt(level))
+	return zap.New(core, zap.AddCaller(), zap.AddStacktrace(zapcore.ErrorLevel), zap.ErrorOutput(out)), nil
 }

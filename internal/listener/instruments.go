@@ -86,9 +86,11 @@ func (in *instruments) api(key int16) *apiInstruments {
 
 func (in *instruments) request(key int16, _ router.Group) { in.api(key).requests.Inc() }
 
-func (in *instruments) answered(key int16, g router.Group, took time.Duration) {
+// answered observes an upstream answer's latency. The in-flight gauge is
+// lowered by the session when it records the answer (or closes without it),
+// so that an answer racing the session's close is not counted twice.
+func (in *instruments) answered(key int16, _ router.Group, took time.Duration) {
 	in.api(key).duration.Observe(took.Seconds())
-	in.inflight[g].Dec()
 }
 
 func (in *instruments) rewrite(key int16) { in.api(key).rewrites.Inc() }

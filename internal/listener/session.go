@@ -358,8 +358,7 @@ func (s *session) answerLocally(h router.RequestHeader, resp []byte) (string, er
 		return reasonClosed, nil
 	}
 	g := s.srv.classifier.Classify(h.Key)
-	s.srv.instr.request(h.Key, g)
-	s.srv.instr.answered(h.Key, g, 0)
+	s.srv.instr.request(h.Key, g) // counted, but no upstream latency to observe
 	s.push(h, g, bufpool.Wrap(resp))
 	s.signal()
 	return "", nil

@@ -126,18 +126,6 @@ func TestHandlerEndpoints(t *testing.T) {
 	}
 }
 
-// freePort finds a loopback port nothing listens on (for a seed that
-// refuses connections, then a broker that comes up on it).
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // waitReadyz polls /readyz until it answers code, within 15s.
 func waitReadyz(t *testing.T, url string, code int) reply {
 	t.Helper()
@@ -160,7 +148,7 @@ func waitReadyz(t *testing.T, url string, code int) reply {
 // /healthz answers 200 throughout.
 func TestReadyzFollowsTheProxy(t *testing.T) {
 	t.Parallel()
-	port := freePort(t)
+	port := proxytest.FreePort(t)
 	seed := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	cfg := proxytest.Config([]string{seed})
 	cfg.Upstream.DialTimeout = 2 * time.Second

@@ -167,8 +167,8 @@ func TestPrometheusScrapesProxy(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if got["produce"] != 20 {
-		t.Errorf("Prometheus has %v produce requests, want the 20 sent", got["produce"])
+	if got["produce"] < 20 {
+		t.Errorf("Prometheus has %v produce requests, want at least the 20 sent", got["produce"])
 	}
 	up, err := promQuery(t, base, `up{job="kproxy"}`, "instance")
 	if err != nil || up[admin] != 1 {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,7 +45,8 @@ type Server struct {
 	sessions  map[*session]struct{}
 	closing   bool
 
-	ready    atomic.Bool // upstream metadata fetched at least once
+	ready    atomic.Bool           // upstream metadata fetched at least once
+	discErr  atomic.Pointer[error] // the last failed discovery, until one succeeds
 	accepts  sync.WaitGroup
 	sessWG   sync.WaitGroup
 	stopOnce sync.Once
@@ -129,6 +131,17 @@ func (s *Server) Start(ctx context.Context) error {
 }
 
 func (s *Server) discover(ctx context.Context) error {
+	err := s.fetchAndListen(ctx)
+	if err != nil {
+		s.discErr.Store(&err)
+		return err
+	}
+	s.discErr.Store(nil)
+	s.ready.Store(true)
+	return nil
+}
+
+func (s *Server) fetchAndListen(ctx context.Context) error {
 	brokers, err := s.dialer.FetchBrokers(ctx, s.brokers.Seeds())
 	if err != nil {
 		return err
@@ -138,13 +151,58 @@ func (s *Server) discover(ctx context.Context) error {
 			return err
 		}
 	}
-	s.ready.Store(true)
 	return nil
 }
 
 // Ready reports whether upstream metadata has been fetched and every known
-// broker has a listener.
-func (s *Server) Ready() bool { return s.ready.Load() }
+// broker has a listener, and the server is not shutting down.
+func (s *Server) Ready() bool { return s.ready.Load() && !isClosed(s.stopped) }
+
+// NotReadyReason says in a few words why Ready is false ("" when it is
+// true): shutting down, or the last error fetching upstream metadata.
+func (s *Server) NotReadyReason() string {
+	switch {
+	case s.Ready():
+		return ""
+	case isClosed(s.stopped):
+		return "shutting down"
+	}
+	p := s.discErr.Load()
+	if p == nil {
+		return "upstream metadata not fetched yet"
+	}
+	msg := strings.ReplaceAll((*p).Error(), "\n", "; ") // a joined error has one line per seed
+	if unreachable(*p) {
+		return "upstream metadata not fetched: every seed unreachable (" + msg + ")"
+	}
+	return "upstream metadata not fetched: " + msg
+}
+
+// unreachable reports whether err is, for every seed, a failure to connect.
+func unreachable(err error) bool {
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	} else {
+		errs = []error{err}
+	}
+	for _, e := range errs {
+		var op *net.OpError
+		if !errors.As(e, &op) || op.Op != "dial" {
+			return false
+		}
+	}
+	return len(errs) > 0
+}
+
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
 
 // BootstrapAddr is the bound bootstrap address.
 func (s *Server) BootstrapAddr() string { return s.listenerAddr(bootstrapNode) }

@@ -83,7 +83,7 @@ func newSession(srv *Server, conn net.Conn, broker int32) *session {
 // run is the session's reader; it returns when the session ends.
 func (s *session) run() {
 	defer s.srv.endSession(s)
-	s.log.Debug("session opened")
+	s.log.Info("session opened")
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
@@ -183,7 +183,8 @@ func (s *session) route(frame *bufpool.Buf) (string, error) {
 	body := frame.B[4:]
 	h, _ := router.ParseRequestHeader(body) // size >= 8 checked
 	if s.srv.log.Core().Enabled(zap.DebugLevel) {
-		s.log.Debug("request", zap.String("api", p.Name(h.Key)), zap.Int16("api_version", h.Version), zap.Int32("correlation_id", h.CorrelationID))
+		s.log.Debug("request", zap.String("api", p.Name(h.Key)), zap.Int16("api_key", h.Key), zap.Int16("api_version", h.Version),
+			zap.Int32("correlation_id", h.CorrelationID), zap.String("group", s.srv.classifier.Name(s.srv.classifier.Classify(h.Key))))
 	}
 	switch {
 	case h.Key == router.KeySaslHandshake || h.Key == router.KeySaslAuthenticate:
@@ -338,7 +339,7 @@ func (s *session) LaneResponse(owner any, frame *bufpool.Buf) {
 			s.srv.instr.rewrite(sl.key)
 		}
 	}
-	s.srv.instr.answered(sl.key, time.Since(sl.sent))
+	s.srv.instr.answered(sl.key, sl.group, time.Since(sl.sent))
 	s.complete(sl, frame)
 }
 
@@ -357,8 +358,7 @@ func (s *session) answerLocally(h router.RequestHeader, resp []byte) (string, er
 		return reasonClosed, nil
 	}
 	g := s.srv.classifier.Classify(h.Key)
-	s.srv.instr.request(h.Key, g)
-	s.srv.instr.answered(h.Key, 0)
+	s.srv.instr.request(h.Key, g) // counted, but no upstream latency to observe
 	s.push(h, g, bufpool.Wrap(resp))
 	s.signal()
 	return "", nil

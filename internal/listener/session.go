@@ -35,6 +35,7 @@ type session struct {
 
 	sem  chan struct{} // one token per request awaiting its answer
 	wake chan struct{}
+	ord  sessionOrdering
 
 	mu          sync.Mutex
 	lanes       []*upstream.Lane // by router.Group
@@ -57,9 +58,10 @@ type session struct {
 type slot struct {
 	key, version int16
 	group        router.Group
-	sent         time.Time
+	sent, doneAt time.Time
 	frame        *bufpool.Buf
 	done         bool
+	snap         []uint64 // sessionOrdering.acc when the request was sent
 }
 
 func newSession(srv *Server, conn net.Conn, broker int32) *session {
@@ -77,6 +79,7 @@ func newSession(srv *Server, conn net.Conn, broker int32) *session {
 		lanes:    make([]*upstream.Lane, srv.classifier.Len()),
 		closedCh: make(chan struct{}),
 		finished: make(chan struct{}),
+		ord:      sessionOrdering{acc: make([]uint64, 2*srv.classifier.Len())},
 	}
 }
 
@@ -185,6 +188,9 @@ func (s *session) route(frame *bufpool.Buf) (string, error) {
 	if s.srv.log.Core().Enabled(zap.DebugLevel) {
 		s.log.Debug("request", zap.String("api", p.Name(h.Key)), zap.Int16("api_version", h.Version), zap.Int32("correlation_id", h.CorrelationID))
 	}
+	if !s.ord.decided {
+		s.decideOrdering(h, body)
+	}
 	switch {
 	case h.Key == router.KeySaslHandshake || h.Key == router.KeySaslAuthenticate:
 		s.srv.pool.Put(frame)
@@ -209,6 +215,9 @@ func (s *session) route(frame *bufpool.Buf) (string, error) {
 			return reasonBadFrame, fmt.Errorf("produce request: %w", err)
 		}
 		expectResponse = acks != 0
+	}
+	if isLongPoll(h.Key) {
+		s.capFetchWait(body, h)
 	}
 	group := s.srv.classifier.Classify(h.Key)
 	var owner *slot

@@ -17,10 +17,14 @@ var slotPool = sync.Pool{New: func() any { return new(slot) }}
 // proxy makes itself.
 func (s *session) push(h router.RequestHeader, g router.Group, frame *bufpool.Buf) *slot {
 	sl := slotPool.Get().(*slot)
-	*sl = slot{key: h.Key, version: h.Version, group: g, sent: time.Now(), frame: frame, done: frame != nil}
+	now := time.Now()
+	*sl = slot{key: h.Key, version: h.Version, group: g, sent: now, doneAt: now, frame: frame, done: frame != nil, snap: sl.snap}
 	s.srv.instr.inflight[g].Inc()
 	s.mu.Lock()
 	s.slots = append(s.slots, sl)
+	if frame == nil {
+		s.orderingPushed(sl)
+	}
 	s.mu.Unlock()
 	return sl
 }
@@ -33,14 +37,16 @@ func (s *session) complete(sl *slot, frame *bufpool.Buf) {
 		s.srv.pool.Put(frame)
 		return
 	}
-	sl.frame, sl.done = frame, true
+	sl.frame, sl.done, sl.doneAt = frame, true, time.Now()
+	s.orderingAnswered(sl, sl.doneAt)
 	s.mu.Unlock()
 	s.signal()
 }
 
 // write is the session's writer: strict ordering writes answers in request
-// order, so an answer waits for every answer owed before it. Everything
-// ready goes out in one writev.
+// order, so an answer waits for every answer owed before it; relaxed
+// ordering writes every complete answer. Everything ready goes out in one
+// writev.
 func (s *session) write() {
 	for {
 		select {
@@ -50,6 +56,9 @@ func (s *session) write() {
 		}
 		s.mu.Lock()
 		s.batch = s.batch[:0]
+		if s.ord.relaxed.Load() {
+			s.takeCompleted()
+		}
 		for s.head < len(s.slots) && s.slots[s.head].done {
 			s.batch = append(s.batch, s.slots[s.head])
 			s.slots[s.head] = nil
@@ -62,6 +71,7 @@ func (s *session) write() {
 		s.mu.Unlock()
 
 		if len(s.batch) > 0 {
+			s.observeHolds()
 			if err := s.flush(); err != nil {
 				s.close(reasonClientWriteFailed, err)
 				return
@@ -84,7 +94,7 @@ func (s *session) flush() error {
 	s.srv.instr.clientOut.Add(float64(n))
 	for i, sl := range s.batch {
 		s.srv.pool.Put(sl.frame)
-		*sl = slot{}
+		*sl = slot{snap: sl.snap[:0]}
 		slotPool.Put(sl)
 		s.batch[i] = nil
 		<-s.sem

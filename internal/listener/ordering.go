@@ -64,6 +64,21 @@ type sessionOrdering struct {
 
 func isLongPoll(key int16) bool { return key == router.KeyFetch || key == router.KeyShareFetch }
 
+// groupMembership are the APIs whose answers a group member cannot let wait
+// behind a long poll: its session timer and its commits. A client that
+// serializes its own connection (IBM/sarama holds the broker lock for a
+// whole round trip, broker.go sendAndReceive) never lets kproxy see an
+// answer held behind its Fetch: its Heartbeat is not even written until the
+// Fetch is answered. Such traffic on a strict session is therefore a reason
+// to cap its long polls too.
+func groupMembership(key int16) bool {
+	switch key {
+	case 8, 11, 12, 14, 68, 76: // OffsetCommit, JoinGroup, Heartbeat, SyncGroup, ConsumerGroupHeartbeat, ShareGroupHeartbeat
+		return true
+	}
+	return false
+}
+
 // decideOrdering picks the session's ordering at its first request; in auto
 // mode a client rule on the header's client.id wins, then the ApiVersions
 // v3+ ClientSoftwareName, else strict. An ApiVersions newer than kmsg knows
@@ -111,12 +126,22 @@ func orderingName(relaxed bool) string {
 	return config.OrderingStrict
 }
 
-// capFetchWait lowers a strict session's Fetch / ShareFetch MaxWaitMillis
-// to the budget while answers have recently been held behind its long
-// polls. A session whose answers never waited behind a Fetch is untouched.
-func (s *session) capFetchWait(body []byte, h router.RequestHeader) {
+// holdRoute applies the fetch wait budget to a strict session's request: a
+// group member's request opens the hold window (see groupMembership), and
+// a Fetch / ShareFetch inside the window gets its MaxWaitMillis lowered to
+// the budget. The window also opens when an answer is held behind an
+// unfinished Fetch (orderingAnswered). A session with neither, such as a
+// pure fetch session, is untouched.
+func (s *session) holdRoute(body []byte, h router.RequestHeader) {
 	pol := s.srv.ordering
 	if pol.budget == 0 || s.ord.relaxed.Load() {
+		return
+	}
+	if groupMembership(h.Key) {
+		s.ord.holdAt.Store(time.Now().UnixNano())
+		return
+	}
+	if !isLongPoll(h.Key) {
 		return
 	}
 	held := s.ord.holdAt.Load()

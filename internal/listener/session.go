@@ -216,9 +216,7 @@ func (s *session) route(frame *bufpool.Buf) (string, error) {
 		}
 		expectResponse = acks != 0
 	}
-	if isLongPoll(h.Key) {
-		s.capFetchWait(body, h)
-	}
+	s.holdRoute(body, h)
 	group := s.srv.classifier.Classify(h.Key)
 	var owner *slot
 	if expectResponse {

@@ -49,7 +49,28 @@ type Routing struct {
 	// Groups maps a group name to the Kafka API names that travel on its
 	// own upstream connection; every other API goes to "default".
 	Groups map[string][]string `mapstructure:"groups" yaml:"groups"`
-	// Ordering is how responses are written back to a client.
+	// Ordering is how responses are written back to a client: strict,
+	// relaxed, or auto (per session, from the client's software name and
+	// ClientRules).
+	Ordering string `mapstructure:"ordering" yaml:"ordering"`
+	// ClientRules choose the ordering of auto sessions by client.id; the
+	// first rule whose regular expression matches wins.
+	ClientRules []ClientRule `mapstructure:"client_rules" yaml:"client_rules"`
+	// FetchWaitBudget caps the MaxWaitMillis of a strict session's Fetch
+	// and ShareFetch requests while answers are being held behind its long
+	// polls (see HolWindow). 0 disables the cap.
+	FetchWaitBudget time.Duration `mapstructure:"fetch_wait_budget" yaml:"fetch_wait_budget"`
+	// HolWindow is how long after the last answer held behind an unfinished
+	// Fetch the cap stays on.
+	HolWindow time.Duration `mapstructure:"hol_window" yaml:"hol_window"`
+}
+
+// ClientRule sets the ordering of auto sessions whose client.id matches.
+type ClientRule struct {
+	// ClientID is a regular expression (RE2) matched against the request
+	// header's client.id; anchor it (^…$) to match the whole id.
+	ClientID string `mapstructure:"client_id" yaml:"client_id"`
+	// Ordering is strict or relaxed.
 	Ordering string `mapstructure:"ordering" yaml:"ordering"`
 }
 
@@ -72,7 +93,9 @@ type Limits struct {
 
 // Ordering modes.
 const (
-	OrderingStrict = "strict"
+	OrderingStrict  = "strict"  // answers in request order
+	OrderingRelaxed = "relaxed" // answers as soon as they are complete
+	OrderingAuto    = "auto"    // per session: relaxed for clients known to match by correlation id
 )
 
 // EnvVar names the environment variable that sets a key.

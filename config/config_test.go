@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +26,7 @@ func TestDefaultsApplyWithoutFile(t *testing.T) {
 	if cfg.Listen.Bootstrap != "127.0.0.1:9092" || cfg.Listen.BrokerPortBase != 19092 || cfg.Admin.Listen != "127.0.0.1:9644" {
 		t.Fatalf("defaults not applied: %+v", cfg.Listen)
 	}
-	if cfg.Limits.MaxFrameBytes != 100<<20 || cfg.Routing.Ordering != "strict" || cfg.Log.Format != "json" {
+	if cfg.Limits.MaxFrameBytes != 100<<20 || cfg.Routing.Ordering != "auto" || cfg.Log.Format != "json" {
 		t.Fatalf("defaults not applied: %+v %+v", cfg.Limits, cfg.Routing)
 	}
 	if got := cfg.Routing.Groups["coordination"]; len(got) != 11 {
@@ -140,4 +141,73 @@ func reflectEqualGroups(a, b map[string][]string) bool {
 		}
 	}
 	return true
+}
+
+func TestClientRulesFromFileAndEnv(t *testing.T) {
+	t.Setenv("KPROXY_UPSTREAM_BOOTSTRAP_SERVERS", "k:9092")
+	path := writeFile(t, `
+routing:
+  ordering: auto
+  client_rules:
+    - {client_id: "^compat-kafkajs$", ordering: relaxed}
+    - {client_id: "^legacy-", ordering: strict}
+  fetch_wait_budget: 250ms
+  hol_window: 30s
+`)
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []ClientRule{{ClientID: "^compat-kafkajs$", Ordering: "relaxed"}, {ClientID: "^legacy-", Ordering: "strict"}}
+	if !slices.Equal(cfg.Routing.ClientRules, want) || cfg.Routing.FetchWaitBudget != 250*time.Millisecond || cfg.Routing.HolWindow != 30*time.Second {
+		t.Fatalf("routing = %+v", cfg.Routing)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Setenv("KPROXY_ROUTING_CLIENT_RULES", "relaxed=^kafkajs-(a|b){1,2}=x$; strict = ^sarama")
+	t.Setenv("KPROXY_ROUTING_FETCH_WAIT_BUDGET", "0")
+	cfg, err = Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = []ClientRule{{ClientID: "^kafkajs-(a|b){1,2}=x$", Ordering: "relaxed"}, {ClientID: "^sarama", Ordering: "strict"}}
+	if !slices.Equal(cfg.Routing.ClientRules, want) || cfg.Routing.FetchWaitBudget != 0 {
+		t.Fatalf("env did not override: %+v", cfg.Routing)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Setenv("KPROXY_ROUTING_CLIENT_RULES", "^kafkajs")
+	if _, err := Load(""); err == nil || !strings.Contains(err.Error(), "KPROXY_ROUTING_CLIENT_RULES") {
+		t.Fatalf("malformed rules: err = %v", err)
+	}
+}
+
+func TestValidateOrdering(t *testing.T) {
+	cfg := Defaults()
+	cfg.Upstream.BootstrapServers = []string{"k:9092"}
+	cfg.Routing.Ordering = "fifo"
+	cfg.Routing.ClientRules = []ClientRule{{ClientID: "^(", Ordering: "relaxed"}, {ClientID: "x", Ordering: "auto"}, {Ordering: "strict"}}
+	cfg.Routing.FetchWaitBudget = 500 * time.Microsecond
+	cfg.Routing.HolWindow = 0
+	err := cfg.Validate()
+	if err == nil {
+		t.Fatal("invalid config accepted")
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		`routing.ordering (KPROXY_ROUTING_ORDERING) "fifo": want strict, relaxed or auto`,
+		`routing.client_rules (KPROXY_ROUTING_CLIENT_RULES) "^(": rule 1: client_id is not a regular expression`,
+		`routing.client_rules (KPROXY_ROUTING_CLIENT_RULES) "auto": rule 2 (client_id "x"): ordering: want strict or relaxed`,
+		`routing.client_rules (KPROXY_ROUTING_CLIENT_RULES) "": rule 3: client_id is empty`,
+		`routing.fetch_wait_budget (KPROXY_ROUTING_FETCH_WAIT_BUDGET) "500µs": want 0 (off) or from 1ms`,
+		`routing.hol_window (KPROXY_ROUTING_HOL_WINDOW) "0s": must be positive`,
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("missing %q in:\n%s", want, msg)
+		}
+	}
 }

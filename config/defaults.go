@@ -20,8 +20,11 @@ func Defaults() Config {
 			BrokerPorts:    map[int32]int{},
 		},
 		Routing: Routing{
-			Groups:   DefaultGroups(),
-			Ordering: OrderingStrict,
+			Groups:          DefaultGroups(),
+			Ordering:        OrderingAuto,
+			ClientRules:     []ClientRule{},
+			FetchWaitBudget: 200 * time.Millisecond,
+			HolWindow:       60 * time.Second,
 		},
 		Admin:           Admin{Listen: "127.0.0.1:9644"},
 		Log:             Log{Level: "info", Format: "json"},

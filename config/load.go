@@ -29,6 +29,7 @@ func Load(path string) (Config, error) {
 	var cfg Config
 	err := v.Unmarshal(&cfg, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
 		mapstructure.StringToTimeDurationHookFunc(),
+		stringToClientRulesHook,
 		stringToSliceHook,
 		stringToMapHook,
 	)))
@@ -95,6 +96,26 @@ func stringToMapHook(from, to reflect.Type, data any) (any, error) {
 		} else {
 			out[k] = strings.TrimSpace(val)
 		}
+	}
+	return out, nil
+}
+
+// stringToClientRulesHook parses routing.client_rules given as one
+// environment string: ORDERING=REGEX entries separated by semicolons, e.g.
+// "relaxed=^compat-kafkajs$;strict=^legacy-". Only the first "=" splits, so
+// the expression may hold "=" and ",".
+func stringToClientRulesHook(from, to reflect.Type, data any) (any, error) {
+	s, ok := data.(string)
+	if !ok || from.Kind() != reflect.String || to != reflect.TypeFor[[]ClientRule]() {
+		return data, nil
+	}
+	out := []map[string]any{}
+	for _, entry := range splitList(s, ";") {
+		ordering, re, found := strings.Cut(entry, "=")
+		if !found {
+			return nil, fmt.Errorf("%s %q: want ORDERING=REGEX entries separated by semicolons", EnvVar("routing.client_rules"), s)
+		}
+		out = append(out, map[string]any{"ordering": strings.TrimSpace(ordering), "client_id": strings.TrimSpace(re)})
 	}
 	return out, nil
 }

@@ -3,9 +3,12 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
+	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"go.uber.org/zap/zapcore"
 
@@ -44,9 +47,7 @@ func (c Config) Validate() error {
 	}
 
 	add(validateGroups(c.Routing.Groups))
-	if c.Routing.Ordering != OrderingStrict {
-		add(fieldError("routing.ordering", c.Routing.Ordering, "want %s", OrderingStrict))
-	}
+	add(validateOrdering(c.Routing))
 
 	add(hostPort("admin.listen", c.Admin.Listen, true))
 	if _, err := zapcore.ParseLevel(c.Log.Level); err != nil {
@@ -129,5 +130,31 @@ func validateGroups(groups map[string][]string) error {
 			owner[lower] = g
 		}
 	}
+	return errors.Join(errs...)
+}
+
+// validateOrdering checks the ordering mode, the client rules and the fetch
+// wait budget.
+func validateOrdering(r Routing) error {
+	var errs []error
+	switch r.Ordering {
+	case OrderingStrict, OrderingRelaxed, OrderingAuto:
+	default:
+		errs = append(errs, fieldError("routing.ordering", r.Ordering, "want %s, %s or %s", OrderingStrict, OrderingRelaxed, OrderingAuto))
+	}
+	for i, rule := range r.ClientRules {
+		if rule.ClientID == "" {
+			errs = append(errs, fieldError("routing.client_rules", rule.ClientID, "rule %d: client_id is empty", i+1))
+		} else if _, err := regexp.Compile(rule.ClientID); err != nil {
+			errs = append(errs, fieldError("routing.client_rules", rule.ClientID, "rule %d: client_id is not a regular expression: %v", i+1, err))
+		}
+		if rule.Ordering != OrderingStrict && rule.Ordering != OrderingRelaxed {
+			errs = append(errs, fieldError("routing.client_rules", rule.Ordering, "rule %d (client_id %q): ordering: want %s or %s", i+1, rule.ClientID, OrderingStrict, OrderingRelaxed))
+		}
+	}
+	if b := r.FetchWaitBudget; b < 0 || b > 0 && b < time.Millisecond || b > math.MaxInt32*time.Millisecond {
+		errs = append(errs, fieldError("routing.fetch_wait_budget", b, "want 0 (off) or from 1ms to %v (MaxWaitMillis is an int32 of milliseconds)", math.MaxInt32*time.Millisecond))
+	}
+	errs = append(errs, positive("routing.hol_window", r.HolWindow))
 	return errors.Join(errs...)
 }

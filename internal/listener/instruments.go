@@ -44,6 +44,11 @@ type instruments struct {
 	inflight   []prometheus.Gauge                  // by group
 	clientIn   prometheus.Counter
 	clientOut  prometheus.Counter
+
+	hold           []prometheus.Observer // by group
+	holWaitAvoided []prometheus.Counter  // by group
+	fetchCapped    prometheus.Counter
+	orderings      [2]prometheus.Counter // strict, relaxed
 }
 
 type apiInstruments struct {
@@ -53,14 +58,22 @@ type apiInstruments struct {
 
 func newInstruments(m *metrics.Metrics, p *router.Protocol, c *router.Classifier) *instruments {
 	in := &instruments{
-		m:          m,
-		protocol:   p,
-		classifier: c,
-		clientIn:   m.Bytes.WithLabelValues(metrics.ClientIn),
-		clientOut:  m.Bytes.WithLabelValues(metrics.ClientOut),
+		m:           m,
+		protocol:    p,
+		classifier:  c,
+		clientIn:    m.Bytes.WithLabelValues(metrics.ClientIn),
+		clientOut:   m.Bytes.WithLabelValues(metrics.ClientOut),
+		fetchCapped: m.FetchWaitCapped,
+		orderings: [2]prometheus.Counter{
+			m.SessionOrdering.WithLabelValues(orderingName(false)),
+			m.SessionOrdering.WithLabelValues(orderingName(true)),
+		},
 	}
 	for g := range c.Len() {
-		in.inflight = append(in.inflight, m.InflightRequests.WithLabelValues(c.Name(router.Group(g))))
+		name := c.Name(router.Group(g))
+		in.inflight = append(in.inflight, m.InflightRequests.WithLabelValues(name))
+		in.hold = append(in.hold, m.ResponseHold.WithLabelValues(name))
+		in.holWaitAvoided = append(in.holWaitAvoided, m.HolWaitAvoided.WithLabelValues(name))
 	}
 	return in
 }
@@ -96,6 +109,14 @@ func (in *instruments) answered(key int16, _ router.Group, took time.Duration) {
 // APIs that are never rewritten; a rewrite allocates anyway.
 func (in *instruments) rewrite(key int16) {
 	in.m.Rewrites.WithLabelValues(in.protocol.Name(key)).Inc()
+}
+
+func (in *instruments) sessionOrdering(relaxed bool) {
+	if relaxed {
+		in.orderings[1].Inc()
+	} else {
+		in.orderings[0].Inc()
+	}
 }
 
 func (in *instruments) frameError(reason string) { in.m.FrameErrors.WithLabelValues(reason).Inc() }

@@ -181,6 +181,7 @@ func checkBoundedLabels(t *testing.T, reg prometheus.Gatherer) {
 			return slices.Contains([]string{"client_in", "client_out", "upstream_in", "upstream_out"}, v)
 		},
 		"reason":    func(v string) bool { return v != "" && v == strings.ToLower(v) && !strings.ContainsAny(v, ":. ") },
+		"ordering":  func(v string) bool { return v == "strict" || v == "relaxed" },
 		"version":   func(v string) bool { return v == "test" },
 		"goversion": func(v string) bool { return v == runtime.Version() },
 	}

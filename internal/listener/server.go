@@ -35,6 +35,7 @@ type Server struct {
 	brokers    *upstream.Brokers
 	protocol   *router.Protocol
 	classifier *router.Classifier
+	ordering   *orderingPolicy
 	rewriter   *router.Rewriter
 	pool       *bufpool.Pool
 	laneOpts   upstream.LaneOptions
@@ -60,6 +61,10 @@ func New(cfg config.Config, log *zap.Logger, m *metrics.Metrics) (*Server, error
 	if err != nil {
 		return nil, fmt.Errorf("routing.groups: %w", err)
 	}
+	ordering, err := newOrderingPolicy(cfg.Routing)
+	if err != nil {
+		return nil, err
+	}
 	host, _, err := net.SplitHostPort(cfg.Listen.Bootstrap)
 	if err != nil {
 		return nil, fmt.Errorf("listen.bootstrap: %w", err)
@@ -74,6 +79,7 @@ func New(cfg config.Config, log *zap.Logger, m *metrics.Metrics) (*Server, error
 		brokers:    upstream.NewBrokers(cfg.Upstream.BootstrapServers),
 		protocol:   protocol,
 		classifier: classifier,
+		ordering:   ordering,
 		rewriter:   router.NewRewriter(protocol),
 		pool:       pool,
 		bindHost:   host,

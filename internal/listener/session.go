@@ -35,6 +35,7 @@ type session struct {
 
 	sem  chan struct{} // one token per request awaiting its answer
 	wake chan struct{}
+	ord  sessionOrdering
 
 	mu          sync.Mutex
 	lanes       []*upstream.Lane // by router.Group
@@ -57,9 +58,10 @@ type session struct {
 type slot struct {
 	key, version int16
 	group        router.Group
-	sent         time.Time
+	sent, doneAt time.Time
 	frame        *bufpool.Buf
 	done         bool
+	snap         []uint64 // sessionOrdering.acc when the request was sent
 }
 
 func newSession(srv *Server, conn net.Conn, broker int32) *session {
@@ -77,6 +79,7 @@ func newSession(srv *Server, conn net.Conn, broker int32) *session {
 		lanes:    make([]*upstream.Lane, srv.classifier.Len()),
 		closedCh: make(chan struct{}),
 		finished: make(chan struct{}),
+		ord:      sessionOrdering{acc: make([]uint64, 2*srv.classifier.Len())},
 	}
 }
 
@@ -186,6 +189,9 @@ func (s *session) route(frame *bufpool.Buf) (string, error) {
 		s.log.Debug("request", zap.String("api", p.Name(h.Key)), zap.Int16("api_key", h.Key), zap.Int16("api_version", h.Version),
 			zap.Int32("correlation_id", h.CorrelationID), zap.String("group", s.srv.classifier.Name(s.srv.classifier.Classify(h.Key))))
 	}
+	if !s.ord.decided {
+		s.decideOrdering(h, body)
+	}
 	switch {
 	case h.Key == router.KeySaslHandshake || h.Key == router.KeySaslAuthenticate:
 		s.srv.pool.Put(frame)
@@ -211,6 +217,7 @@ func (s *session) route(frame *bufpool.Buf) (string, error) {
 		}
 		expectResponse = acks != 0
 	}
+	s.holdRoute(body, h)
 	group := s.srv.classifier.Classify(h.Key)
 	var owner *slot
 	if expectResponse {

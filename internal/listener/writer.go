@@ -17,7 +17,8 @@ var slotPool = sync.Pool{New: func() any { return new(slot) }}
 // proxy makes itself.
 func (s *session) push(h router.RequestHeader, g router.Group, frame *bufpool.Buf) *slot {
 	sl := slotPool.Get().(*slot)
-	*sl = slot{key: h.Key, version: h.Version, group: g, sent: time.Now(), frame: frame, done: frame != nil}
+	now := time.Now()
+	*sl = slot{key: h.Key, version: h.Version, group: g, sent: now, doneAt: now, frame: frame, done: frame != nil, snap: sl.snap}
 	if frame == nil {
 		// In flight until complete, or until close finds it not done:
 		// exactly one of the two decrements, under s.mu.
@@ -25,6 +26,9 @@ func (s *session) push(h router.RequestHeader, g router.Group, frame *bufpool.Bu
 	}
 	s.mu.Lock()
 	s.slots = append(s.slots, sl)
+	if frame == nil {
+		s.orderingPushed(sl)
+	}
 	s.mu.Unlock()
 	return sl
 }
@@ -37,7 +41,8 @@ func (s *session) complete(sl *slot, frame *bufpool.Buf) {
 		s.srv.pool.Put(frame)
 		return
 	}
-	sl.frame, sl.done = frame, true
+	sl.frame, sl.done, sl.doneAt = frame, true, time.Now()
+	s.orderingAnswered(sl, sl.doneAt)
 	g := sl.group // the writer may recycle sl once s.mu is released
 	s.mu.Unlock()
 	s.srv.instr.inflight[g].Dec()
@@ -45,8 +50,9 @@ func (s *session) complete(sl *slot, frame *bufpool.Buf) {
 }
 
 // write is the session's writer: strict ordering writes answers in request
-// order, so an answer waits for every answer owed before it. Everything
-// ready goes out in one writev.
+// order, so an answer waits for every answer owed before it; relaxed
+// ordering writes every complete answer. Everything ready goes out in one
+// writev.
 func (s *session) write() {
 	for {
 		select {
@@ -56,6 +62,9 @@ func (s *session) write() {
 		}
 		s.mu.Lock()
 		s.batch = s.batch[:0]
+		if s.ord.relaxed.Load() {
+			s.takeCompleted()
+		}
 		for s.head < len(s.slots) && s.slots[s.head].done {
 			s.batch = append(s.batch, s.slots[s.head])
 			s.slots[s.head] = nil
@@ -68,6 +77,7 @@ func (s *session) write() {
 		s.mu.Unlock()
 
 		if len(s.batch) > 0 {
+			s.observeHolds()
 			if err := s.flush(); err != nil {
 				s.close(reasonClientWriteFailed, err)
 				return
@@ -90,7 +100,7 @@ func (s *session) flush() error {
 	s.srv.instr.clientOut.Add(float64(n))
 	for i, sl := range s.batch {
 		s.srv.pool.Put(sl.frame)
-		*sl = slot{}
+		*sl = slot{snap: sl.snap[:0]}
 		slotPool.Put(sl)
 		s.batch[i] = nil
 		<-s.sem

@@ -32,6 +32,10 @@ type Metrics struct {
 	SessionCloses          *prometheus.CounterVec // reason
 	Rewrites               *prometheus.CounterVec // api
 	BuildInfo              *prometheus.GaugeVec
+	ResponseHold           *prometheus.HistogramVec // group
+	FetchWaitCapped        prometheus.Counter
+	HolWaitAvoided         *prometheus.CounterVec // group
+	SessionOrdering        *prometheus.CounterVec // ordering
 }
 
 // New registers kproxy's metrics on reg, with the Go runtime (go_*) and
@@ -76,6 +80,19 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		BuildInfo: f.gaugeVec(prometheus.GaugeOpts{
 			Name: "kproxy_build_info", Help: "Build information; always 1."},
 			"version", "goversion"),
+		ResponseHold: f.histogramVec(prometheus.HistogramOpts{
+			Name:    "kproxy_response_hold_seconds",
+			Help:    "Time a complete answer waited in the proxy before it was written to the client, per group of its request (strict ordering keeps it behind earlier answers).",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 14)},
+			"group"),
+		FetchWaitCapped: f.counter(prometheus.CounterOpts{
+			Name: "kproxy_fetch_wait_capped_total", Help: "Fetch and ShareFetch requests whose MaxWaitMillis was lowered to routing.fetch_wait_budget."}),
+		HolWaitAvoided: f.counterVec(prometheus.CounterOpts{
+			Name: "kproxy_hol_wait_avoided_seconds_total", Help: "Estimated broker-side wait that requests of this group would have spent behind earlier requests of other groups on a single connection (see README)."},
+			"group"),
+		SessionOrdering: f.counterVec(prometheus.CounterOpts{
+			Name: "kproxy_session_ordering_total", Help: "Client sessions by the answer ordering chosen for them: strict or relaxed."},
+			"ordering"),
 	}
 	m.BuildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 	return m

@@ -1,0 +1,233 @@
+package listener
+
+import (
+	"fmt"
+	"regexp"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/kproxy/kproxy/config"
+	"github.com/kproxy/kproxy/internal/router"
+)
+
+// Ordering: how a session writes answers back (DESIGN §4). One writer
+// serves both modes: strict writes the done answers at the head of the
+// queue, relaxed every done answer. A session only ever moves from strict
+// to relaxed, which only relaxes a constraint, so the switch is safe at any
+// point.
+
+// Reasons a session got its ordering, for the log.
+const (
+	orderingByConfig     = "config"
+	orderingByClientRule = "client_rule"
+	orderingBySoftware   = "client_software"
+	orderingByDefault    = "unknown_client" // auto with nothing that vouches for the client
+)
+
+// orderingPolicy is the server's ordering configuration, compiled once.
+type orderingPolicy struct {
+	mode   string
+	rules  []clientRule
+	budget int32 // fetch wait budget in ms; 0: off
+	window time.Duration
+}
+
+type clientRule struct {
+	re      *regexp.Regexp
+	relaxed bool
+}
+
+func newOrderingPolicy(r config.Routing) (*orderingPolicy, error) {
+	p := &orderingPolicy{mode: r.Ordering, budget: int32(r.FetchWaitBudget / time.Millisecond), window: r.HolWindow}
+	for i, rule := range r.ClientRules {
+		re, err := regexp.Compile(rule.ClientID)
+		if err != nil {
+			return nil, fmt.Errorf("routing.client_rules rule %d: %w", i+1, err)
+		}
+		p.rules = append(p.rules, clientRule{re: re, relaxed: rule.Ordering == config.OrderingRelaxed})
+	}
+	return p, nil
+}
+
+// sessionOrdering is a session's ordering state.
+type sessionOrdering struct {
+	relaxed atomic.Bool
+	decided bool         // reader goroutine only
+	holdAt  atomic.Int64 // unix nanos: last answer held behind an unfinished Fetch
+
+	// guarded by session.mu
+	fetchOwed int      // unanswered Fetch / ShareFetch slots
+	acc       []uint64 // per group: [2g] requests sent, [2g+1] sum of their send times (ns since session start)
+}
+
+func isLongPoll(key int16) bool { return key == router.KeyFetch || key == router.KeyShareFetch }
+
+// groupMembership are the APIs whose answers a group member cannot let wait
+// behind a long poll: its session timer and its commits. A client that
+// serializes its own connection (IBM/sarama holds the broker lock for a
+// whole round trip, broker.go sendAndReceive) never lets kproxy see an
+// answer held behind its Fetch: its Heartbeat is not even written until the
+// Fetch is answered. Such traffic on a strict session is therefore a reason
+// to cap its long polls too.
+func groupMembership(key int16) bool {
+	switch key {
+	case 8, 11, 12, 14, 68, 76: // OffsetCommit, JoinGroup, Heartbeat, SyncGroup, ConsumerGroupHeartbeat, ShareGroupHeartbeat
+		return true
+	}
+	return false
+}
+
+// decideOrdering picks the session's ordering at its first request; in auto
+// mode a client rule on the header's client.id wins, then the ApiVersions
+// v3+ ClientSoftwareName, else strict. An ApiVersions newer than kmsg knows
+// leaves the choice to the client's retry at a lower version.
+func (s *session) decideOrdering(h router.RequestHeader, body []byte) {
+	pol := s.srv.ordering
+	clientID, _ := router.ClientID(body)
+	var software []byte
+	relaxed, reason := pol.mode == config.OrderingRelaxed, orderingByConfig
+	if pol.mode == config.OrderingAuto {
+		reason = ""
+		for _, r := range pol.rules {
+			if r.re.Match(clientID) {
+				relaxed, reason = r.relaxed, orderingByClientRule
+				break
+			}
+		}
+		if reason == "" && h.Key == router.KeyApiVersions {
+			name, ok, err := s.srv.protocol.ClientSoftwareName(body, h)
+			if !ok && err == nil && h.Version > s.srv.protocol.MaxVersion(h.Key) {
+				return
+			}
+			if ok {
+				software, relaxed, reason = name, router.RelaxedClientSoftware(name), orderingBySoftware
+			}
+		}
+		if reason == "" {
+			reason = orderingByDefault
+		}
+	}
+	s.ord.decided = true
+	s.srv.instr.sessionOrdering(relaxed)
+	s.log.Info("session ordering", zap.String("ordering", orderingName(relaxed)), zap.String("reason", reason),
+		zap.ByteString("client_id", clientID), zap.ByteString("client_software_name", software))
+	if relaxed {
+		s.ord.relaxed.Store(true)
+		s.signal() // anything done and queued may go now
+	}
+}
+
+func orderingName(relaxed bool) string {
+	if relaxed {
+		return config.OrderingRelaxed
+	}
+	return config.OrderingStrict
+}
+
+// holdRoute applies the fetch wait budget to a strict session's request: a
+// group member's request opens the hold window (see groupMembership), and
+// a Fetch / ShareFetch inside the window gets its MaxWaitMillis lowered to
+// the budget. The window also opens when an answer is held behind an
+// unfinished Fetch (orderingAnswered). A session with neither, such as a
+// pure fetch session, is untouched.
+func (s *session) holdRoute(body []byte, h router.RequestHeader) {
+	pol := s.srv.ordering
+	if pol.budget == 0 || s.ord.relaxed.Load() {
+		return
+	}
+	if groupMembership(h.Key) {
+		s.ord.holdAt.Store(time.Now().UnixNano())
+		return
+	}
+	if !isLongPoll(h.Key) {
+		return
+	}
+	held := s.ord.holdAt.Load()
+	if held == 0 || time.Since(time.Unix(0, held)) > pol.window {
+		return
+	}
+	was, capped, err := s.srv.protocol.CapFetchWait(body, h, pol.budget)
+	if err != nil || !capped {
+		return // a malformed fetch goes to the broker as it is, to be refused there
+	}
+	s.srv.instr.fetchCapped.Inc()
+	if s.srv.log.Core().Enabled(zap.DebugLevel) {
+		s.log.Debug("fetch wait capped", zap.Int32("correlation_id", h.CorrelationID), zap.Int32("max_wait_ms", was), zap.Int32("capped_ms", pol.budget))
+	}
+}
+
+// orderingPushed accounts for a forwarded request that owes an answer;
+// s.mu held.
+func (s *session) orderingPushed(sl *slot) {
+	if isLongPoll(sl.key) {
+		s.ord.fetchOwed++
+	}
+	acc := s.ord.acc
+	sl.snap = append(sl.snap[:0], acc...)
+	acc[2*int(sl.group)]++
+	acc[2*int(sl.group)+1] += uint64(sl.sent.Sub(s.start))
+}
+
+// orderingAnswered runs when sl's answer arrives at now; s.mu held. It
+// notes an answer held behind an unfinished Fetch (for the budget), and
+// credits the head-of-line wait the split avoided: every request sent while
+// sl was in flight, in another group, would have waited on a single socket
+// until sl's answer, now - its send time (README, "Head-of-line wait
+// avoided"). Per-group prefix sums of counts and send times make that
+// O(groups) per answer; the uint64 arithmetic wraps, and the differences
+// are exact.
+func (s *session) orderingAnswered(sl *slot, now time.Time) {
+	if isLongPoll(sl.key) {
+		s.ord.fetchOwed--
+	} else if s.ord.fetchOwed > 0 && s.srv.ordering.budget > 0 && !s.ord.relaxed.Load() {
+		for i := s.head; i < len(s.slots) && s.slots[i] != sl; i++ {
+			if e := s.slots[i]; !e.done && isLongPoll(e.key) {
+				s.ord.holdAt.Store(now.UnixNano())
+				break
+			}
+		}
+	}
+	if len(sl.snap) != len(s.ord.acc) {
+		return
+	}
+	t := uint64(now.Sub(s.start))
+	for g := 0; 2*g < len(s.ord.acc); g++ {
+		if router.Group(g) == sl.group {
+			continue // same lane: serialized with or without the proxy
+		}
+		n := s.ord.acc[2*g] - sl.snap[2*g]
+		if n == 0 {
+			continue
+		}
+		if waited := int64(n*t - (s.ord.acc[2*g+1] - sl.snap[2*g+1])); waited > 0 {
+			s.srv.instr.holWaitAvoided[g].Add(float64(waited) / float64(time.Second))
+		}
+	}
+}
+
+// observeHolds records, for each answer about to be written, how long it
+// waited since it was complete.
+func (s *session) observeHolds() {
+	now := time.Now()
+	for _, sl := range s.batch {
+		s.srv.instr.hold[sl.group].Observe(now.Sub(sl.doneAt).Seconds())
+	}
+}
+
+// takeCompleted moves every done answer into the batch, keeping the queue's
+// order for the rest; s.mu held. Relaxed sessions only.
+func (s *session) takeCompleted() {
+	j := s.head
+	for i := s.head; i < len(s.slots); i++ {
+		if sl := s.slots[i]; sl.done {
+			s.batch = append(s.batch, sl)
+		} else {
+			s.slots[j] = sl
+			j++
+		}
+	}
+	clear(s.slots[j:])
+	s.slots = s.slots[:j]
+}

@@ -1,0 +1,168 @@
+// Command experiment measures what head-of-line blocking costs a client on
+// one socket, and what kproxy's ordering modes give back: an in-process
+// kfake broker, three kproxy instances (strict, strict with the fetch wait
+// budget, relaxed) and, on each path, a raw strict single-socket consumer,
+// a raw id-matching one and an IBM/sarama consumer group, all at once. It
+// prints one Markdown table.
+//
+//	go run ./test/hol/experiment [-duration 30s]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"go.uber.org/zap"
+
+	"github.com/kproxy/kproxy/config"
+	"github.com/kproxy/kproxy/internal/listener"
+	"github.com/kproxy/kproxy/internal/metrics"
+	"github.com/kproxy/kproxy/internal/proxytest"
+	"github.com/kproxy/kproxy/test/hol"
+)
+
+type path struct {
+	name              string
+	bootstrap, broker string // sarama's bootstrap; the raw clients' broker
+}
+
+type row struct {
+	client, path string
+	hb, commit   []time.Duration
+	gap          time.Duration
+	rebalances   string
+	err          error
+	skip         string
+	fetches      int
+	hbOnWire     bool
+}
+
+func main() {
+	duration := flag.Duration("duration", 30*time.Second, "how long each client runs (all run at once)")
+	rawWait := flag.Duration("raw-max-wait", 5*time.Second, "MaxWaitMillis of the raw clients' fetches")
+	flag.Parse()
+	if err := run(*duration, *rawWait); err != nil {
+		fmt.Fprintln(os.Stderr, "experiment:", err)
+		os.Exit(1)
+	}
+}
+
+func run(duration, rawWait time.Duration) error {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "idle"))
+	if err != nil {
+		return err
+	}
+	defer cluster.Close()
+	direct := cluster.ListenAddrs()[0]
+	paths := []path{{name: "direct", bootstrap: direct, broker: direct}}
+	for _, p := range []struct {
+		name     string
+		ordering string
+		budget   time.Duration
+	}{
+		{"kproxy strict", config.OrderingStrict, 0},
+		{"kproxy strict + budget 200ms", config.OrderingStrict, 200 * time.Millisecond},
+		{"kproxy relaxed", config.OrderingRelaxed, 0},
+	} {
+		cfg := proxytest.Config(cluster.ListenAddrs())
+		cfg.Routing.Ordering, cfg.Routing.FetchWaitBudget = p.ordering, p.budget
+		srv, err := startProxy(cfg)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p.name, err)
+		}
+		defer srv.Shutdown(context.Background())
+		paths = append(paths, path{name: p.name, bootstrap: srv.BootstrapAddr(), broker: srv.BrokerAddrs()[0]})
+	}
+
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var rows []*row
+	add := func(r *row, f func(*row)) {
+		rows = append(rows, r)
+		if r.skip != "" {
+			return
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); f(r) }()
+	}
+	for _, strict := range []bool{true, false} {
+		kind := "raw id-matching"
+		if strict {
+			kind = "raw strict"
+		}
+		for _, p := range paths {
+			r := &row{client: kind, path: p.name, rebalances: "–"}
+			if strict && p.name == "kproxy relaxed" {
+				r.skip = "not run: answers out of order break a strict client"
+			}
+			add(r, func(r *row) {
+				res, err := hol.RunRaw(ctx, hol.RawOptions{Addr: p.broker, Topic: "idle", MaxWait: rawWait, Duration: duration, Strict: strict})
+				r.hb, r.commit, r.err = res.HeartbeatLatencies, res.CommitLatencies, err
+			})
+		}
+	}
+	for i, p := range paths {
+		r := &row{client: "sarama", path: p.name}
+		add(r, func(r *row) {
+			res, err := hol.RunSaramaGroup(ctx, hol.SaramaGroupOptions{
+				Bootstrap: p.bootstrap, Broker: direct, Group: fmt.Sprintf("sarama-%d", i), Topic: "idle", Duration: duration, Commit: true,
+			})
+			r.hb, r.commit, r.gap, r.err = res.HeartbeatLatencies, res.CommitLatencies, res.MaxHeartbeatGap, err
+			r.rebalances = fmt.Sprint(res.Rebalances)
+		})
+	}
+	wg.Wait()
+
+	fmt.Printf("%d s per client, all at once; raw fetches MaxWait %v, sarama MaxWaitTime %v with a %v session and %v heartbeats; one kfake broker, idle partition.\n\n",
+		int(duration.Seconds()), rawWait, hol.SaramaMaxWait, hol.SaramaSessionTimeout, hol.SaramaHeartbeat)
+	fmt.Println("| client | path | Heartbeat p50 | Heartbeat p99 | OffsetCommit p50 | OffsetCommit p99 | longest Heartbeat gap | rebalances |")
+	fmt.Println("|---|---|---|---|---|---|---|---|")
+	for _, r := range rows {
+		switch {
+		case r.skip != "":
+			fmt.Printf("| %s | %s | %s | | | | | |\n", r.client, r.path, r.skip)
+		case r.err != nil:
+			fmt.Printf("| %s | %s | error: %v | | | | | |\n", r.client, r.path, r.err)
+		default:
+			gap := "–"
+			if r.gap > 0 {
+				gap = ms(r.gap)
+			}
+			fmt.Printf("| %s | %s | %s | %s | %s | %s | %s | %s |\n", r.client, r.path,
+				ms(hol.Percentile(r.hb, 50)), ms(hol.Percentile(r.hb, 99)),
+				ms(hol.Percentile(r.commit, 50)), ms(hol.Percentile(r.commit, 99)), gap, r.rebalances)
+		}
+	}
+	return nil
+}
+
+func ms(d time.Duration) string {
+	if d < 10*time.Millisecond {
+		return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
+	}
+	return fmt.Sprintf("%d ms", d.Milliseconds())
+}
+
+func startProxy(cfg config.Config) (*listener.Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	srv, err := listener.New(cfg, zap.NewNop(), metrics.NewNop())
+	if err != nil {
+		return nil, err
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		return nil, err
+	}
+	for deadline := time.Now().Add(10 * time.Second); !srv.Ready(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("no upstream metadata after 10s")
+		}
+	}
+	return srv, nil
+}

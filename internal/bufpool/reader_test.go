@@ -132,3 +132,20 @@ func TestReaderParksBufferWhileIdle(t *testing.T) {
 		t.Fatalf("read after close: %v, want net.ErrClosed", err)
 	}
 }
+
+func TestPoolClassesAndKept(t *testing.T) {
+	p := New()
+	for _, n := range []int{1, 512, 513, 1 << 20, 5 << 20, 64 << 20} {
+		b := p.Get(n)
+		if len(b.B) != n || b.class < 0 {
+			t.Fatalf("Get(%d): len %d class %d", n, len(b.B), b.class)
+		}
+		p.Put(b)
+		if again := p.Get(n); again != b && int(b.class) < len(p.kept) {
+			t.Fatalf("Get(%d) after Put: a new buffer, want the kept one", n)
+		}
+	}
+	if b := p.Get(64<<20 + 1); b.class >= 0 {
+		t.Fatalf("a frame above 64 MiB is pooled (class %d)", b.class)
+	}
+}

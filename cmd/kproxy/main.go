@@ -20,6 +20,7 @@ Usage:
   kproxy run [--config FILE]            run the proxy
   kproxy check-config [--config FILE]   print the effective configuration, or every problem in it
   kproxy demo                           run an embedded 3-broker cluster behind kproxy
+  kproxy bench [--quick] [flags]        measure kproxy against a direct connection and a blind TCP relay
   kproxy version                        print the version
 
 Configuration: a YAML file (see config/kproxy.yaml) and KPROXY_* environment
@@ -42,6 +43,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runProxy(rest, stderr)
 	case "demo":
 		err = runDemo(rest, stdout, stderr)
+	case "bench":
+		err = runBench(rest, stdout, stderr)
 	case "check-config":
 		err = checkConfig(rest, stdout)
 	case "version":

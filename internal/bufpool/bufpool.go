@@ -5,11 +5,23 @@ package bufpool
 import (
 	"math/bits"
 	"sync"
+	"sync/atomic"
 )
 
 const (
-	minShift = 9  // 512 B
-	maxShift = 22 // 4 MiB: larger frames are rare and would pin memory
+	minShift = 9 // 512 B
+	// maxShift: 64 MiB. A consumer's Fetch answer is often several MiB
+	// (fetch.max.bytes defaults to 50 MiB, 1 MiB per partition); above 4
+	// MiB, which was the limit, every such answer was a fresh allocation.
+	// sync.Pool lets idle buffers go within two garbage collections, so
+	// large classes pin nothing for long.
+	maxShift = 26
+	// keepShift: classes up to 4 MiB keep one buffer that garbage
+	// collection does not take (at most 8 MiB in all, and only for classes
+	// in use). A busy proxy's heap is mostly short-lived frames, so GC runs
+	// often and empties sync.Pool between bursts; the kept buffer covers
+	// the common case of one frame of a size in flight.
+	keepShift = 22
 )
 
 // Buf is a pooled byte slice. B has the length asked for.
@@ -21,6 +33,7 @@ type Buf struct {
 // Pool hands out Bufs by power-of-two size class.
 type Pool struct {
 	classes [maxShift - minShift + 1]sync.Pool
+	kept    [keepShift - minShift + 1]atomic.Pointer[Buf]
 }
 
 // New returns an empty pool.
@@ -40,7 +53,13 @@ func (p *Pool) Get(n int) *Buf {
 	if class < 0 {
 		return &Buf{B: make([]byte, n), class: -1}
 	}
-	b := p.classes[class].Get().(*Buf)
+	var b *Buf
+	if int(class) < len(p.kept) {
+		b = p.kept[class].Swap(nil)
+	}
+	if b == nil {
+		b = p.classes[class].Get().(*Buf)
+	}
 	b.B = b.B[:n]
 	return b
 }
@@ -51,6 +70,9 @@ func (p *Pool) Put(b *Buf) {
 		return
 	}
 	b.B = b.B[:cap(b.B)]
+	if int(b.class) < len(p.kept) && p.kept[b.class].CompareAndSwap(nil, b) {
+		return
+	}
 	p.classes[b.class].Put(b)
 }
 

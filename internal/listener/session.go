@@ -1,7 +1,6 @@
 package listener
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -109,7 +108,7 @@ func (s *session) run() {
 // read loops over client frames until the client goes away, sends bad
 // input, or the session is closed or drained.
 func (s *session) read() (reason string, err error) {
-	br := bufio.NewReaderSize(s.conn, 8<<10)
+	br := s.srv.pool.NewReader(s.conn, 8<<10) // holds no buffer while the client is idle
 	var size [4]byte
 	for {
 		if _, err := io.ReadFull(br, size[:]); err != nil {

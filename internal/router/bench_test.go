@@ -1,6 +1,7 @@
 package router
 
 import (
+	"encoding/binary"
 	"strconv"
 	"testing"
 
@@ -72,4 +73,32 @@ func BenchmarkApiVersionsCap(b *testing.B) {
 		}
 	}
 	benchRewrite(b, KeyApiVersions, 4, apiVersionsResponse(0, ranges...), true)
+}
+
+// BenchmarkProduceAcks: the one field the proxy reads from a request body
+// (acks=0 produces hold no slot), from a flexible v9 Produce.
+func BenchmarkProduceAcks(b *testing.B) {
+	p := NewProtocol()
+	req := kmsg.NewPtrProduceRequest()
+	req.SetVersion(9)
+	req.TransactionID = strp("txn")
+	req.Acks = -1
+	t := kmsg.NewProduceRequestTopic()
+	t.Topic = "orders"
+	t.Partitions = append(t.Partitions, kmsg.NewProduceRequestTopicPartition())
+	req.Topics = append(req.Topics, t)
+	frame := binary.BigEndian.AppendUint16(make([]byte, 4), uint16(KeyProduce))
+	frame = binary.BigEndian.AppendUint16(frame, 9)
+	frame = binary.BigEndian.AppendUint32(frame, testCorr)
+	frame = binary.BigEndian.AppendUint16(frame, 6)
+	frame = append(append(frame, "client"...), 0) // client id, header tags
+	frame = req.AppendTo(frame)
+	body := frame[4:]
+	b.ReportAllocs()
+	for b.Loop() {
+		h, _ := ParseRequestHeader(body)
+		if acks, err := p.ProduceAcks(body, h); err != nil || acks != -1 {
+			b.Fatalf("acks %d, %v", acks, err)
+		}
+	}
 }

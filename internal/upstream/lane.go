@@ -1,7 +1,6 @@
 package upstream
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -194,7 +193,7 @@ func (l *Lane) read() {
 }
 
 func (l *Lane) readLoop() error {
-	br := bufio.NewReaderSize(l.conn, 16<<10)
+	br := l.opts.Pool.NewReader(l.conn, 16<<10) // holds no buffer while the broker is quiet
 	var hdr [8]byte
 	for {
 		if err := l.readFull(br, hdr[:]); err != nil {

@@ -1,0 +1,197 @@
+// Package bench measures kproxy against a direct connection and a blind TCP
+// relay, in one process and one run, over an in-process kfake cluster that
+// discards produced records and serves canned 1 MiB fetch batches. The
+// paths alternate (direct, relay, kproxy, direct, …) so that drift on a
+// shared machine lands on all three alike.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"go.uber.org/zap"
+
+	"github.com/kproxy/kproxy/internal/listener"
+	"github.com/kproxy/kproxy/internal/metrics"
+	"github.com/kproxy/kproxy/internal/proxytest"
+)
+
+// Options tune a run. Zero values take the defaults of Defaults.
+type Options struct {
+	Duration  time.Duration // per throughput measurement (one path, one round)
+	Rounds    int           // alternations of the three paths per workload
+	Samples   int           // latency round trips per path and round
+	IdleConns int           // connections held open for the memory row
+	Log       io.Writer     // progress lines; nil: none
+}
+
+// Defaults is a full run: a few minutes on a 2-core machine.
+func Defaults() Options {
+	return Options{Duration: 3 * time.Second, Rounds: 3, Samples: 3000, IdleConns: 2000}
+}
+
+// Quick is a run for CI: every row, small numbers, seconds in all.
+func Quick() Options {
+	return Options{Duration: 300 * time.Millisecond, Rounds: 1, Samples: 200, IdleConns: 100}
+}
+
+const (
+	topic      = "bench"
+	partitions = 4
+)
+
+// path is one way from the client to the cluster.
+type path struct {
+	name  string
+	seeds []string          // kgo seed brokers
+	via   map[string]string // broker address → address to dial instead
+	raw   string            // address for raw single-socket clients (broker 0)
+}
+
+// env is everything a run needs: the cluster, the relay, the proxy.
+type env struct {
+	opts    Options
+	cluster *kfake.Cluster
+	relay   *relay
+	proxy   *listener.Server
+	paths   [3]path // direct, relay, kproxy
+}
+
+func (e *env) logf(format string, args ...any) {
+	if e.opts.Log != nil {
+		fmt.Fprintf(e.opts.Log, format+"\n", args...)
+	}
+}
+
+func start(opts Options) (*env, error) {
+	cluster, err := kfake.NewCluster(
+		kfake.NumBrokers(1),
+		kfake.SeedTopics(partitions, topic),
+		kfake.BlackholeProduce(),
+		kfake.SyntheticFetch(kfake.SyntheticBatch{}), // 1 MiB of 100 B values
+	)
+	if err != nil {
+		return nil, fmt.Errorf("kfake: %w", err)
+	}
+	e := &env{opts: opts, cluster: cluster}
+	addrs := cluster.ListenAddrs()
+	if e.relay, err = newRelay(addrs); err != nil {
+		e.close()
+		return nil, fmt.Errorf("relay: %w", err)
+	}
+	cfg := proxytest.Config(addrs) // loopback, broker_port_base 0
+	if err := cfg.Validate(); err != nil {
+		e.close()
+		return nil, err
+	}
+	if e.proxy, err = listener.New(cfg, zap.NewNop(), metrics.NewNop()); err != nil {
+		e.close()
+		return nil, err
+	}
+	if err := e.proxy.Start(context.Background()); err != nil {
+		e.close()
+		return nil, err
+	}
+	for deadline := time.Now().Add(10 * time.Second); !e.proxy.Ready(); {
+		if time.Now().After(deadline) {
+			e.close()
+			return nil, errors.New("kproxy did not fetch upstream metadata within 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	relayAddrs := make([]string, len(addrs))
+	for i, a := range addrs {
+		relayAddrs[i] = e.relay.addrs[a]
+	}
+	e.paths = [3]path{
+		{name: "direct", seeds: addrs, raw: addrs[0]},
+		{name: "relay", seeds: relayAddrs, via: e.relay.addrs, raw: relayAddrs[0]},
+		{name: "kproxy", seeds: []string{e.proxy.BootstrapAddr()}, raw: e.proxy.BrokerAddrs()[0]},
+	}
+	return e, nil
+}
+
+func (e *env) close() {
+	if e.proxy != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = e.proxy.Shutdown(ctx)
+		cancel()
+	}
+	if e.relay != nil {
+		e.relay.close()
+	}
+	e.cluster.Close()
+}
+
+// Run measures every workload over the three paths and writes the table.
+func Run(ctx context.Context, opts Options, out io.Writer) error {
+	res, err := Measure(ctx, opts)
+	if err != nil {
+		return err
+	}
+	res.WriteTable(out)
+	return nil
+}
+
+// Measure runs every workload and returns the results.
+func Measure(ctx context.Context, opts Options) (*Results, error) {
+	d := Defaults()
+	if opts.Duration <= 0 {
+		opts.Duration = d.Duration
+	}
+	if opts.Rounds <= 0 {
+		opts.Rounds = d.Rounds
+	}
+	if opts.Samples <= 0 {
+		opts.Samples = d.Samples
+	}
+	if opts.IdleConns <= 0 {
+		opts.IdleConns = d.IdleConns
+	}
+	e, err := start(opts)
+	if err != nil {
+		return nil, err
+	}
+	defer e.close()
+	res := &Results{Opts: opts}
+	for _, w := range e.workloads() {
+		e.logf("workload: %s", w.name)
+		if err := e.alternate(ctx, res, w); err != nil {
+			return nil, fmt.Errorf("%s: %w", w.name, err)
+		}
+	}
+	e.logf("idle connections: %d per path", opts.IdleConns)
+	if err := e.idleMemory(ctx, res); err != nil {
+		return nil, fmt.Errorf("idle connections: %w", err)
+	}
+	return res, nil
+}
+
+// workload measures one path once; the result is folded into res.
+type workload struct {
+	name string
+	run  func(ctx context.Context, p path) (sample, error)
+}
+
+// alternate runs w over direct, relay, kproxy, direct, … for every round.
+func (e *env) alternate(ctx context.Context, res *Results, w workload) error {
+	for round := range e.opts.Rounds {
+		for i, p := range e.paths {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			before := readUsage()
+			s, err := w.run(ctx, p)
+			if err != nil {
+				return fmt.Errorf("%s, round %d: %w", p.name, round+1, err)
+			}
+			s.usage = readUsage().sub(before)
+			res.add(w.name, i, s)
+		}
+	}
+	return nil
+}

@@ -19,7 +19,7 @@ const usage = `kproxy: a Kafka sidecar proxy that removes head-of-line blocking.
 Usage:
   kproxy run [--config FILE]            run the proxy
   kproxy check-config [--config FILE]   print the effective configuration, or every problem in it
-  kproxy demo                           run an embedded 3-broker cluster behind kproxy
+  kproxy demo [--workload]              run an embedded 3-broker cluster behind kproxy (--help: ports)
   kproxy bench [--quick] [flags]        measure kproxy against a direct connection and a blind TCP relay
   kproxy version                        print the version
 

@@ -27,7 +27,7 @@ func decodeKproxyConfig(data string) (map[string]any, []error) {
 	}
 	var errs []error
 	for top, v := range cfg {
-		keys, ok := configKeys[top]
+		keys, ok := configKeys()[top]
 		if !ok {
 			errs = append(errs, fmt.Errorf("unknown top-level config key %q (documented: %v)", top, sortedSections()))
 			continue
@@ -61,7 +61,7 @@ func parseKproxyConfig(t *testing.T, where, data string) map[string]any {
 
 func sortedSections() []string {
 	var s []string
-	for k := range configKeys {
+	for k := range configKeys() {
 		s = append(s, k)
 	}
 	sort.Strings(s)

@@ -1,28 +1,48 @@
 package manifesttest
 
 import (
+	"fmt"
+	"os"
 	"path/filepath"
+	"sort"
 	"strings"
+	"sync"
 	"testing"
+
+	"sigs.k8s.io/yaml"
 )
 
 // configKeys are the kproxy configuration keys, by section, that manifests
-// may use (the config contract; see config/kproxy.yaml in the main module).
-// A nil section is a scalar key.
-var configKeys = map[string][]string{
-	"upstream":         {"bootstrap_servers"},
-	"listen":           {"bootstrap", "advertised_host", "broker_port_base", "broker_ports"},
-	"routing":          {"groups", "ordering"},
-	"admin":            {"listen"},
-	"log":              {"level", "format"},
-	"limits":           {"max_frame_bytes", "max_inflight_per_connection"},
-	"shutdown_timeout": nil,
-}
+// may use: the keys config/kproxy.yaml in the main module documents (a test
+// there keeps that file complete). A nil section is a scalar key.
+var configKeys = sync.OnceValue(func() map[string][]string {
+	path := filepath.Join("..", "..", "config", "kproxy.yaml")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		panic(fmt.Sprintf("the config contract: %v", err))
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		panic(fmt.Sprintf("the config contract: %s: %v", path, err))
+	}
+	keys := map[string][]string{}
+	for section, v := range doc {
+		keys[section] = nil
+		if m, ok := v.(map[string]any); ok {
+			keys[section] = []string{}
+			for k := range m {
+				keys[section] = append(keys[section], k)
+			}
+			sort.Strings(keys[section])
+		}
+	}
+	return keys
+})
 
 // envKey maps a KPROXY_* environment variable back to its config key, or
 // returns "" when the name matches no documented key.
 func envKey(name string) string {
-	for section, keys := range configKeys {
+	for section, keys := range configKeys() {
 		if keys == nil {
 			if name == envName(section) {
 				return section

@@ -1,0 +1,164 @@
+// Package rawclient is a legacy single-socket Kafka client built from kmsg
+// frames: every request goes over one connection, pipelined, the way a
+// client without per-purpose connections sends them. Tests use it to show
+// head-of-line blocking; `kproxy demo --workload` uses it to show it live.
+package rawclient
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"net"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Conn is one client connection; it is not safe for concurrent use.
+type Conn struct {
+	Conn     net.Conn
+	ClientID string
+	corr     int32
+	sent     map[int32]kmsg.Request
+}
+
+// Dial opens a raw connection.
+func Dial(addr string) (*Conn, error) {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	return &Conn{Conn: c, ClientID: "raw-client", sent: map[int32]kmsg.Request{}}, nil
+}
+
+// Send writes one request at the version set on it and returns its
+// correlation id.
+func (r *Conn) Send(req kmsg.Request) (int32, error) {
+	r.corr++
+	corr := r.corr
+	r.sent[corr] = req
+	_, err := r.Conn.Write(EncodeRequest(req, corr, r.ClientID))
+	return corr, err
+}
+
+// Response is one decoded answer.
+type Response struct {
+	CorrelationID int32
+	Msg           kmsg.Response
+	At            time.Time
+}
+
+// Read reads the next answer on the connection and decodes it as the
+// response to the request with its correlation id.
+func (r *Conn) Read() (Response, error) {
+	var hdr [8]byte
+	if _, err := io.ReadFull(r.Conn, hdr[:]); err != nil {
+		return Response{}, err
+	}
+	at := time.Now()
+	size := binary.BigEndian.Uint32(hdr[:4])
+	corr := int32(binary.BigEndian.Uint32(hdr[4:]))
+	body := make([]byte, size-4)
+	if _, err := io.ReadFull(r.Conn, body); err != nil {
+		return Response{}, err
+	}
+	req, ok := r.sent[corr]
+	if !ok {
+		return Response{}, fmt.Errorf("answer with correlation id %d matches no request", corr)
+	}
+	delete(r.sent, corr)
+	resp := req.ResponseKind()
+	resp.SetVersion(req.GetVersion())
+	if resp.IsFlexible() && req.Key() != 18 {
+		rd := kbin.Reader{Src: body}
+		kmsg.SkipTags(&rd)
+		body = rd.Src
+	}
+	if err := resp.ReadFrom(body); err != nil {
+		return Response{}, fmt.Errorf("decode %s answer: %w", kmsg.NameForKey(req.Key()), err)
+	}
+	return Response{CorrelationID: corr, Msg: resp, At: at}, nil
+}
+
+// Close closes the connection.
+func (r *Conn) Close() error { return r.Conn.Close() }
+
+// EncodeRequest frames a request: size, header v1/v2, body.
+func EncodeRequest(req kmsg.Request, corr int32, clientID string) []byte {
+	buf := make([]byte, 4, 256)
+	buf = binary.BigEndian.AppendUint16(buf, uint16(req.Key()))
+	buf = binary.BigEndian.AppendUint16(buf, uint16(req.GetVersion()))
+	buf = binary.BigEndian.AppendUint32(buf, uint32(corr))
+	buf = binary.BigEndian.AppendUint16(buf, uint16(len(clientID)))
+	buf = append(buf, clientID...)
+	if req.IsFlexible() {
+		buf = append(buf, 0)
+	}
+	buf = req.AppendTo(buf)
+	binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
+	return buf
+}
+
+// FetchRequest asks for one partition from offset 0 with a long poll.
+func FetchRequest(topic string, partition int32, maxWait time.Duration) *kmsg.FetchRequest {
+	req := kmsg.NewPtrFetchRequest()
+	req.SetVersion(11) // topic names, no sessions needed
+	req.ReplicaID = -1
+	req.MaxWaitMillis = int32(maxWait / time.Millisecond)
+	req.MinBytes = 1
+	req.MaxBytes = 1 << 20
+	t := kmsg.NewFetchRequestTopic()
+	t.Topic = topic
+	p := kmsg.NewFetchRequestTopicPartition()
+	p.Partition = partition
+	p.FetchOffset = 0
+	p.PartitionMaxBytes = 1 << 20
+	p.CurrentLeaderEpoch = -1
+	p.LogStartOffset = -1
+	t.Partitions = append(t.Partitions, p)
+	req.Topics = append(req.Topics, t)
+	return req
+}
+
+// ProduceRequest carries one record to one partition.
+func ProduceRequest(topic string, partition int32, acks int16, value []byte) *kmsg.ProduceRequest {
+	req := kmsg.NewPtrProduceRequest()
+	req.SetVersion(7)
+	req.Acks = acks
+	req.TimeoutMillis = 5000
+	t := kmsg.NewProduceRequestTopic()
+	t.Topic = topic
+	p := kmsg.NewProduceRequestTopicPartition()
+	p.Partition = partition
+	p.Records = RecordBatch(value)
+	t.Partitions = append(t.Partitions, p)
+	req.Topics = append(req.Topics, t)
+	return req
+}
+
+// RecordBatch encodes a v2 batch holding one record.
+func RecordBatch(value []byte) []byte {
+	rec := kmsg.Record{Value: value}
+	rec.Length = int32(len(rec.AppendTo(nil)) - 1) // everything after the 1-byte varint 0
+	recBytes := rec.AppendTo(nil)
+	batch := kmsg.RecordBatch{
+		FirstOffset:          0,
+		PartitionLeaderEpoch: -1,
+		Magic:                2,
+		LastOffsetDelta:      0,
+		FirstTimestamp:       time.Now().UnixMilli(),
+		MaxTimestamp:         time.Now().UnixMilli(),
+		ProducerID:           -1,
+		ProducerEpoch:        -1,
+		FirstSequence:        -1,
+		NumRecords:           1,
+		Records:              recBytes,
+	}
+	raw := batch.AppendTo(nil)
+	batch.Length = int32(len(raw) - 12)
+	raw = batch.AppendTo(nil)
+	batch.CRC = int32(crc32.Checksum(raw[21:], crc32.MakeTable(crc32.Castagnoli)))
+	return batch.AppendTo(nil)
+}

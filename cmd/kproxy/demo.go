@@ -108,7 +108,7 @@ func demo(ctx context.Context, o demoOptions, stdout io.Writer) error {
 	if err := waitReady(ctx, srv, 10*time.Second); err != nil || ctx.Err() != nil {
 		return err
 	}
-	printBanner(stdout, cfg, srv, cluster.ListenAddrs())
+	printBanner(stdout, p, cluster.ListenAddrs())
 
 	if o.workload {
 		w, err := newWorkload(cluster, srv, workloadOptions{
@@ -144,7 +144,8 @@ func waitReady(ctx context.Context, srv *listener.Server, timeout time.Duration)
 	return nil
 }
 
-func printBanner(w io.Writer, cfg config.Config, srv *listener.Server, upstream []string) {
+func printBanner(w io.Writer, p *proxy, upstream []string) {
+	srv := p.srv
 	bootstrap := srv.BootstrapAddr()
 	fmt.Fprintf(w, "kproxy %s demo: an embedded 3-broker Kafka cluster (kfake) behind kproxy\n\n", version)
 	fmt.Fprintf(w, "  bootstrap  %s\n", bootstrap)
@@ -161,7 +162,7 @@ func printBanner(w io.Writer, cfg config.Config, srv *listener.Server, upstream 
 		}
 		fmt.Fprintf(w, "  broker %d   %s  -> kfake %s\n", id, brokers[int32(id)], up)
 	}
-	fmt.Fprintf(w, "  admin      %s  (/metrics, /healthz, /readyz)\n\n", adminURL(cfg.Admin.Listen))
+	fmt.Fprintf(w, "  admin      %s  (/metrics, /healthz, /readyz)\n\n", adminURL(p.admin.Addr()))
 	fmt.Fprintf(w, "Try it (topics are created on first use):\n")
 	fmt.Fprintf(w, "  kcat -b %s -L\n", bootstrap)
 	fmt.Fprintf(w, "  echo hello | kcat -b %s -t demo -P && kcat -b %s -t demo -C -e\n\n", bootstrap, bootstrap)

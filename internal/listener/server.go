@@ -45,6 +45,7 @@ type Server struct {
 	closing   bool
 
 	ready    atomic.Bool // upstream metadata fetched at least once
+	lastErr  atomic.Pointer[error]
 	accepts  sync.WaitGroup
 	sessWG   sync.WaitGroup
 	stopOnce sync.Once
@@ -63,12 +64,16 @@ func New(cfg config.Config, log *zap.Logger, m *metrics.Metrics) (*Server, error
 		return nil, fmt.Errorf("listen.bootstrap: %w", err)
 	}
 	pool := bufpool.New()
+	dialer, err := upstream.NewDialer(cfg.Upstream, log)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
 		cfg:        cfg,
 		log:        log,
 		metrics:    m,
 		instr:      newInstruments(m, protocol, classifier),
-		dialer:     &upstream.Dialer{Timeout: cfg.Upstream.DialTimeout},
+		dialer:     dialer,
 		brokers:    upstream.NewBrokers(cfg.Upstream.BootstrapServers),
 		protocol:   protocol,
 		classifier: classifier,
@@ -131,6 +136,7 @@ func (s *Server) Start(ctx context.Context) error {
 func (s *Server) discover(ctx context.Context) error {
 	brokers, err := s.dialer.FetchBrokers(ctx, s.brokers.Seeds())
 	if err != nil {
+		s.lastErr.Store(&err)
 		return err
 	}
 	for _, b := range brokers {
@@ -142,9 +148,26 @@ func (s *Server) discover(ctx context.Context) error {
 	return nil
 }
 
-// Ready reports whether upstream metadata has been fetched and every known
-// broker has a listener.
-func (s *Server) Ready() bool { return s.ready.Load() }
+// Ready reports whether upstream metadata has been fetched, every known
+// broker has a listener, and no broker currently refuses the proxy's TLS
+// handshake or SASL credentials. LastError says why not.
+func (s *Server) Ready() bool { return s.ready.Load() && s.dialer.AuthError() == nil }
+
+// LastError is why Ready is false: the current upstream authentication
+// (TLS or SASL) failure, or the last failed metadata fetch before the first
+// success. nil when ready.
+func (s *Server) LastError() error {
+	if err := s.dialer.AuthError(); err != nil {
+		return err
+	}
+	if s.ready.Load() {
+		return nil
+	}
+	if p := s.lastErr.Load(); p != nil {
+		return *p
+	}
+	return errors.New("upstream metadata not fetched yet")
+}
 
 // BootstrapAddr is the bound bootstrap address.
 func (s *Server) BootstrapAddr() string { return s.listenerAddr(bootstrapNode) }

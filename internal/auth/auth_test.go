@@ -91,9 +91,11 @@ func TestScramRejectsTampering(t *testing.T) {
 		return s, string(first)
 	}
 	for name, final := range map[string]func(serverFirst string) string{
-		"wrong nonce":       func(string) string { return "c=biws,r=clientnonceXXX,p=AAAA" },
-		"wrong binding":     func(sf string) string { return "c=eSws," + strings.Split(sf, ",")[0] + ",p=AAAA" },
-		"bad proof":         func(sf string) string { return "c=biws," + strings.Split(sf, ",")[0] + ",p=" + strings.Repeat("A", 43) + "=" },
+		"wrong nonce":   func(string) string { return "c=biws,r=clientnonceXXX,p=AAAA" },
+		"wrong binding": func(sf string) string { return "c=eSws," + strings.Split(sf, ",")[0] + ",p=AAAA" },
+		"bad proof": func(sf string) string {
+			return "c=biws," + strings.Split(sf, ",")[0] + ",p=" + strings.Repeat("A", 43) + "="
+		},
 		"no proof":          func(sf string) string { return "c=biws," + strings.Split(sf, ",")[0] },
 		"proof not base64":  func(sf string) string { return "c=biws," + strings.Split(sf, ",")[0] + ",p=!!" },
 		"binding requested": func(string) string { return "p=tls-unique,,n=app,r=x" },

@@ -209,4 +209,3 @@ func printable(s string) bool {
 	}
 	return true
 }
-

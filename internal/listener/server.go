@@ -4,6 +4,7 @@ package listener
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kproxy/kproxy/config"
+	"github.com/kproxy/kproxy/internal/auth"
 	"github.com/kproxy/kproxy/internal/bufpool"
 	"github.com/kproxy/kproxy/internal/metrics"
 	"github.com/kproxy/kproxy/internal/router"
@@ -38,6 +40,8 @@ type Server struct {
 	pool       *bufpool.Pool
 	laneOpts   upstream.LaneOptions
 	bindHost   string
+	tls        *tls.Config // listen.tls; nil: plaintext
+	users      *auth.Users // listen.sasl.mode terminate; nil: reject
 
 	mu        sync.Mutex
 	listeners map[int32]net.Listener // by node id; bootstrapNode for the bootstrap port
@@ -68,6 +72,14 @@ func New(cfg config.Config, log *zap.Logger, m *metrics.Metrics) (*Server, error
 	if err != nil {
 		return nil, err
 	}
+	serverTLS, err := newServerTLS(cfg.Listen.TLS)
+	if err != nil {
+		return nil, err
+	}
+	users, err := loadUsers(cfg.Listen.SASL)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
 		cfg:        cfg,
 		log:        log,
@@ -80,6 +92,8 @@ func New(cfg config.Config, log *zap.Logger, m *metrics.Metrics) (*Server, error
 		rewriter:   router.NewRewriter(protocol),
 		pool:       pool,
 		bindHost:   host,
+		tls:        serverTLS,
+		users:      users,
 		listeners:  map[int32]net.Listener{},
 		sessions:   map[*session]struct{}{},
 		stopped:    make(chan struct{}),
@@ -99,7 +113,8 @@ func New(cfg config.Config, log *zap.Logger, m *metrics.Metrics) (*Server, error
 // the background until it succeeds or the server stops, so the proxy comes
 // up even while every seed is unreachable (Ready reports false meanwhile).
 func (s *Server) Start(ctx context.Context) error {
-	ln, err := net.Listen("tcp", s.cfg.Listen.Bootstrap)
+	s.warnInsecure()
+	ln, err := s.listen(s.cfg.Listen.Bootstrap)
 	if err != nil {
 		return fmt.Errorf("listen.bootstrap (%s) %q: %w", config.EnvVar("listen.bootstrap"), s.cfg.Listen.Bootstrap, err)
 	}
@@ -216,7 +231,7 @@ func (s *Server) Advertise(nodeID int32, host string, port int32) (string, int32
 	if nodeID < 0 || listenPort > 65535 {
 		return "", 0, fmt.Errorf("broker %d: no client port: listen.broker_port_base %d + node id is outside 1..65535; set listen.broker_ports", nodeID, s.cfg.Listen.BrokerPortBase)
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(s.bindHost, strconv.Itoa(listenPort)))
+	ln, err := s.listen(net.JoinHostPort(s.bindHost, strconv.Itoa(listenPort)))
 	if err != nil {
 		return "", 0, fmt.Errorf("broker %d: listen: %w", nodeID, err)
 	}

@@ -34,6 +34,8 @@ type session struct {
 	seed string
 
 	sem  chan struct{} // one token per request awaiting its answer
+
+	clientSASL clientSASL // listen.sasl.mode terminate (sasl.go)
 	wake chan struct{}
 
 	mu          sync.Mutex
@@ -106,6 +108,9 @@ func (s *session) run() {
 // read loops over client frames until the client goes away, sends bad
 // input, or the session is closed or drained.
 func (s *session) read() (reason string, err error) {
+	if reason, err := s.handshake(); err != nil {
+		return reason, err
+	}
 	br := bufio.NewReaderSize(s.conn, 8<<10)
 	var size [4]byte
 	for {
@@ -184,6 +189,11 @@ func (s *session) route(frame *bufpool.Buf) (string, error) {
 	h, _ := router.ParseRequestHeader(body) // size >= 8 checked
 	if s.srv.log.Core().Enabled(zap.DebugLevel) {
 		s.log.Debug("request", zap.String("api", p.Name(h.Key)), zap.Int16("api_version", h.Version), zap.Int32("correlation_id", h.CorrelationID))
+	}
+	if s.srv.users != nil {
+		if handled, reason, err := s.terminateSASL(frame, h); handled {
+			return reason, err
+		}
 	}
 	switch {
 	case h.Key == router.KeySaslHandshake || h.Key == router.KeySaslAuthenticate:

@@ -33,10 +33,10 @@ type session struct {
 	// first dial so that every lane reaches the same broker.
 	seed string
 
-	sem chan struct{} // one token per request awaiting its answer
-
 	clientSASL clientSASL // listen.sasl.mode terminate (sasl.go)
-	wake       chan struct{}
+
+	sem  chan struct{} // one token per request awaiting its answer
+	wake chan struct{}
 
 	mu          sync.Mutex
 	lanes       []*upstream.Lane // by router.Group

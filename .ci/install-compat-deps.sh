@@ -4,6 +4,7 @@
 #   confluent-kafka-python  Debian python3-confluent-kafka (librdkafka1)
 #   kcat                    Debian kcat (librdkafka1)
 #   KafkaJS                 npm, pinned by test/compat/kafkajs/package-lock.json
+#                           (Node.js/npm from Debian if none is installed)
 #
 # Idempotent and non-interactive. Debian versions are pinned below (bookworm);
 # if the archive moves on, the install fails and names the pin to update.
@@ -74,7 +75,13 @@ dpkg-query -W "${pins[@]%%=*}" >&2
 /usr/bin/python3 -c 'import kafka, confluent_kafka' ||
 	{ log "/usr/bin/python3 cannot import kafka / confluent_kafka"; exit 1; }
 
-command -v npm >/dev/null || { log "npm not found (need Node.js >= 14 and npm)"; exit 1; }
+if ! command -v npm >/dev/null; then
+	# A fresh machine may have no Node.js: Debian's (18 on bookworm) will do.
+	log "npm not found: installing Debian nodejs and npm"
+	$sudo apt-get update -q &&
+		$sudo apt-get install -y -q --no-install-recommends nodejs npm ||
+		{ log "installing nodejs/npm failed (need Node.js >= 14 and npm)"; exit 1; }
+fi
 cd "$root/test/compat/kafkajs"
 if ! npm ci --no-audit --no-fund --loglevel=error; then
 	log "npm ci failed; retrying once in 10s"

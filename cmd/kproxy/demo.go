@@ -14,8 +14,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/kproxy/kproxy/config"
-	"github.com/kproxy/kproxy/internal/listener"
-	"github.com/kproxy/kproxy/internal/metrics"
 )
 
 // runDemo starts an embedded 3-broker kfake cluster and kproxy in front of
@@ -27,6 +25,7 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.Listen.Bootstrap, "bootstrap", cfg.Listen.Bootstrap, "client bootstrap address")
 	fs.IntVar(&cfg.Listen.BrokerPortBase, "broker-port-base", cfg.Listen.BrokerPortBase, "broker N listens on this + N (0: any free port)")
 	fs.StringVar(&cfg.Log.Level, "log-level", "warn", "log level")
+	fs.StringVar(&cfg.Admin.Listen, "admin", cfg.Admin.Listen, "admin HTTP address (/metrics, /healthz, /readyz)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -46,13 +45,11 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	srv, err := listener.New(cfg, log, metrics.New(prometheus.NewRegistry(), version))
+	p, err := start(ctx, cfg, log, prometheus.NewRegistry())
 	if err != nil {
 		return err
 	}
-	if err := srv.Start(ctx); err != nil {
-		return err
-	}
+	srv := p.srv
 	fmt.Fprintf(stdout, "kproxy demo: embedded 3-broker cluster (kfake) behind kproxy\n")
 	fmt.Fprintf(stdout, "  bootstrap: %s\n", srv.BootstrapAddr())
 	brokers := srv.BrokerAddrs()
@@ -64,12 +61,11 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	for _, id := range ids {
 		fmt.Fprintf(stdout, "  broker %d:  %s  (upstream %s)\n", id, brokers[int32(id)], cluster.ListenAddrs()[id])
 	}
+	fmt.Fprintf(stdout, "  admin:     http://%s/metrics /healthz /readyz\n", p.admin.Addr())
 	fmt.Fprintf(stdout, "  try:       kcat -b %s -L\n", srv.BootstrapAddr())
 	fmt.Fprintf(stdout, "Ctrl-C to stop.\n")
 	<-ctx.Done()
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	_ = srv.Shutdown(sctx)
+	_ = p.shutdown(cfg.ShutdownTimeout)
 	fmt.Fprintln(stdout, "kproxy demo stopped")
 	return nil
 }

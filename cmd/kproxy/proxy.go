@@ -2,17 +2,20 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/kproxy/kproxy/config"
+	"github.com/kproxy/kproxy/internal/admin"
 	"github.com/kproxy/kproxy/internal/listener"
 	"github.com/kproxy/kproxy/internal/metrics"
 )
@@ -62,36 +65,78 @@ func runProxy(args []string, stderr io.Writer) error {
 
 // serve runs the proxy until ctx ends, then shuts down gracefully.
 func serve(ctx context.Context, cfg config.Config, log *zap.Logger, reg *prometheus.Registry) error {
-	m := metrics.New(reg, version)
-	srv, err := listener.New(cfg, log, m)
+	p, err := start(ctx, cfg, log, reg)
 	if err != nil {
 		return err
 	}
-	if err := srv.Start(ctx); err != nil {
-		return err
-	}
-	log.Info("kproxy started", zap.String("version", version), zap.String("bootstrap", srv.BootstrapAddr()), zap.Strings("upstream", cfg.Upstream.BootstrapServers))
+	log.Info("kproxy started", zap.String("version", version), zap.String("bootstrap", p.srv.BootstrapAddr()), zap.String("admin", p.admin.Addr()), zap.Strings("upstream", cfg.Upstream.BootstrapServers))
 	<-ctx.Done()
 	log.Info("shutting down", zap.Duration("timeout", cfg.ShutdownTimeout))
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
+	if err := p.shutdown(cfg.ShutdownTimeout); err != nil {
 		log.Warn("shutdown incomplete", zap.Error(err))
 	}
 	log.Info("kproxy stopped")
 	return nil
 }
 
+// proxy is kproxy running: its Kafka listeners and its admin server.
+type proxy struct {
+	srv   *listener.Server
+	admin *admin.Server
+}
+
+// start binds the admin server, then the Kafka listeners. The admin server
+// comes first so that /healthz answers, and /readyz says why not ready,
+// while upstream metadata is still being fetched.
+func start(ctx context.Context, cfg config.Config, log *zap.Logger, reg *prometheus.Registry) (*proxy, error) {
+	srv, err := listener.New(cfg, log, metrics.New(reg, version))
+	if err != nil {
+		return nil, err
+	}
+	adm, err := admin.Listen(cfg.Admin.Listen, admin.Handler(reg, srv, log), log)
+	if err != nil {
+		return nil, err
+	}
+	if err := srv.Start(ctx); err != nil {
+		_ = adm.Shutdown(context.Background())
+		return nil, err
+	}
+	return &proxy{srv: srv, admin: adm}, nil
+}
+
+// shutdown drains the Kafka side within timeout (/readyz answers 503 and
+// /metrics stays up meanwhile), then stops the admin server.
+func (p *proxy) shutdown(timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	err := p.srv.Shutdown(ctx)
+	actx, acancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer acancel()
+	return errors.Join(err, p.admin.Shutdown(actx))
+}
+
 func newLogger(c config.Log) (*zap.Logger, error) {
+	return buildLogger(c, zapcore.Lock(os.Stderr))
+}
+
+// buildLogger makes the process logger: JSON lines (log.format json) or
+// human-readable lines (console), both with ISO 8601 times, stack traces
+// only at error, no sampling (lifecycle lines must not be dropped).
+func buildLogger(c config.Log, out zapcore.WriteSyncer) (*zap.Logger, error) {
 	level, err := zapcore.ParseLevel(c.Level)
 	if err != nil {
 		return nil, err
 	}
-	zc := zap.NewProductionConfig()
-	if c.Format == "console" {
-		zc = zap.NewDevelopmentConfig()
+	ec := zap.NewProductionEncoderConfig()
+	ec.EncodeTime = zapcore.ISO8601TimeEncoder
+	var enc zapcore.Encoder
+	switch c.Format {
+	case "console":
+		ec.EncodeLevel = zapcore.CapitalLevelEncoder
+		enc = zapcore.NewConsoleEncoder(ec)
+	default:
+		enc = zapcore.NewJSONEncoder(ec)
 	}
-	zc.Level = zap.NewAtomicLevelAt(level)
-	zc.Sampling = nil
-	return zc.Build()
+	core := zapcore.NewCore(enc, out, zap.NewAtomicLevelAt(level))
+	return zap.New(core, zap.AddCaller(), zap.AddStacktrace(zapcore.ErrorLevel), zap.ErrorOutput(out)), nil
 }

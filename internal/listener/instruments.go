@@ -49,7 +49,6 @@ type instruments struct {
 type apiInstruments struct {
 	requests prometheus.Counter
 	duration prometheus.Observer
-	rewrites prometheus.Counter
 }
 
 func newInstruments(m *metrics.Metrics, p *router.Protocol, c *router.Classifier) *instruments {
@@ -78,7 +77,6 @@ func (in *instruments) api(key int16) *apiInstruments {
 	a := &apiInstruments{
 		requests: in.m.Requests.WithLabelValues(group, name),
 		duration: in.m.RequestDuration.WithLabelValues(group, name),
-		rewrites: in.m.Rewrites.WithLabelValues(name),
 	}
 	in.byKey[idx].Store(a)
 	return a
@@ -86,12 +84,19 @@ func (in *instruments) api(key int16) *apiInstruments {
 
 func (in *instruments) request(key int16, _ router.Group) { in.api(key).requests.Inc() }
 
-func (in *instruments) answered(key int16, g router.Group, took time.Duration) {
+// answered observes an upstream answer's latency. The in-flight gauge is
+// lowered by the session when it records the answer (or closes without it),
+// so that an answer racing the session's close is not counted twice.
+func (in *instruments) answered(key int16, _ router.Group, took time.Duration) {
 	in.api(key).duration.Observe(took.Seconds())
-	in.inflight[g].Dec()
 }
 
-func (in *instruments) rewrite(key int16) { in.api(key).rewrites.Inc() }
+// rewrite counts a rewritten answer. Its series is made here, not with the
+// API's other children, so that the scrape carries no always-zero series for
+// APIs that are never rewritten; a rewrite allocates anyway.
+func (in *instruments) rewrite(key int16) {
+	in.m.Rewrites.WithLabelValues(in.protocol.Name(key)).Inc()
+}
 
 func (in *instruments) frameError(reason string) { in.m.FrameErrors.WithLabelValues(reason).Inc() }
 

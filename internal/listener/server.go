@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,8 +49,8 @@ type Server struct {
 	sessions  map[*session]struct{}
 	closing   bool
 
-	ready    atomic.Bool // upstream metadata fetched at least once
-	lastErr  atomic.Pointer[error]
+	ready    atomic.Bool           // upstream metadata fetched at least once
+	discErr  atomic.Pointer[error] // the last failed discovery, until one succeeds
 	accepts  sync.WaitGroup
 	sessWG   sync.WaitGroup
 	stopOnce sync.Once
@@ -149,9 +150,19 @@ func (s *Server) Start(ctx context.Context) error {
 }
 
 func (s *Server) discover(ctx context.Context) error {
+	err := s.fetchAndListen(ctx)
+	if err != nil {
+		s.discErr.Store(&err)
+		return err
+	}
+	s.discErr.Store(nil)
+	s.ready.Store(true)
+	return nil
+}
+
+func (s *Server) fetchAndListen(ctx context.Context) error {
 	brokers, err := s.dialer.FetchBrokers(ctx, s.brokers.Seeds())
 	if err != nil {
-		s.lastErr.Store(&err)
 		return err
 	}
 	for _, b := range brokers {
@@ -159,29 +170,64 @@ func (s *Server) discover(ctx context.Context) error {
 			return err
 		}
 	}
-	s.ready.Store(true)
 	return nil
 }
 
-// Ready reports whether upstream metadata has been fetched, every known
-// broker has a listener, and no broker currently refuses the proxy's TLS
-// handshake or SASL credentials. LastError says why not.
-func (s *Server) Ready() bool { return s.ready.Load() && s.dialer.AuthError() == nil }
+// Ready reports whether upstream metadata has been fetched and every known
+// broker has a listener, the server is not shutting down, and no broker
+// currently refuses the proxy's TLS handshake or SASL credentials.
+func (s *Server) Ready() bool {
+	return s.ready.Load() && !isClosed(s.stopped) && s.dialer.AuthError() == nil
+}
 
-// LastError is why Ready is false: the current upstream authentication
-// (TLS or SASL) failure, or the last failed metadata fetch before the first
-// success. nil when ready.
-func (s *Server) LastError() error {
+// NotReadyReason says in a few words why Ready is false ("" when it is
+// true): shutting down, the current upstream authentication (TLS or SASL)
+// failure, or the last error fetching upstream metadata.
+func (s *Server) NotReadyReason() string {
+	switch {
+	case s.Ready():
+		return ""
+	case isClosed(s.stopped):
+		return "shutting down"
+	}
 	if err := s.dialer.AuthError(); err != nil {
-		return err
+		return "upstream authentication failing: " + err.Error()
 	}
-	if s.ready.Load() {
-		return nil
+	p := s.discErr.Load()
+	if p == nil {
+		return "upstream metadata not fetched yet"
 	}
-	if p := s.lastErr.Load(); p != nil {
-		return *p
+	msg := strings.ReplaceAll((*p).Error(), "\n", "; ") // a joined error has one line per seed
+	if unreachable(*p) {
+		return "upstream metadata not fetched: every seed unreachable (" + msg + ")"
 	}
-	return errors.New("upstream metadata not fetched yet")
+	return "upstream metadata not fetched: " + msg
+}
+
+// unreachable reports whether err is, for every seed, a failure to connect.
+func unreachable(err error) bool {
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	} else {
+		errs = []error{err}
+	}
+	for _, e := range errs {
+		var op *net.OpError
+		if !errors.As(e, &op) || op.Op != "dial" {
+			return false
+		}
+	}
+	return len(errs) > 0
+}
+
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }
 
 // BootstrapAddr is the bound bootstrap address.

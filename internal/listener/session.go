@@ -85,7 +85,7 @@ func newSession(srv *Server, conn net.Conn, broker int32) *session {
 // run is the session's reader; it returns when the session ends.
 func (s *session) run() {
 	defer s.srv.endSession(s)
-	s.log.Debug("session opened")
+	s.log.Info("session opened")
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
@@ -188,7 +188,8 @@ func (s *session) route(frame *bufpool.Buf) (string, error) {
 	body := frame.B[4:]
 	h, _ := router.ParseRequestHeader(body) // size >= 8 checked
 	if s.srv.log.Core().Enabled(zap.DebugLevel) {
-		s.log.Debug("request", zap.String("api", p.Name(h.Key)), zap.Int16("api_version", h.Version), zap.Int32("correlation_id", h.CorrelationID))
+		s.log.Debug("request", zap.String("api", p.Name(h.Key)), zap.Int16("api_key", h.Key), zap.Int16("api_version", h.Version),
+			zap.Int32("correlation_id", h.CorrelationID), zap.String("group", s.srv.classifier.Name(s.srv.classifier.Classify(h.Key))))
 	}
 	if s.srv.users != nil {
 		if handled, reason, err := s.terminateSASL(frame, h); handled {
@@ -367,8 +368,7 @@ func (s *session) answerLocally(h router.RequestHeader, resp []byte) (string, er
 		return reasonClosed, nil
 	}
 	g := s.srv.classifier.Classify(h.Key)
-	s.srv.instr.request(h.Key, g)
-	s.srv.instr.answered(h.Key, g, 0)
+	s.srv.instr.request(h.Key, g) // counted, but no upstream latency to observe
 	s.push(h, g, bufpool.Wrap(resp))
 	s.signal()
 	return "", nil

@@ -67,7 +67,7 @@ func TestUpstreamSASLMechanisms(t *testing.T) {
 				},
 			})
 			if !env.Proxy.Ready() {
-				t.Fatalf("not ready: %v", env.Proxy.LastError())
+				t.Fatalf("not ready: %v", env.Proxy.NotReadyReason())
 			}
 			produceConsume(t, env.Bootstrap(), "t", 20)
 		})
@@ -120,8 +120,8 @@ func TestUpstreamTLS(t *testing.T) {
 		if msg := fmt.Sprint(entry.ContextMap()["error"]); !strings.Contains(msg, "certificate") {
 			t.Errorf("logged error does not name the certificate problem: %s", msg)
 		}
-		if env.Proxy.Ready() || !strings.Contains(fmt.Sprint(env.Proxy.LastError()), "certificate") {
-			t.Errorf("Ready %v, LastError %v; want not ready with the certificate error", env.Proxy.Ready(), env.Proxy.LastError())
+		if env.Proxy.Ready() || !strings.Contains(fmt.Sprint(env.Proxy.NotReadyReason()), "certificate") {
+			t.Errorf("Ready %v, NotReadyReason %q; want not ready with the certificate error", env.Proxy.Ready(), env.Proxy.NotReadyReason())
 		}
 		conn, err := proxytest.Dial(env.Bootstrap())
 		if err != nil {
@@ -220,8 +220,8 @@ func TestUpstreamWrongPassword(t *testing.T) {
 	if e.Level != zap.ErrorLevel || e.ContextMap()["user"] != "proxy" || !strings.HasPrefix(fmt.Sprint(e.ContextMap()["upstream"]), "127.0.0.1:") {
 		t.Errorf("failure log lacks level/user/broker: %v %v", e.Level, e.ContextMap())
 	}
-	if env.Proxy.Ready() || !strings.Contains(fmt.Sprint(env.Proxy.LastError()), "SASL_AUTHENTICATION_FAILED") {
-		t.Errorf("Ready %v, LastError %v", env.Proxy.Ready(), env.Proxy.LastError())
+	if env.Proxy.Ready() || !strings.Contains(fmt.Sprint(env.Proxy.NotReadyReason()), "SASL_AUTHENTICATION_FAILED") {
+		t.Errorf("Ready %v, NotReadyReason %q", env.Proxy.Ready(), env.Proxy.NotReadyReason())
 	}
 
 	conn, err := proxytest.Dial(env.Bootstrap())

@@ -18,7 +18,11 @@ var slotPool = sync.Pool{New: func() any { return new(slot) }}
 func (s *session) push(h router.RequestHeader, g router.Group, frame *bufpool.Buf) *slot {
 	sl := slotPool.Get().(*slot)
 	*sl = slot{key: h.Key, version: h.Version, group: g, sent: time.Now(), frame: frame, done: frame != nil}
-	s.srv.instr.inflight[g].Inc()
+	if frame == nil {
+		// In flight until complete, or until close finds it not done:
+		// exactly one of the two decrements, under s.mu.
+		s.srv.instr.inflight[g].Inc()
+	}
 	s.mu.Lock()
 	s.slots = append(s.slots, sl)
 	s.mu.Unlock()
@@ -34,7 +38,9 @@ func (s *session) complete(sl *slot, frame *bufpool.Buf) {
 		return
 	}
 	sl.frame, sl.done = frame, true
+	g := sl.group // the writer may recycle sl once s.mu is released
 	s.mu.Unlock()
+	s.srv.instr.inflight[g].Dec()
 	s.signal()
 }
 

@@ -6,6 +6,7 @@ import (
 	"runtime"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // Directions of kproxy_bytes_total.
@@ -33,8 +34,10 @@ type Metrics struct {
 	BuildInfo              *prometheus.GaugeVec
 }
 
-// New registers kproxy's metrics on reg.
+// New registers kproxy's metrics on reg, with the Go runtime (go_*) and
+// process (process_*) collectors.
 func New(reg prometheus.Registerer, version string) *Metrics {
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	f := factory{reg}
 	m := &Metrics{
 		ClientConnections: f.gauge(prometheus.GaugeOpts{

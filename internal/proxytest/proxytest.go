@@ -4,6 +4,7 @@ package proxytest
 
 import (
 	"context"
+	"net"
 	"testing"
 	"time"
 
@@ -108,3 +109,17 @@ func startProxy(t testing.TB, cfg config.Config, log *zap.Logger, wait bool) *En
 
 // Bootstrap is the proxy's bootstrap address.
 func (e *Env) Bootstrap() string { return e.Proxy.BootstrapAddr() }
+
+// FreePort returns a loopback port nothing listens on at the time of the
+// call: for a seed that refuses connections, or a server that cannot report
+// the port it bound for :0. Another process may take it meanwhile; callers
+// that bind it must tolerate that.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}

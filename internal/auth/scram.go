@@ -155,8 +155,12 @@ func (s *scramSession) final(msg string) ([]byte, error) {
 	if attrs[0][2:] != base64.StdEncoding.EncodeToString([]byte(s.gs2Header)) {
 		return nil, failed("channel binding does not repeat the gs2 header")
 	}
-	if subtle.ConstantTimeCompare([]byte(attrs[1][2:]), []byte(s.nonce)) != 1 {
-		return nil, failed("nonce mismatch")
+	// Kafka checks only that the nonce ends with the server's
+	// (ScramSaslServer), and librdkafka 2.0.2, for one, sends the client
+	// nonce again in front of it. The server's random part, which the
+	// proof covers, is what makes the proof fresh.
+	if !strings.HasSuffix(attrs[1][2:], s.nonce) {
+		return nil, failed("client-final nonce does not end with the server nonce")
 	}
 	proof, err := base64.StdEncoding.DecodeString(proof64)
 	if err != nil || len(proof) != len(s.cred.storedKey) {

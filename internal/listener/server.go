@@ -99,6 +99,9 @@ func New(cfg config.Config, log *zap.Logger, m *metrics.Metrics) (*Server, error
 		sessions:   map[*session]struct{}{},
 		stopped:    make(chan struct{}),
 	}
+	if users != nil {
+		s.rewriter.AdvertiseSASL()
+	}
 	s.laneOpts = upstream.LaneOptions{
 		Pool:          pool,
 		MaxFrameBytes: cfg.Limits.MaxFrameBytes,

@@ -2,6 +2,7 @@ package listener_test
 
 import (
 	"crypto/tls"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
+	"go.uber.org/zap"
 
 	"github.com/kproxy/kproxy/config"
 	"github.com/kproxy/kproxy/internal/proxytest"
@@ -140,5 +142,61 @@ func TestTerminateRefusesRequestsBeforeAuth(t *testing.T) {
 	cl := newClient(t, env.Bootstrap())
 	if err := cl.Ping(ctxTimeout(t, 5*time.Second)); err == nil {
 		t.Fatal("a client without SASL got through terminate mode")
+	}
+}
+
+// TestNoSecretsInLogsOrMetrics runs SASL on both sides, with a client
+// failing too, logging at debug: no password appears in any log entry or
+// metric.
+func TestNoSecretsInLogsOrMetrics(t *testing.T) {
+	log, logs := observed(t, zap.DebugLevel)
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "app.pw")
+	if err := os.WriteFile(pw, []byte("app-secret-7f3a\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := proxytest.Start(t, proxytest.Options{
+		Kfake: []kfake.Opt{kfake.EnableSASL(), kfake.Superuser(config.SASLPlain, "proxy", "upstream-secret-9c1e"), kfake.SeedTopics(1, "t")},
+		Config: func(c *config.Config) {
+			c.Upstream.SASL = config.UpstreamSASL{Mechanism: config.SASLPlain, Username: "proxy", Password: "upstream-secret-9c1e"}
+			c.Listen.SASL = config.ListenSASL{Mode: config.SASLModeTerminate, Mechanisms: []string{config.SASLPlain, config.SASLScram256}, Users: map[string]string{"app": "file:" + pw}}
+		},
+		Logger: log,
+	})
+	good := newClient(t, env.Bootstrap(), kgo.SASL(plain.Auth{User: "app", Pass: "app-secret-7f3a"}.AsMechanism()), kgo.DefaultProduceTopic("t"))
+	roundTripWorks(t, good, "x")
+	for _, mech := range []sasl.Mechanism{
+		plain.Auth{User: "app", Pass: "wrong-secret-55aa"}.AsMechanism(),
+		scram.Auth{User: "app", Pass: "wrong-secret-55aa"}.AsSha256Mechanism(),
+	} {
+		bad := newClient(t, env.Bootstrap(), kgo.SASL(mech))
+		if err := bad.Ping(ctxTimeout(t, 10*time.Second)); err == nil {
+			t.Fatal("wrong password accepted")
+		}
+	}
+	secrets := []string{"app-secret-7f3a", "upstream-secret-9c1e", "wrong-secret-55aa"}
+	if logs.Len() == 0 {
+		t.Fatal("no log entries captured")
+	}
+	for _, e := range logs.All() {
+		line := fmt.Sprintf("%s %v", e.Message, e.ContextMap())
+		for _, s := range secrets {
+			if strings.Contains(line, s) {
+				t.Errorf("secret %q in log line: %s", s, line)
+			}
+		}
+	}
+	mfs, err := env.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	scrape := fmt.Sprint(mfs)
+	for _, s := range secrets {
+		if strings.Contains(scrape, s) {
+			t.Errorf("secret %q in metrics", s)
+		}
+	}
+	if logs.FilterMessage("client sasl authentication failed").Len() == 0 {
+		t.Error("failed client authentication not logged")
 	}
 }

@@ -29,6 +29,43 @@ type Upstream struct {
 	// IdleTimeout closes a lane with nothing in flight before the broker's
 	// connections.max.idle.ms (9 minutes by default) would.
 	IdleTimeout time.Duration `mapstructure:"idle_timeout" yaml:"idle_timeout"`
+	// TLS to the brokers.
+	TLS UpstreamTLS `mapstructure:"tls" yaml:"tls"`
+	// SASL is the proxy's own identity at the brokers: every upstream
+	// connection authenticates with it.
+	SASL UpstreamSASL `mapstructure:"sasl" yaml:"sasl"`
+}
+
+// UpstreamTLS configures TLS to the brokers. Verification is on unless
+// InsecureSkipVerify says otherwise.
+type UpstreamTLS struct {
+	Enabled bool `mapstructure:"enabled" yaml:"enabled"`
+	// CAFile is a PEM bundle of the CAs that sign the brokers'
+	// certificates; empty: the system roots.
+	CAFile string `mapstructure:"ca_file" yaml:"ca_file"`
+	// CertFile and KeyFile are the proxy's client certificate (mutual TLS).
+	// Both are re-read when they change on disk.
+	CertFile string `mapstructure:"cert_file" yaml:"cert_file"`
+	KeyFile  string `mapstructure:"key_file" yaml:"key_file"`
+	// ServerName overrides the name verified in the brokers' certificates;
+	// empty: the host of the address dialed.
+	ServerName         string `mapstructure:"server_name" yaml:"server_name"`
+	InsecureSkipVerify bool   `mapstructure:"insecure_skip_verify" yaml:"insecure_skip_verify"`
+}
+
+// UpstreamSASL is the proxy's SASL identity at the brokers.
+type UpstreamSASL struct {
+	// Mechanism is PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER;
+	// empty: no SASL.
+	Mechanism string `mapstructure:"mechanism" yaml:"mechanism"`
+	Username  string `mapstructure:"username" yaml:"username"`
+	// Password is a secret: prefer PasswordFile. Redacted in output.
+	Password string `mapstructure:"password" yaml:"password"`
+	// PasswordFile holds the password; re-read on every authentication.
+	PasswordFile string `mapstructure:"password_file" yaml:"password_file"`
+	// TokenFile holds the OAUTHBEARER token; re-read on every
+	// authentication, so a sidecar can refresh it.
+	TokenFile string `mapstructure:"token_file" yaml:"token_file"`
 }
 
 // Listen is the client-facing side.
@@ -42,6 +79,32 @@ type Listen struct {
 	BrokerPortBase int `mapstructure:"broker_port_base" yaml:"broker_port_base"`
 	// BrokerPorts overrides the port of individual node ids.
 	BrokerPorts map[int32]int `mapstructure:"broker_ports" yaml:"broker_ports"`
+	// TLS on the client-facing listeners (bootstrap and broker ports).
+	TLS ListenTLS `mapstructure:"tls" yaml:"tls"`
+	// SASL decides what a client's SaslHandshake gets.
+	SASL ListenSASL `mapstructure:"sasl" yaml:"sasl"`
+}
+
+// ListenTLS turns TLS on for every client-facing listener when CertFile is
+// set. Files are re-read when they change on disk.
+type ListenTLS struct {
+	CertFile string `mapstructure:"cert_file" yaml:"cert_file"`
+	KeyFile  string `mapstructure:"key_file" yaml:"key_file"`
+	// ClientCAFile: when set, clients must present a certificate signed by
+	// one of these CAs (mutual TLS).
+	ClientCAFile string `mapstructure:"client_ca_file" yaml:"client_ca_file"`
+}
+
+// ListenSASL is client-side SASL.
+type ListenSASL struct {
+	// Mode is reject (answer UNSUPPORTED_SASL_MECHANISM) or terminate
+	// (kproxy authenticates clients itself against Users).
+	Mode string `mapstructure:"mode" yaml:"mode"`
+	// Mechanisms offered to clients in terminate mode.
+	Mechanisms []string `mapstructure:"mechanisms" yaml:"mechanisms"`
+	// Users maps a user name to where its password is: "file:PATH" or
+	// "env:VARIABLE". Passwords themselves never appear in the config.
+	Users map[string]string `mapstructure:"users" yaml:"users"`
 }
 
 // Routing decides which upstream connection a request travels on.
@@ -96,6 +159,17 @@ const (
 	OrderingStrict  = "strict"  // answers in request order
 	OrderingRelaxed = "relaxed" // answers as soon as they are complete
 	OrderingAuto    = "auto"    // per session: relaxed for clients known to match by correlation id
+)
+
+// SASL mechanisms and client-side SASL modes.
+const (
+	SASLPlain       = "PLAIN"
+	SASLScram256    = "SCRAM-SHA-256"
+	SASLScram512    = "SCRAM-SHA-512"
+	SASLOAuthBearer = "OAUTHBEARER"
+
+	SASLModeReject    = "reject"
+	SASLModeTerminate = "terminate"
 )
 
 // EnvVar names the environment variable that sets a key.

@@ -143,6 +143,82 @@ func reflectEqualGroups(a, b map[string][]string) bool {
 	return true
 }
 
+func TestSecurityKeysFromEnv(t *testing.T) {
+	t.Setenv("KPROXY_UPSTREAM_BOOTSTRAP_SERVERS", "k:9092")
+	t.Setenv("KPROXY_UPSTREAM_TLS_ENABLED", "true")
+	t.Setenv("KPROXY_UPSTREAM_TLS_CA_FILE", "/ca.pem")
+	t.Setenv("KPROXY_UPSTREAM_SASL_MECHANISM", "SCRAM-SHA-512")
+	t.Setenv("KPROXY_UPSTREAM_SASL_USERNAME", "proxy")
+	t.Setenv("KPROXY_UPSTREAM_SASL_PASSWORD", "s3cret-upstream")
+	t.Setenv("KPROXY_LISTEN_SASL_MODE", "terminate")
+	t.Setenv("KPROXY_LISTEN_SASL_USERS", "app=file:/run/app,tools=env:TOOLS_PW")
+	t.Setenv("KPROXY_LISTEN_SASL_MECHANISMS", "SCRAM-SHA-256")
+	cfg, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("valid config rejected: %v", err)
+	}
+	if !cfg.Upstream.TLS.Enabled || cfg.Upstream.TLS.CAFile != "/ca.pem" || cfg.Upstream.SASL.Password != "s3cret-upstream" {
+		t.Errorf("upstream security keys not loaded: %+v %+v", cfg.Upstream.TLS, cfg.Upstream.SASL)
+	}
+	if cfg.Listen.SASL.Users["app"] != "file:/run/app" || cfg.Listen.SASL.Users["tools"] != "env:TOOLS_PW" || strings.Join(cfg.Listen.SASL.Mechanisms, ",") != "SCRAM-SHA-256" {
+		t.Errorf("listen.sasl not loaded: %+v", cfg.Listen.SASL)
+	}
+	out, err := cfg.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), "s3cret-upstream") || !strings.Contains(string(out), "[redacted]") {
+		t.Errorf("password not redacted:\n%s", out)
+	}
+	if cfg.Upstream.SASL.Password != "s3cret-upstream" {
+		t.Error("Redacted changed the original")
+	}
+}
+
+func TestValidateSecurity(t *testing.T) {
+	cfg := Defaults()
+	cfg.Upstream.BootstrapServers = []string{"k:9092"}
+	cfg.Upstream.TLS.CertFile = "/c.pem"
+	cfg.Upstream.SASL.Mechanism = "SCRAM-SHA-1"
+	cfg.Upstream.SASL.Password = "hunter2-secret"
+	cfg.Listen.TLS.ClientCAFile = "/ca.pem"
+	cfg.Listen.SASL.Mode = "terminate"
+	cfg.Listen.SASL.Users = map[string]string{"app": "hunter3-secret"}
+	err := cfg.Validate()
+	if err == nil {
+		t.Fatal("invalid config accepted")
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		`upstream.tls.cert_file (KPROXY_UPSTREAM_TLS_CERT_FILE) "/c.pem": set but upstream.tls.enabled is false`,
+		`upstream.tls.key_file (KPROXY_UPSTREAM_TLS_KEY_FILE) "": is empty but upstream.tls.cert_file is set`,
+		`upstream.sasl.mechanism (KPROXY_UPSTREAM_SASL_MECHANISM) "SCRAM-SHA-1": want PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER`,
+		`listen.tls.client_ca_file (KPROXY_LISTEN_TLS_CLIENT_CA_FILE) "/ca.pem": set but listen.tls.cert_file is empty`,
+		`listen.sasl.users.app (KPROXY_LISTEN_SASL_USERS_APP) "[redacted]": want "file:PATH" or "env:VARIABLE"`,
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("missing %q in:\n%s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "hunter") {
+		t.Errorf("a secret leaked into a validation error:\n%s", msg)
+	}
+
+	cfg = Defaults()
+	cfg.Upstream.BootstrapServers = []string{"k:9092"}
+	cfg.Upstream.SASL = UpstreamSASL{Mechanism: SASLPlain, Username: "u", Password: "hunter2-secret", PasswordFile: "/pw"}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "set together with upstream.sasl.password_file") || strings.Contains(err.Error(), "hunter") {
+		t.Errorf("password and password_file together: %v", err)
+	}
+	cfg.Upstream.SASL = UpstreamSASL{Mechanism: SASLOAuthBearer}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "OAUTHBEARER needs a token file") {
+		t.Errorf("OAUTHBEARER without token_file: %v", err)
+	}
+}
+
 func TestClientRulesFromFileAndEnv(t *testing.T) {
 	t.Setenv("KPROXY_UPSTREAM_BOOTSTRAP_SERVERS", "k:9092")
 	path := writeFile(t, `

@@ -18,6 +18,11 @@ func Defaults() Config {
 			AdvertisedHost: "127.0.0.1",
 			BrokerPortBase: 19092,
 			BrokerPorts:    map[int32]int{},
+			SASL: ListenSASL{
+				Mode:       SASLModeReject,
+				Mechanisms: []string{SASLPlain, SASLScram256, SASLScram512},
+				Users:      map[string]string{},
+			},
 		},
 		Routing: Routing{
 			Groups:          DefaultGroups(),

@@ -63,7 +63,141 @@ func (c Config) Validate() error {
 		add(fieldError("limits.max_inflight_per_connection", c.Limits.MaxInflightPerConnection, "must be at least 1"))
 	}
 	add(positive("shutdown_timeout", c.ShutdownTimeout))
+	add(c.Upstream.TLS.validate())
+	add(c.Upstream.SASL.validate())
+	add(c.Listen.TLS.validate())
+	add(c.Listen.SASL.validate())
 	return errors.Join(errs...)
+}
+
+// validate checks consistency only: files are read when the proxy starts,
+// so that Validate stays free of side effects.
+func (t UpstreamTLS) validate() error {
+	var errs []error
+	if !t.Enabled {
+		for _, f := range [][2]string{{"ca_file", t.CAFile}, {"cert_file", t.CertFile}, {"key_file", t.KeyFile}, {"server_name", t.ServerName}} {
+			if f[1] != "" {
+				errs = append(errs, fieldError("upstream.tls."+f[0], f[1], "set but upstream.tls.enabled is false"))
+			}
+		}
+		if t.InsecureSkipVerify {
+			errs = append(errs, fieldError("upstream.tls.insecure_skip_verify", true, "set but upstream.tls.enabled is false"))
+		}
+	}
+	errs = append(errs, pairedFiles("upstream.tls", t.CertFile, t.KeyFile))
+	return errors.Join(errs...)
+}
+
+func pairedFiles(prefix, cert, key string) error {
+	switch {
+	case cert != "" && key == "":
+		return fieldError(prefix+".key_file", "", "is empty but %s.cert_file is set: a certificate needs its key", prefix)
+	case cert == "" && key != "":
+		return fieldError(prefix+".cert_file", "", "is empty but %s.key_file is set: a key needs its certificate", prefix)
+	}
+	return nil
+}
+
+func (s UpstreamSASL) validate() error {
+	var errs []error
+	bad := func(key string, value any, format string, args ...any) {
+		errs = append(errs, fieldError("upstream.sasl."+key, value, format, args...))
+	}
+	// The password's value never goes into an error message.
+	const hidden = "[redacted]"
+	switch s.Mechanism {
+	case "":
+		for _, f := range [][2]string{{"username", s.Username}, {"password_file", s.PasswordFile}, {"token_file", s.TokenFile}} {
+			if f[1] != "" {
+				bad(f[0], f[1], "set but upstream.sasl.mechanism is empty")
+			}
+		}
+		if s.Password != "" {
+			bad("password", hidden, "set but upstream.sasl.mechanism is empty")
+		}
+	case SASLPlain, SASLScram256, SASLScram512:
+		if s.Username == "" {
+			bad("username", "", "is empty: %s needs a user", s.Mechanism)
+		}
+		switch {
+		case s.Password == "" && s.PasswordFile == "":
+			bad("password_file", "", "is empty, and so is upstream.sasl.password: %s needs a password", s.Mechanism)
+		case s.Password != "" && s.PasswordFile != "":
+			bad("password", hidden, "set together with upstream.sasl.password_file: set one")
+		}
+		if s.TokenFile != "" {
+			bad("token_file", s.TokenFile, "is for OAUTHBEARER, not %s", s.Mechanism)
+		}
+	case SASLOAuthBearer:
+		if s.TokenFile == "" {
+			bad("token_file", "", "is empty: OAUTHBEARER needs a token file")
+		}
+		if s.Password != "" || s.PasswordFile != "" {
+			bad("password", hidden, "is not used by OAUTHBEARER; the token comes from upstream.sasl.token_file")
+		}
+	default:
+		bad("mechanism", s.Mechanism, "want PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER (or empty for no SASL)")
+	}
+	return errors.Join(errs...)
+}
+
+func (t ListenTLS) validate() error {
+	err := pairedFiles("listen.tls", t.CertFile, t.KeyFile)
+	if t.ClientCAFile != "" && t.CertFile == "" {
+		err = errors.Join(err, fieldError("listen.tls.client_ca_file", t.ClientCAFile, "set but listen.tls.cert_file is empty: mutual TLS needs TLS"))
+	}
+	return err
+}
+
+func (s ListenSASL) validate() error {
+	var errs []error
+	switch s.Mode {
+	case SASLModeReject:
+		if len(s.Users) > 0 {
+			errs = append(errs, fieldError("listen.sasl.users", strings.Join(sortedKeys(s.Users), ","), "set but listen.sasl.mode is reject; set mode terminate"))
+		}
+	case SASLModeTerminate:
+		if len(s.Users) == 0 {
+			errs = append(errs, fieldError("listen.sasl.users", "", "is empty: terminate mode needs at least one user"))
+		}
+		if len(s.Mechanisms) == 0 {
+			errs = append(errs, fieldError("listen.sasl.mechanisms", "", "is empty: terminate mode needs at least one mechanism"))
+		}
+	default:
+		errs = append(errs, fieldError("listen.sasl.mode", s.Mode, "want %s or %s", SASLModeReject, SASLModeTerminate))
+	}
+	for _, m := range s.Mechanisms {
+		if m != SASLPlain && m != SASLScram256 && m != SASLScram512 {
+			errs = append(errs, fieldError("listen.sasl.mechanisms", m, "want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"))
+		}
+	}
+	for _, user := range sortedKeys(s.Users) {
+		ref := s.Users[user]
+		switch {
+		case user == "":
+			errs = append(errs, fieldError("listen.sasl.users", ref, "user name is empty"))
+		case !IsSecretRef(ref):
+			// Not echoed: it may be a password typed in by mistake.
+			errs = append(errs, fieldError("listen.sasl.users."+user, "[redacted]", `want "file:PATH" or "env:VARIABLE" naming where the password is; passwords are never written into the configuration`))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// IsSecretRef reports whether ref names where a secret is ("file:PATH" or
+// "env:VARIABLE") rather than being one.
+func IsSecretRef(ref string) bool {
+	kind, name, ok := strings.Cut(ref, ":")
+	return ok && name != "" && (kind == "file" || kind == "env")
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func positive[T ~int64](key string, d T) error {

@@ -40,3 +40,34 @@ func TestVersionAndUsage(t *testing.T) {
 		t.Fatalf("unknown command: exit %d, want 2", code)
 	}
 }
+
+// TestCheckConfigRedactsSecrets: a password set in the environment is
+// neither printed with the effective configuration nor in its errors.
+func TestCheckConfigRedactsSecrets(t *testing.T) {
+	const secret = "upstream-pw-b7e1"
+	for name, env := range map[string]map[string]string{
+		"valid": {"KPROXY_UPSTREAM_SASL_MECHANISM": "SCRAM-SHA-512", "KPROXY_UPSTREAM_SASL_USERNAME": "proxy"},
+		// password_file set too, and a literal user password: both invalid
+		"invalid": {"KPROXY_UPSTREAM_SASL_MECHANISM": "SCRAM-SHA-512", "KPROXY_UPSTREAM_SASL_USERNAME": "proxy",
+			"KPROXY_UPSTREAM_SASL_PASSWORD_FILE": "/run/pw", "KPROXY_LISTEN_SASL_MODE": "terminate", "KPROXY_LISTEN_SASL_USERS": "app=" + secret},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv("KPROXY_UPSTREAM_BOOTSTRAP_SERVERS", "kafka:9092")
+			t.Setenv("KPROXY_UPSTREAM_SASL_PASSWORD", secret)
+			for k, v := range env {
+				t.Setenv(k, v)
+			}
+			var out, errOut bytes.Buffer
+			code := run([]string{"check-config"}, &out, &errOut)
+			if (code == 0) != (name == "valid") {
+				t.Fatalf("exit %d: %s", code, errOut.String())
+			}
+			if strings.Contains(out.String()+errOut.String(), secret) {
+				t.Fatalf("secret printed:\n%s\n%s", out.String(), errOut.String())
+			}
+			if !strings.Contains(out.String(), "password: '[redacted]'") {
+				t.Errorf("password not shown as redacted:\n%s", out.String())
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ package listener
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kproxy/kproxy/config"
+	"github.com/kproxy/kproxy/internal/auth"
 	"github.com/kproxy/kproxy/internal/bufpool"
 	"github.com/kproxy/kproxy/internal/metrics"
 	"github.com/kproxy/kproxy/internal/router"
@@ -40,6 +42,8 @@ type Server struct {
 	pool       *bufpool.Pool
 	laneOpts   upstream.LaneOptions
 	bindHost   string
+	tls        *tls.Config // listen.tls; nil: plaintext
+	users      *auth.Users // listen.sasl.mode terminate; nil: reject
 
 	mu        sync.Mutex
 	listeners map[int32]net.Listener // by node id; bootstrapNode for the bootstrap port
@@ -70,12 +74,24 @@ func New(cfg config.Config, log *zap.Logger, m *metrics.Metrics) (*Server, error
 		return nil, fmt.Errorf("listen.bootstrap: %w", err)
 	}
 	pool := bufpool.New()
+	dialer, err := upstream.NewDialer(cfg.Upstream, log)
+	if err != nil {
+		return nil, err
+	}
+	serverTLS, err := newServerTLS(cfg.Listen.TLS)
+	if err != nil {
+		return nil, err
+	}
+	users, err := loadUsers(cfg.Listen.SASL)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
 		cfg:        cfg,
 		log:        log,
 		metrics:    m,
 		instr:      newInstruments(m, protocol, classifier),
-		dialer:     &upstream.Dialer{Timeout: cfg.Upstream.DialTimeout},
+		dialer:     dialer,
 		brokers:    upstream.NewBrokers(cfg.Upstream.BootstrapServers),
 		protocol:   protocol,
 		classifier: classifier,
@@ -83,9 +99,14 @@ func New(cfg config.Config, log *zap.Logger, m *metrics.Metrics) (*Server, error
 		rewriter:   router.NewRewriter(protocol),
 		pool:       pool,
 		bindHost:   host,
+		tls:        serverTLS,
+		users:      users,
 		listeners:  map[int32]net.Listener{},
 		sessions:   map[*session]struct{}{},
 		stopped:    make(chan struct{}),
+	}
+	if users != nil {
+		s.rewriter.AdvertiseSASL()
 	}
 	s.laneOpts = upstream.LaneOptions{
 		Pool:          pool,
@@ -102,7 +123,8 @@ func New(cfg config.Config, log *zap.Logger, m *metrics.Metrics) (*Server, error
 // the background until it succeeds or the server stops, so the proxy comes
 // up even while every seed is unreachable (Ready reports false meanwhile).
 func (s *Server) Start(ctx context.Context) error {
-	ln, err := net.Listen("tcp", s.cfg.Listen.Bootstrap)
+	s.warnInsecure()
+	ln, err := s.listen(s.cfg.Listen.Bootstrap)
 	if err != nil {
 		return fmt.Errorf("listen.bootstrap (%s) %q: %w", config.EnvVar("listen.bootstrap"), s.cfg.Listen.Bootstrap, err)
 	}
@@ -161,17 +183,24 @@ func (s *Server) fetchAndListen(ctx context.Context) error {
 }
 
 // Ready reports whether upstream metadata has been fetched and every known
-// broker has a listener, and the server is not shutting down.
-func (s *Server) Ready() bool { return s.ready.Load() && !isClosed(s.stopped) }
+// broker has a listener, the server is not shutting down, and no broker
+// currently refuses the proxy's TLS handshake or SASL credentials.
+func (s *Server) Ready() bool {
+	return s.ready.Load() && !isClosed(s.stopped) && s.dialer.AuthError() == nil
+}
 
 // NotReadyReason says in a few words why Ready is false ("" when it is
-// true): shutting down, or the last error fetching upstream metadata.
+// true): shutting down, the current upstream authentication (TLS or SASL)
+// failure, or the last error fetching upstream metadata.
 func (s *Server) NotReadyReason() string {
 	switch {
 	case s.Ready():
 		return ""
 	case isClosed(s.stopped):
 		return "shutting down"
+	}
+	if err := s.dialer.AuthError(); err != nil {
+		return "upstream authentication failing: " + err.Error()
 	}
 	p := s.discErr.Load()
 	if p == nil {
@@ -257,7 +286,7 @@ func (s *Server) Advertise(nodeID int32, host string, port int32) (string, int32
 	if nodeID < 0 || listenPort > 65535 {
 		return "", 0, fmt.Errorf("broker %d: no client port: listen.broker_port_base %d + node id is outside 1..65535; set listen.broker_ports", nodeID, s.cfg.Listen.BrokerPortBase)
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(s.bindHost, strconv.Itoa(listenPort)))
+	ln, err := s.listen(net.JoinHostPort(s.bindHost, strconv.Itoa(listenPort)))
 	if err != nil {
 		return "", 0, fmt.Errorf("broker %d: listen: %w", nodeID, err)
 	}

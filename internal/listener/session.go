@@ -32,6 +32,8 @@ type session struct {
 	// first dial so that every lane reaches the same broker.
 	seed string
 
+	clientSASL clientSASL // listen.sasl.mode terminate (sasl.go)
+
 	sem  chan struct{} // one token per request awaiting its answer
 	wake chan struct{}
 	ord  sessionOrdering
@@ -108,6 +110,9 @@ func (s *session) run() {
 // read loops over client frames until the client goes away, sends bad
 // input, or the session is closed or drained.
 func (s *session) read() (reason string, err error) {
+	if reason, err := s.handshake(); err != nil {
+		return reason, err
+	}
 	br := s.srv.pool.NewReader(s.conn, 8<<10) // holds no buffer while the client is idle
 	var size [4]byte
 	for {
@@ -187,6 +192,11 @@ func (s *session) route(frame *bufpool.Buf) (string, error) {
 	if s.srv.log.Core().Enabled(zap.DebugLevel) {
 		s.log.Debug("request", zap.String("api", p.Name(h.Key)), zap.Int16("api_key", h.Key), zap.Int16("api_version", h.Version),
 			zap.Int32("correlation_id", h.CorrelationID), zap.String("group", s.srv.classifier.Name(s.srv.classifier.Classify(h.Key))))
+	}
+	if s.srv.users != nil {
+		if handled, reason, err := s.terminateSASL(frame, h); handled {
+			return reason, err
+		}
 	}
 	if !s.ord.decided {
 		s.decideOrdering(h, body)

@@ -33,6 +33,9 @@ type Options struct {
 	Kfake   []kfake.Opt // extra cluster options
 	Config  func(*config.Config)
 	Logger  *zap.Logger // default: zaptest at warn
+	// NotReady skips waiting for the proxy to be ready: for tests of a
+	// proxy that cannot reach or authenticate to the cluster.
+	NotReady bool
 }
 
 // Config returns the defaults with test-friendly listeners: ephemeral ports
@@ -69,7 +72,7 @@ func Start(t testing.TB, o Options) *Env {
 	if log == nil {
 		log = zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	}
-	env := StartProxy(t, cfg, log)
+	env := startProxy(t, cfg, log, !o.NotReady)
 	env.Cluster = cluster
 	return env
 }
@@ -77,6 +80,11 @@ func Start(t testing.TB, o Options) *Env {
 // StartProxy runs kproxy with cfg until test cleanup and waits until it has
 // fetched upstream metadata.
 func StartProxy(t testing.TB, cfg config.Config, log *zap.Logger) *Env {
+	t.Helper()
+	return startProxy(t, cfg, log, true)
+}
+
+func startProxy(t testing.TB, cfg config.Config, log *zap.Logger, wait bool) *Env {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg, "test")
@@ -93,7 +101,7 @@ func StartProxy(t testing.TB, cfg config.Config, log *zap.Logger) *Env {
 		_ = srv.Shutdown(ctx)
 	})
 	deadline := time.Now().Add(10 * time.Second)
-	for !srv.Ready() && time.Now().Before(deadline) {
+	for wait && !srv.Ready() && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return &Env{Proxy: srv, Config: cfg, Registry: reg, Metrics: m}

@@ -21,7 +21,7 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 func (r *Rewriter) scanApiVersions(body []byte, version int16) (int16, bool, error) {
 	code, capNeeded, ok := r.walkApiVersions(body, version)
 	if ok && code == 0 {
-		return version, capNeeded, nil
+		return version, capNeeded || r.saslServer, nil
 	}
 	// An error answer, or a body that is not what version says: try v0.
 	// The v0 walk must consume the body exactly, which a flexible body
@@ -93,5 +93,40 @@ func (r *Rewriter) capApiVersions(resp kmsg.Response, _ AddressMap) (bool, error
 		kept = append(kept, k)
 	}
 	a.ApiKeys = kept
+	if r.saslServer && a.ErrorCode == 0 {
+		a.ApiKeys = advertiseSASL(a.ApiKeys)
+		changed = true
+	}
 	return changed, nil
+}
+
+// AdvertiseSASL makes ApiVersions answers list the SASL versions of the
+// proxy itself, for listen.sasl.mode terminate: the proxy, not the broker,
+// is then the client's SASL server. librdkafka, for one, only uses SCRAM
+// when SaslHandshake v0 is listed, whatever the broker behind says. Call it
+// before the rewriter is used.
+func (r *Rewriter) AdvertiseSASL() { r.saslServer = true }
+
+// saslVersions are what the proxy's SASL server answers: SaslHandshake v1
+// (v0 is listed, as every broker does, though the proxy refuses its
+// unframed tokens) and SaslAuthenticate v0-v2.
+var saslVersions = []kmsg.ApiVersionsResponseApiKey{
+	{ApiKey: KeySaslHandshake, MinVersion: 0, MaxVersion: 1},
+	{ApiKey: KeySaslAuthenticate, MinVersion: 0, MaxVersion: 2},
+}
+
+func advertiseSASL(keys []kmsg.ApiVersionsResponseApiKey) []kmsg.ApiVersionsResponseApiKey {
+	for _, want := range saslVersions {
+		found := false
+		for i := range keys {
+			if keys[i].ApiKey == want.ApiKey {
+				keys[i].MinVersion, keys[i].MaxVersion = want.MinVersion, want.MaxVersion
+				found = true
+			}
+		}
+		if !found {
+			keys = append(keys, want)
+		}
+	}
+	return keys
 }

@@ -140,3 +140,27 @@ func TestApiVersionsMalformed(t *testing.T) {
 		t.Fatalf("malformed answer accepted: err=%v", err)
 	}
 }
+
+// TestApiVersionsAdvertiseSASL: in terminate mode the answer lists the
+// proxy's own SASL versions, whatever the broker said (or left out).
+func TestApiVersionsAdvertiseSASL(t *testing.T) {
+	p := NewProtocol()
+	rw := NewRewriter(p)
+	rw.AdvertiseSASL()
+	for name, broker := range map[string][]apiRange{
+		"broker lists v1 only": {{KeyMetadata, 0, 5}, {KeySaslHandshake, 1, 1}, {KeySaslAuthenticate, 0, 1}},
+		"broker lists none":    {{KeyMetadata, 0, 5}},
+	} {
+		frame := encodeFrame(p, KeyApiVersions, 3, apiVersionsResponse(0, broker...))
+		out, rewrote, err := rw.Rewrite(frame, KeyApiVersions, 3, nil)
+		if err != nil || !rewrote {
+			t.Fatalf("%s: rewrote=%v err=%v", name, rewrote, err)
+		}
+		got := apiRanges(decodeApiVersions(t, out, 3))
+		for _, want := range []apiRange{{KeyMetadata, 0, 5}, {KeySaslHandshake, 0, 1}, {KeySaslAuthenticate, 0, 2}} {
+			if !slices.Contains(got, want) {
+				t.Errorf("%s: %v missing from %v", name, want, got)
+			}
+		}
+	}
+}

@@ -41,6 +41,13 @@ func (p *Protocol) UnsupportedApiVersions(h RequestHeader) []byte {
 	return p.encodeLocal(RequestHeader{Key: KeyApiVersions, Version: 0, CorrelationID: h.CorrelationID}, r)
 }
 
+// Answer encodes resp as the proxy's own answer to the request h: the
+// client's correlation id, the request's version (capped to what kmsg
+// knows), a response header with tags when that version is flexible.
+func (p *Protocol) Answer(h RequestHeader, resp kmsg.Response) []byte {
+	return p.encodeLocal(h, resp)
+}
+
 func (p *Protocol) encodeLocal(h RequestHeader, resp kmsg.Response) []byte {
 	version := min(h.Version, resp.MaxVersion())
 	resp.SetVersion(version)

@@ -5,21 +5,59 @@ package upstream
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"sync"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.uber.org/zap"
+
+	"github.com/kproxy/kproxy/config"
 )
 
 // Dialer opens connections to brokers. TLS and SASL wrap here, so that every
 // lane is ready for client requests when Dial returns.
 type Dialer struct {
+	// Timeout bounds one dial: connect, TLS handshake and SASL together.
 	Timeout time.Duration
+
+	tls    *clientTLS // nil: plaintext
+	sasl   *saslAuth  // nil: no SASL
+	log    *zap.Logger
+	status authStatus
 }
 
-// Dial connects to addr within the dialer's timeout.
+// NewDialer builds the dialer of cfg, reading the TLS files and checking
+// the SASL secrets once so that a bad path fails at start-up.
+func NewDialer(cfg config.Upstream, log *zap.Logger) (*Dialer, error) {
+	d := &Dialer{Timeout: cfg.DialTimeout, log: log}
+	if cfg.TLS.Enabled {
+		t, err := newClientTLS(cfg.TLS)
+		if err != nil {
+			return nil, err
+		}
+		d.tls = t
+	}
+	a, err := newSASLAuth(cfg.SASL)
+	if err != nil {
+		return nil, err
+	}
+	d.sasl = a
+	return d, nil
+}
+
+// Dial connects to addr within the dialer's timeout and, when configured,
+// completes the TLS handshake and SASL authentication: the connection it
+// returns is ready for client requests.
 func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
-	nd := net.Dialer{Timeout: d.Timeout, KeepAlive: 30 * time.Second}
+	if d.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d.Timeout)
+		defer cancel()
+	}
+	nd := net.Dialer{KeepAlive: 30 * time.Second}
 	conn, err := nd.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
@@ -27,7 +65,99 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	if tc, ok := conn.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
+	if d.tls != nil {
+		tc := tls.Client(conn, d.tls.config(addr))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			_ = conn.Close()
+			err = fmt.Errorf("tls handshake with broker %s: %w", addr, err)
+			d.failed(addr, err)
+			return nil, err
+		}
+		conn = tc
+	}
+	if d.sasl == nil {
+		if d.tls != nil {
+			d.succeeded(addr)
+		}
+		return conn, nil
+	}
+	lifetime, err := d.sasl.authenticate(ctx, addr, func(ctx context.Context, req kmsg.Request, resp kmsg.Response) error {
+		return roundTrip(ctx, conn, req, resp, d.Timeout)
+	})
+	if err != nil {
+		_ = conn.Close()
+		d.failed(addr, err)
+		return nil, err
+	}
+	d.succeeded(addr)
+	if lifetime > 0 {
+		return &authConn{Conn: conn, dialer: d, addr: addr, lifetime: lifetime, at: time.Now()}, nil
+	}
 	return conn, nil
+}
+
+// authConn is a connection whose SASL session expires (KIP-368). NewLane
+// unwraps it and re-authenticates before the lifetime runs out; a caller
+// that only round-trips one request can use it as a plain net.Conn.
+type authConn struct {
+	net.Conn
+	dialer   *Dialer
+	addr     string
+	lifetime time.Duration
+	at       time.Time
+}
+
+// authStatus remembers which brokers the proxy currently fails to
+// authenticate to (TLS or SASL), for readiness.
+type authStatus struct {
+	mu      sync.Mutex
+	failing map[string]error
+	last    error
+}
+
+func (d *Dialer) failed(addr string, err error) {
+	d.status.mu.Lock()
+	if d.status.failing == nil {
+		d.status.failing = map[string]error{}
+	}
+	d.status.failing[addr] = err
+	d.status.last = err
+	d.status.mu.Unlock()
+	if d.log == nil {
+		return
+	}
+	fields := []zap.Field{zap.String("upstream", addr), zap.Error(err)}
+	msg := "upstream tls handshake failed"
+	if ae, ok := err.(*AuthError); ok {
+		msg = "upstream authentication failed"
+		fields = append(fields, zap.String("user", ae.User), zap.String("mechanism", ae.Mechanism))
+	}
+	d.log.Error(msg, fields...)
+}
+
+func (d *Dialer) succeeded(addr string) {
+	d.status.mu.Lock()
+	defer d.status.mu.Unlock()
+	if _, ok := d.status.failing[addr]; !ok {
+		return
+	}
+	delete(d.status.failing, addr)
+	if d.log != nil {
+		d.log.Info("upstream authentication recovered", zap.String("upstream", addr))
+	}
+	d.status.last = nil
+	for _, err := range d.status.failing {
+		d.status.last = err // another broker still fails
+		break
+	}
+}
+
+// AuthError returns the latest TLS or SASL failure while some broker still
+// fails, nil when every broker the proxy reached last accepted it.
+func (d *Dialer) AuthError() error {
+	d.status.mu.Lock()
+	defer d.status.mu.Unlock()
+	return d.status.last
 }
 
 // Brokers is the table of upstream broker addresses by node id, learned from

@@ -57,6 +57,7 @@ type Lane struct {
 	acks0   int            // acks=0 produces since the last answer
 	closed  bool
 	err     error
+	reauth  *reauthState // nil unless the SASL session expires (reauth.go)
 
 	wake chan struct{}
 	done chan struct{}
@@ -75,6 +76,10 @@ type pending struct {
 // NewLane starts a lane over an established connection. gauge counts open
 // upstream connections for the lane's broker and group.
 func NewLane(conn net.Conn, h Handler, opts *LaneOptions, gauge prometheus.Gauge) *Lane {
+	ac, expires := conn.(*authConn)
+	if expires {
+		conn = ac.Conn
+	}
 	l := &Lane{
 		conn:  conn,
 		h:     h,
@@ -86,6 +91,9 @@ func NewLane(conn net.Conn, h Handler, opts *LaneOptions, gauge prometheus.Gauge
 	gauge.Inc()
 	go l.write()
 	go l.read()
+	if expires {
+		l.startReauth(ac)
+	}
 	return l
 }
 
@@ -97,6 +105,11 @@ func (l *Lane) Send(frame *bufpool.Buf, corr int32, expectResponse bool, owner a
 	if l.closed {
 		l.mu.Unlock()
 		return ErrLaneClosed
+	}
+	if l.reauth != nil && l.reauth.holding {
+		l.reauth.hold(frame, corr, expectResponse, owner)
+		l.mu.Unlock()
+		return nil
 	}
 	if l.idleLocked() {
 		// Deadlines only while a request is in flight: the idle timer
@@ -121,7 +134,7 @@ func (l *Lane) Send(frame *bufpool.Buf, corr int32, expectResponse bool, owner a
 func (l *Lane) Close() { l.fail(net.ErrClosed) }
 
 func (l *Lane) idleLocked() bool {
-	return l.head == len(l.pending) && l.acks0 == 0
+	return l.head == len(l.pending) && l.acks0 == 0 && (l.reauth == nil || !l.reauth.holding)
 }
 
 func (l *Lane) fail(err error) {
@@ -179,6 +192,9 @@ func (l *Lane) read() {
 	defer l.gauge.Dec()
 	err := l.readLoop()
 	l.mu.Lock()
+	if l.reauth != nil {
+		l.reauth.abortLocked(l, err)
+	}
 	switch {
 	case l.closed && l.err != nil && !errors.Is(l.err, net.ErrClosed):
 		err = l.err // the writer failed first
@@ -220,6 +236,10 @@ func (l *Lane) readLoop() error {
 			l.opts.Pool.Put(frame)
 			continue
 		}
+		if r, ok := owner.(*authReply); ok {
+			r.ch <- frame // the lane's own SASL exchange (reauth.go)
+			continue
+		}
 		l.h.LaneResponse(owner, frame)
 	}
 }
@@ -237,6 +257,9 @@ func (l *Lane) match(corr int32) (owner any, deliver bool, err error) {
 		l.acks0 = 0
 		if l.head == len(l.pending) {
 			l.head, l.pending = 0, l.pending[:0]
+			if l.reauth != nil {
+				l.reauth.drainedLocked()
+			}
 			if l.opts.IdleTimeout > 0 {
 				_ = l.conn.SetReadDeadline(time.Now().Add(l.opts.IdleTimeout))
 			}

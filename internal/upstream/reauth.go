@@ -1,0 +1,254 @@
+package upstream
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.uber.org/zap"
+
+	"github.com/kproxy/kproxy/internal/bufpool"
+)
+
+// KIP-368 re-authentication of a lane. When the broker gave the SASL
+// session a lifetime, the lane re-authenticates on its own connection a
+// little before it runs out, the way the Java client and kgo do:
+//
+//  1. hold: Send keeps accepting client requests but parks them, in order,
+//     instead of queueing them for the writer;
+//  2. drain: wait until every request already written has been answered,
+//     so that no client answer and no SASL answer share the wire;
+//  3. exchange: SaslHandshake and SaslAuthenticate go through the lane's
+//     own FIFO with an internal owner (authReply); the reader hands their
+//     answers back here instead of to the session;
+//  4. release: the parked requests join the queue in the order they came.
+//
+// No client request fails or changes order; those sent during the
+// exchange wait one round trip more (plus the drain of a long poll that
+// was in flight). A failed re-authentication is logged by the dialer and
+// closes the lane: with parked requests that is a failure the session
+// sees, on an idle lane it is not.
+
+// reauthState is guarded by the lane's mutex.
+type reauthState struct {
+	conn    *authConn
+	holding bool
+	held    []heldRequest
+	drained chan struct{} // closed when nothing is pending; nil unless waited for
+	corr    int32
+}
+
+type heldRequest struct {
+	frame  *bufpool.Buf
+	corr   int32
+	expect bool
+	owner  any
+}
+
+// authReply is the pending owner of the lane's own SASL requests. A nil
+// frame on ch means the connection ended first; err says how.
+type authReply struct {
+	ch  chan *bufpool.Buf
+	err error
+}
+
+func (r *reauthState) hold(frame *bufpool.Buf, corr int32, expect bool, owner any) {
+	r.held = append(r.held, heldRequest{frame: frame, corr: corr, expect: expect, owner: owner})
+}
+
+func (r *reauthState) drainedLocked() {
+	if r.drained != nil {
+		close(r.drained)
+		r.drained = nil
+	}
+}
+
+// abortLocked runs when the lane's reader stops. A connection that ends
+// during the exchange is the broker's answer (some brokers reject
+// credentials by closing): the exchange learns it, and with no client
+// request parked the lane counts as idle, so the session goes on.
+func (r *reauthState) abortLocked(l *Lane, err error) {
+	if l.head == len(l.pending) {
+		return
+	}
+	reply, ok := l.pending[l.head].owner.(*authReply)
+	if !ok {
+		return
+	}
+	reply.err = err
+	if l.closed {
+		reply.err = ErrLaneClosed // closed by the proxy, not by the broker
+	}
+	reply.ch <- nil
+	l.head, l.pending = 0, l.pending[:0]
+	if len(r.held) == 0 {
+		r.holding = false
+	}
+}
+
+func (l *Lane) startReauth(ac *authConn) {
+	l.mu.Lock()
+	l.reauth = &reauthState{conn: ac, corr: 1 << 30}
+	l.mu.Unlock()
+	go l.reauthLoop(ac.lifetime, ac.at)
+}
+
+func (l *Lane) reauthLoop(lifetime time.Duration, since time.Time) {
+	for lifetime > 0 {
+		t := time.NewTimer(time.Until(since.Add(reauthAfter(lifetime, rand.Float64()))))
+		select {
+		case <-l.done:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		since = time.Now()
+		var err error
+		if lifetime, err = l.reauthenticate(); err != nil {
+			l.failReauth(err)
+			return
+		}
+	}
+}
+
+// reauthenticate runs steps 1 to 4 and returns the new session lifetime.
+func (l *Lane) reauthenticate() (time.Duration, error) {
+	r := l.reauth
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return 0, ErrLaneClosed
+	}
+	r.holding = true
+	// No idle close while requests may be parked; release re-arms it.
+	_ = l.conn.SetReadDeadline(time.Time{})
+	drained := make(chan struct{})
+	if l.head == len(l.pending) {
+		close(drained)
+	} else {
+		r.drained = drained
+	}
+	l.mu.Unlock()
+	select {
+	case <-drained:
+	case <-l.done:
+		return 0, ErrLaneClosed
+	}
+
+	d := r.conn.dialer
+	ctx, cancel := context.WithTimeout(context.Background(), max(d.Timeout, time.Second))
+	defer cancel()
+	lifetime, err := d.sasl.authenticate(ctx, r.conn.addr, l.exchange)
+	if err != nil {
+		if errors.Is(err, ErrLaneClosed) {
+			return 0, err
+		}
+		d.failed(r.conn.addr, err)
+		return 0, err
+	}
+	d.succeeded(r.conn.addr)
+	if d.log != nil {
+		d.log.Debug("lane re-authenticated", zap.String("upstream", r.conn.addr), zap.Duration("session_lifetime", lifetime))
+	}
+	l.release()
+	return lifetime, nil
+}
+
+// exchange sends one of the lane's own requests through its FIFO and waits
+// for the answer; nothing else is pending meanwhile.
+func (l *Lane) exchange(ctx context.Context, req kmsg.Request, resp kmsg.Response) error {
+	reply := &authReply{ch: make(chan *bufpool.Buf, 1)}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return ErrLaneClosed
+	}
+	r := l.reauth
+	r.corr++
+	corr := r.corr
+	l.pending = append(l.pending, pending{corr: corr, owner: reply})
+	l.queue = append(l.queue, bufpool.Wrap(appendRequest(nil, req, corr)))
+	l.mu.Unlock()
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+	var frame *bufpool.Buf
+	select {
+	case frame = <-reply.ch:
+		if frame == nil {
+			return reply.err
+		}
+	case <-l.done:
+		select {
+		case frame = <-reply.ch: // the reader's verdict wins
+			if frame == nil {
+				return reply.err
+			}
+		default:
+			return ErrLaneClosed
+		}
+	case <-ctx.Done():
+		return fmt.Errorf("no answer to %s: %w", kmsg.NameForKey(req.Key()), ctx.Err())
+	}
+	// Not returned to the pool: the decoded answer aliases the frame.
+	if got := int32(binary.BigEndian.Uint32(frame.B[4:])); got != corr {
+		return fmt.Errorf("%s answer: correlation id %d, want %d", kmsg.NameForKey(req.Key()), got, corr)
+	}
+	return decodeResponse(frame.B[8:], req, resp)
+}
+
+// release queues the requests parked during the exchange, in order.
+func (l *Lane) release() {
+	l.mu.Lock()
+	r := l.reauth
+	r.holding = false
+	held := r.held
+	r.held = nil
+	if len(held) == 0 {
+		if l.idleLocked() && l.opts.IdleTimeout > 0 {
+			_ = l.conn.SetReadDeadline(time.Now().Add(l.opts.IdleTimeout))
+		}
+		l.mu.Unlock()
+		return
+	}
+	_ = l.conn.SetReadDeadline(time.Time{})
+	for _, h := range held {
+		if h.expect {
+			l.pending = append(l.pending, pending{corr: h.corr, owner: h.owner})
+		} else {
+			l.acks0++
+		}
+		l.queue = append(l.queue, h.frame)
+	}
+	l.mu.Unlock()
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// failReauth closes the lane after a failed re-authentication. Parked
+// requests make it a failure the session must see; otherwise nothing was
+// lost and the next request dials (and authenticates) again.
+func (l *Lane) failReauth(err error) {
+	if errors.Is(err, ErrLaneClosed) {
+		return
+	}
+	l.mu.Lock()
+	lost := len(l.reauth.held)
+	if lost == 0 {
+		l.reauth.holding = false
+	}
+	l.mu.Unlock()
+	if lost == 0 {
+		l.fail(net.ErrClosed)
+		return
+	}
+	l.fail(fmt.Errorf("re-authentication failed with %d requests waiting: %w", lost, err))
+}

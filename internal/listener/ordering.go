@@ -115,7 +115,7 @@ func (s *session) decideOrdering(h router.RequestHeader, body []byte) {
 		zap.ByteString("client_id", clientID), zap.ByteString("client_software_name", software))
 	if relaxed {
 		s.ord.relaxed.Store(true)
-		s.signal() // anything done and queued may go now
+		s.deliver() // anything done and queued may go now
 	}
 }
 

@@ -19,8 +19,9 @@ import (
 )
 
 // session serves one client connection: its reader goroutine (run) reads
-// and routes requests, its writer goroutine writes answers back in order,
-// and each group's lane carries that group's requests to the broker.
+// and routes requests, each group's lane carries that group's requests to
+// the broker, and whichever goroutine completes an answer writes what may
+// go back to the client (deliver).
 type session struct {
 	srv    *Server
 	conn   net.Conn
@@ -34,9 +35,8 @@ type session struct {
 
 	clientSASL clientSASL // listen.sasl.mode terminate (sasl.go)
 
-	sem  chan struct{} // one token per request awaiting its answer
-	wake chan struct{}
-	ord  sessionOrdering
+	sem chan struct{} // one token per request awaiting its answer
+	ord sessionOrdering
 
 	mu          sync.Mutex
 	lanes       []*upstream.Lane // by router.Group
@@ -44,13 +44,13 @@ type session struct {
 	head        int
 	readerDone  bool
 	draining    bool
+	writing     bool // a goroutine is in deliver, writing to the client
 	closed      bool
 	closeReason string
 
 	closedCh chan struct{}
-	finished chan struct{} // closed when both goroutines are done
 
-	// writer state
+	// owned by the goroutine in deliver
 	iov, out net.Buffers
 	batch    []*slot
 }
@@ -76,10 +76,8 @@ func newSession(srv *Server, conn net.Conn, broker int32) *session {
 		broker:   broker,
 		start:    time.Now(),
 		sem:      make(chan struct{}, srv.cfg.Limits.MaxInflightPerConnection),
-		wake:     make(chan struct{}, 1),
 		lanes:    make([]*upstream.Lane, srv.classifier.Len()),
 		closedCh: make(chan struct{}),
-		finished: make(chan struct{}),
 		ord:      sessionOrdering{acc: make([]uint64, 2*srv.classifier.Len())},
 	}
 }
@@ -88,22 +86,16 @@ func newSession(srv *Server, conn net.Conn, broker int32) *session {
 func (s *session) run() {
 	defer s.srv.endSession(s)
 	s.log.Info("session opened")
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		s.write()
-	}()
 	reason, err := s.read()
 	s.mu.Lock()
 	s.readerDone = true
 	draining := s.draining
 	s.mu.Unlock()
 	if draining && reason == reasonShutdown {
-		s.signal() // the writer closes the session once every answer is out
+		s.deliver() // the session closes once every answer is out
 	} else {
 		s.close(reason, err)
 	}
-	<-writerDone
 	<-s.closedCh
 }
 
@@ -376,7 +368,7 @@ func (s *session) answerLocally(h router.RequestHeader, resp []byte) (string, er
 	g := s.srv.classifier.Classify(h.Key)
 	s.srv.instr.request(h.Key, g) // counted, but no upstream latency to observe
 	s.push(h, g, bufpool.Wrap(resp))
-	s.signal()
+	s.deliver()
 	return "", nil
 }
 
@@ -388,13 +380,6 @@ func (s *session) acquire() bool {
 		return true
 	case <-s.closedCh:
 		return false
-	}
-}
-
-func (s *session) signal() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
 	}
 }
 

@@ -33,7 +33,7 @@ func (s *session) push(h router.RequestHeader, g router.Group, frame *bufpool.Bu
 	return sl
 }
 
-// complete records an upstream answer and wakes the writer.
+// complete records an upstream answer and delivers what may go.
 func (s *session) complete(sl *slot, frame *bufpool.Buf) {
 	s.mu.Lock()
 	if s.closed {
@@ -46,21 +46,24 @@ func (s *session) complete(sl *slot, frame *bufpool.Buf) {
 	g := sl.group // the writer may recycle sl once s.mu is released
 	s.mu.Unlock()
 	s.srv.instr.inflight[g].Dec()
-	s.signal()
+	s.deliver()
 }
 
-// write is the session's writer: strict ordering writes answers in request
-// order, so an answer waits for every answer owed before it; relaxed
-// ordering writes every complete answer. Everything ready goes out in one
-// writev.
-func (s *session) write() {
+// deliver writes every answer that may go now: strict ordering the done
+// answers at the head of the queue, so an answer waits for every answer owed
+// before it; relaxed ordering every done answer. Whoever makes an answer
+// ready calls it. The first caller becomes the writer and writes until
+// nothing more is ready, so an answer usually leaves from the goroutine that
+// completed it, with no hand-off; one writer at a time keeps the order, and
+// everything ready goes out in one writev.
+func (s *session) deliver() {
+	s.mu.Lock()
+	if s.writing || s.closed {
+		s.mu.Unlock() // the writer at work picks up what is ready now
+		return
+	}
+	s.writing = true
 	for {
-		select {
-		case <-s.wake:
-		case <-s.closedCh:
-			return
-		}
-		s.mu.Lock()
 		s.batch = s.batch[:0]
 		if s.ord.relaxed.Load() {
 			s.takeCompleted()
@@ -73,20 +76,22 @@ func (s *session) write() {
 		if s.head == len(s.slots) {
 			s.head, s.slots = 0, s.slots[:0]
 		}
-		finished := s.readerDone && s.draining && s.head == len(s.slots)
-		s.mu.Unlock()
-
-		if len(s.batch) > 0 {
-			s.observeHolds()
-			if err := s.flush(); err != nil {
-				s.close(reasonClientWriteFailed, err)
-				return
+		if len(s.batch) == 0 {
+			s.writing = false
+			finished := s.readerDone && s.draining && len(s.slots) == 0
+			s.mu.Unlock()
+			if finished {
+				s.close(reasonShutdown, nil)
 			}
-		}
-		if finished {
-			s.close(reasonShutdown, nil)
 			return
 		}
+		s.mu.Unlock()
+		s.observeHolds()
+		if err := s.flush(); err != nil {
+			s.close(reasonClientWriteFailed, err)
+			return
+		}
+		s.mu.Lock()
 	}
 }
 

@@ -31,6 +31,7 @@ type Metrics struct {
 	FrameErrors            *prometheus.CounterVec // reason
 	SessionCloses          *prometheus.CounterVec // reason
 	Rewrites               *prometheus.CounterVec // api
+	StreamedResponses      prometheus.Counter
 	BuildInfo              *prometheus.GaugeVec
 	ResponseHold           *prometheus.HistogramVec // group
 	FetchWaitCapped        prometheus.Counter
@@ -74,6 +75,8 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		SessionCloses: f.counterVec(prometheus.CounterOpts{
 			Name: "kproxy_session_closes_total", Help: "Client sessions closed, by reason."},
 			"reason"),
+		StreamedResponses: f.counter(prometheus.CounterOpts{
+			Name: "kproxy_streamed_responses_total", Help: "Large answers written to the client while still arriving from the broker, instead of after their last byte."}),
 		Rewrites: f.counterVec(prometheus.CounterOpts{
 			Name: "kproxy_rewrites_total", Help: "Responses rewritten to carry proxy addresses or capped versions, per Kafka API."},
 			"api"),

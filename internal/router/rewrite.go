@@ -67,6 +67,20 @@ func (r *Rewriter) NeedsRewrite(key int16) bool {
 	return key >= 0 && key < keySpan && r.handlers[key].rewrite != nil
 }
 
+// MayRewrite reports whether an answer to key at version can need a
+// rewrite, so that an answer for which it is false may be streamed to the
+// client before its last byte arrives. Produce below v10 and Fetch below
+// v16 carry no NodeEndpoints.
+func (r *Rewriter) MayRewrite(key, version int16) bool {
+	switch key {
+	case KeyProduce:
+		return version >= 10
+	case KeyFetch:
+		return version >= 16
+	}
+	return r.NeedsRewrite(key)
+}
+
 // Decoded reports whether the proxy must decode responses of key (the keys above); a client request
 // of such a key with version > p.MaxVersion(key) must be refused by the caller.
 //

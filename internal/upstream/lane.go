@@ -26,6 +26,12 @@ type Handler interface {
 	// LaneResponse is called on the lane's reader goroutine with each
 	// response frame, in request order. The handler owns frame.
 	LaneResponse(owner any, frame *bufpool.Buf)
+	// LaneStream is offered each answer of at least StreamMin body bytes
+	// before its body is read. The handler may copy the body (exactly n
+	// bytes of body) straight to its client and report true, or report
+	// false to have the lane buffer the answer and call LaneResponse. An
+	// error ends the lane.
+	LaneStream(owner any, header []byte, body io.Reader, n int) (streamed bool, err error)
 	// LaneDone is called once, when the lane has stopped. err is nil when
 	// the lane closed while idle (the proxy's idle timer, or the broker
 	// closing an idle connection): nothing was lost and the session goes on.
@@ -272,6 +278,22 @@ func (l *Lane) readLoop() error {
 		if size < 4 || int(size) > l.opts.MaxFrameBytes {
 			return fmt.Errorf("upstream response size %d outside 4..%d (limits.max_frame_bytes)", size, l.opts.MaxFrameBytes)
 		}
+		corr := int32(binary.BigEndian.Uint32(hdr[4:]))
+		if int(size)-4 >= StreamMin {
+			if owner, ok := l.peek(corr); ok {
+				streamed, err := l.h.LaneStream(owner, hdr[:], br, int(size)-4)
+				if err != nil {
+					return err
+				}
+				if streamed {
+					l.opts.BytesIn.Add(float64(4 + size))
+					if _, _, err := l.match(corr); err != nil {
+						return err
+					}
+					continue
+				}
+			}
+		}
 		frame := l.opts.Pool.Get(4 + int(size))
 		copy(frame.B, hdr[:])
 		if err := l.readFull(br, frame.B[8:]); err != nil {
@@ -279,7 +301,6 @@ func (l *Lane) readLoop() error {
 			return err
 		}
 		l.opts.BytesIn.Add(float64(len(frame.B)))
-		corr := int32(binary.BigEndian.Uint32(hdr[4:]))
 		owner, deliver, err := l.match(corr)
 		if err != nil {
 			l.opts.Pool.Put(frame)
@@ -295,6 +316,26 @@ func (l *Lane) readLoop() error {
 		}
 		l.h.LaneResponse(owner, frame)
 	}
+}
+
+// StreamMin is the smallest answer body a lane offers to stream: below it,
+// buffering costs less than it delays.
+const StreamMin = 64 << 10
+
+// peek returns the owner of the answer corr when it is the next one due and
+// a client's; the entry stays pending until match pops it, so a lane that
+// fails while the answer streams still counts it as in flight.
+func (l *Lane) peek(corr int32) (any, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.head == len(l.pending) || l.pending[l.head].corr != corr {
+		return nil, false
+	}
+	owner := l.pending[l.head].owner
+	if _, own := owner.(*authReply); own {
+		return nil, false
+	}
+	return owner, true
 }
 
 // match pops the pending entry a response answers. A response that matches

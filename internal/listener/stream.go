@@ -6,8 +6,8 @@ import (
 	"time"
 )
 
-// streamChunk is the copy buffer for streamed answers.
-// A read returns what has arrived, so a larger buffer never delays a byte;
+// streamChunk is the copy buffer for streamed answers. A read returns what
+// has arrived, so a larger buffer never delays a byte;
 // it only saves system calls when the broker outruns the client.
 const streamChunk = 256 << 10
 

@@ -31,6 +31,11 @@ type Metrics struct {
 	SessionCloses          *prometheus.CounterVec // reason
 	Rewrites               *prometheus.CounterVec // api
 	BuildInfo              *prometheus.GaugeVec
+
+	// Limits (limits.go).
+	LimitHits                *prometheus.CounterVec // limit
+	InflightBlockedSeconds   prometheus.Counter
+	ClientConnectionsRefused *prometheus.CounterVec // reason
 }
 
 // New registers kproxy's metrics on reg.
@@ -74,6 +79,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 			Name: "kproxy_build_info", Help: "Build information; always 1."},
 			"version", "goversion"),
 	}
+	m.newLimits(f)
 	m.BuildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 	return m
 }

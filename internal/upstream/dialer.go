@@ -15,12 +15,21 @@ import (
 // lane is ready for client requests when Dial returns.
 type Dialer struct {
 	Timeout time.Duration
+	// Backoff, when set, refuses dials to a broker whose last dials
+	// failed, for a while (backoff.go).
+	Backoff *Backoff
 }
 
 // Dial connects to addr within the dialer's timeout.
 func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	if err := d.Backoff.allow(addr); err != nil {
+		return nil, err
+	}
 	nd := net.Dialer{Timeout: d.Timeout, KeepAlive: 30 * time.Second}
 	conn, err := nd.DialContext(ctx, "tcp", addr)
+	if ctx.Err() == nil {
+		d.Backoff.record(addr, err)
+	}
 	if err != nil {
 		return nil, err
 	}

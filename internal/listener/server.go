@@ -37,6 +37,7 @@ type Server struct {
 	rewriter   *router.Rewriter
 	pool       *bufpool.Pool
 	laneOpts   upstream.LaneOptions
+	lim        *limits
 	bindHost   string
 
 	mu        sync.Mutex
@@ -68,7 +69,7 @@ func New(cfg config.Config, log *zap.Logger, m *metrics.Metrics) (*Server, error
 		log:        log,
 		metrics:    m,
 		instr:      newInstruments(m, protocol, classifier),
-		dialer:     &upstream.Dialer{Timeout: cfg.Upstream.DialTimeout},
+		dialer:     &upstream.Dialer{Timeout: cfg.Upstream.DialTimeout, Backoff: upstream.NewBackoff(cfg.Upstream.DialBackoffMax)},
 		brokers:    upstream.NewBrokers(cfg.Upstream.BootstrapServers),
 		protocol:   protocol,
 		classifier: classifier,
@@ -78,6 +79,7 @@ func New(cfg config.Config, log *zap.Logger, m *metrics.Metrics) (*Server, error
 		listeners:  map[int32]net.Listener{},
 		sessions:   map[*session]struct{}{},
 		stopped:    make(chan struct{}),
+		lim:        newLimits(log, m),
 	}
 	s.laneOpts = upstream.LaneOptions{
 		Pool:          pool,
@@ -103,6 +105,7 @@ func (s *Server) Start(ctx context.Context) error {
 	s.mu.Unlock()
 	s.log.Info("listening", zap.String("listener", "bootstrap"), zap.String("addr", ln.Addr().String()))
 	s.serve(ln, bootstrapNode)
+	s.watchStalls()
 
 	if err := s.discover(ctx); err == nil {
 		return nil
@@ -225,6 +228,11 @@ func (s *Server) startSession(conn net.Conn, nodeID int32) {
 	if s.closing {
 		s.mu.Unlock()
 		_ = conn.Close()
+		return
+	}
+	if reason, fields := s.refusal(); reason != "" {
+		s.mu.Unlock()
+		s.lim.refuse(conn, reason, fields...)
 		return
 	}
 	sess := newSession(s, conn, nodeID)

@@ -15,9 +15,9 @@ var slotPool = sync.Pool{New: func() any { return new(slot) }}
 
 // push reserves the client's next answer; frame is set for answers the
 // proxy makes itself.
-func (s *session) push(h router.RequestHeader, g router.Group, frame *bufpool.Buf) *slot {
+func (s *session) push(h router.RequestHeader, g router.Group, frame *bufpool.Buf, wait time.Duration) *slot {
 	sl := slotPool.Get().(*slot)
-	*sl = slot{key: h.Key, version: h.Version, group: g, sent: time.Now(), frame: frame, done: frame != nil}
+	*sl = slot{key: h.Key, version: h.Version, group: g, sent: time.Now(), frame: frame, done: frame != nil, wait: wait}
 	s.srv.instr.inflight[g].Inc()
 	s.mu.Lock()
 	s.slots = append(s.slots, sl)

@@ -83,8 +83,8 @@ func TestDropMidRequestPerGroup(t *testing.T) {
 // run and comes back on the same address.
 func TestBrokerRemovedAndReadded(t *testing.T) {
 	t.Parallel()
-	var conns connTracker
-	s := newScenario(t, options{kfake: []kfake.Opt{kfake.ListenFn(conns.listen)}})
+	var conns proxytest.ConnTracker
+	s := newScenario(t, options{kfake: []kfake.Opt{kfake.ListenFn(conns.Listen)}})
 	addr := s.env.Cluster.ListenAddrs()[2]
 	_, portStr, _ := net.SplitHostPort(addr)
 	port, _ := strconv.Atoi(portStr)
@@ -93,7 +93,7 @@ func TestBrokerRemovedAndReadded(t *testing.T) {
 	if err := s.env.Cluster.RemoveNode(2); err != nil {
 		t.Fatal(err)
 	}
-	conns.kill(addr) // the broker process is gone, and its connections with it
+	conns.Kill(addr) // the broker process is gone, and its connections with it
 	time.Sleep(time.Second)
 	if _, _, err := s.env.Cluster.AddNode(2, port); err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ Usage:
   kproxy run [--config FILE]            run the proxy
   kproxy check-config [--config FILE]   print the effective configuration, or every problem in it
   kproxy demo                           run an embedded 3-broker cluster behind kproxy
+  kproxy soak [--duration 60s]          mixed load through kproxy while injecting faults; verifies counts
   kproxy version                        print the version
 
 Configuration: a YAML file (see config/kproxy.yaml) and KPROXY_* environment
@@ -42,6 +43,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runProxy(rest, stderr)
 	case "demo":
 		err = runDemo(rest, stdout, stderr)
+	case "soak":
+		err = runSoak(rest, stdout, stderr)
 	case "check-config":
 		err = checkConfig(rest, stdout)
 	case "version":

@@ -59,6 +59,7 @@ func (l *limits) hit(limit string, fields ...zap.Field) {
 
 // refuse closes a client connection on accept.
 func (l *limits) refuse(conn net.Conn, reason string, fields ...zap.Field) {
+	abort(conn) // reset.go: the client retries a reset
 	_ = conn.Close()
 	l.refused[reason].Inc()
 	if reason == metrics.RefusedMaxClientConnections {

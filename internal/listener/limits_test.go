@@ -69,28 +69,11 @@ func TestMaxClientConnectionsClosesNewOnes(t *testing.T) {
 // hang until their own timeouts.
 func TestEverySeedUnreachableRefusesPromptly(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := ln.Addr().String()
-	ln.Close()
-	cfg := proxytest.Config([]string{dead})
 	m := metrics.NewNop()
-	srv, err := listener.New(cfg, zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel)), m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
-	if srv.Ready() {
-		t.Fatal("ready with every seed unreachable")
-	}
+	addr := notReadyProxyMetrics(t, m)
 	for range 3 {
 		start := time.Now()
-		c := dialRaw(t, srv.BootstrapAddr())
+		c := dialRaw(t, addr)
 		_, _ = c.Send(kmsg.NewPtrApiVersionsRequest())
 		if _, err := c.Read(); err == nil {
 			t.Fatal("answered while no broker is reachable")
@@ -102,6 +85,32 @@ func TestEverySeedUnreachableRefusesPromptly(t *testing.T) {
 	if got := testutil.ToFloat64(m.ClientConnectionsRefused.WithLabelValues(metrics.RefusedNotReady)); got != 3 {
 		t.Fatalf("not-ready refusals = %v, want 3", got)
 	}
+}
+
+// notReadyProxy starts a proxy whose only seed refuses connections and
+// returns its bootstrap address.
+func notReadyProxy(t *testing.T) string { return notReadyProxyMetrics(t, metrics.NewNop()) }
+
+func notReadyProxyMetrics(t *testing.T, m *metrics.Metrics) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	srv, err := listener.New(proxytest.Config([]string{dead}), zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel)), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	if srv.Ready() {
+		t.Fatal("ready with every seed unreachable")
+	}
+	return srv.BootstrapAddr()
 }
 
 // TestInflightCapStallCounted: a client owed max_inflight answers is not

@@ -109,6 +109,9 @@ func (s *session) close(reason string, err error) {
 	s.mu.Unlock()
 
 	close(s.closedCh)
+	if resetOnClose(reason) {
+		abort(s.conn) // reset.go
+	}
 	_ = s.conn.Close()
 	for _, l := range lanes {
 		if l != nil {

@@ -146,6 +146,11 @@ func (s *scenario) start() {
 		defer close(s.consumeDone)
 		for s.distinct() < records && s.ctx.Err() == nil {
 			fs := consumer.PollFetches(s.ctx)
+			fs.EachError(func(_ string, _ int32, err error) {
+				if s.ctx.Err() == nil {
+					s.t.Logf("consumer fetch error: %v", err)
+				}
+			})
 			s.mu.Lock()
 			fs.EachRecord(func(r *kgo.Record) { s.seen[string(r.Value)]++ })
 			s.mu.Unlock()

@@ -2,6 +2,7 @@ package listener_test
 
 import (
 	"context"
+	"encoding/binary"
 	"net"
 	"testing"
 	"time"
@@ -171,5 +172,22 @@ func TestSilentBrokerClosesSessionPastTimeoutPlusGrace(t *testing.T) {
 	waitFor(t, "stall counted", func() bool {
 		return testutil.ToFloat64(env.Metrics.SessionCloses.WithLabelValues("upstream_stalled")) == 1 &&
 			testutil.ToFloat64(env.Metrics.LimitHits.WithLabelValues(metrics.LimitUpstreamAnswerGrace)) == 1
+	})
+}
+
+func TestOversizedFrameCountedAsLimitHit(t *testing.T) {
+	t.Parallel()
+	env := proxytest.Start(t, proxytest.Options{Brokers: 1})
+	for range 2 {
+		conn, err := net.Dial("tcp", env.Bootstrap())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = conn.Write(binary.BigEndian.AppendUint32(nil, uint32(env.Config.Limits.MaxFrameBytes+1)))
+		expectClosed(t, conn)
+		conn.Close()
+	}
+	waitFor(t, "limit hits counted", func() bool {
+		return testutil.ToFloat64(env.Metrics.LimitHits.WithLabelValues(metrics.LimitMaxFrameBytes)) == 2
 	})
 }

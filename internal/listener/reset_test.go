@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kproxy/kproxy/internal/metrics"
 	"github.com/kproxy/kproxy/internal/proxytest"
 )
 
@@ -45,6 +46,9 @@ func TestUnreachableBrokerResetsClient(t *testing.T) {
 	waitFor(t, "dial failures counted", func() bool {
 		return testutil.ToFloat64(env.Metrics.SessionCloses.WithLabelValues("dial_failed")) == 2
 	})
+	if got := testutil.ToFloat64(env.Metrics.LimitHits.WithLabelValues(metrics.LimitDialBackoff)); got != 1 {
+		t.Fatalf("dial backoff refusals = %v, want 1", got)
+	}
 }
 
 func TestNotReadyResetsClient(t *testing.T) {

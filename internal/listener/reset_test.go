@@ -19,10 +19,7 @@ import (
 // (kgo fails the waiting records without retrying), but retries a reset.
 func expectReset(t *testing.T, addr string) {
 	t.Helper()
-	c := dialRaw(t, addr)
-	_, _ = c.Send(kmsg.NewPtrApiVersionsRequest())
-	_, err := c.Read()
-	if !errors.Is(err, syscall.ECONNRESET) {
+	if err := refusedRoundTrip(t, addr); !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("read after the proxy gave up: %v, want a connection reset", err)
 	}
 }
@@ -59,4 +56,23 @@ func TestNotReadyResetsClient(t *testing.T) {
 	if took := time.Since(start); took > 5*time.Second {
 		t.Fatalf("refused after %v", took)
 	}
+}
+
+// refusedRoundTrip sends ApiVersions on a new connection and returns why
+// no answer came, nil if one did. A connection the proxy resets at once may
+// fail in the dial itself.
+func refusedRoundTrip(t *testing.T, addr string) error {
+	t.Helper()
+	c, err := proxytest.Dial(addr)
+	if errors.Is(err, syscall.ECONNRESET) {
+		return err
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.Conn.SetDeadline(time.Now().Add(10 * time.Second))
+	_, _ = c.Send(kmsg.NewPtrApiVersionsRequest())
+	_, err = c.Read()
+	return err
 }

@@ -173,16 +173,15 @@ func TestEverySeedUnreachableAtStartup(t *testing.T) {
 		t.Fatal("ready with no cluster")
 	}
 	start := time.Now()
-	c, err := proxytest.Dial(env.Bootstrap())
-	if err != nil {
-		t.Fatal(err)
+	// Refused with a reset, possibly in the dial itself.
+	if c, err := proxytest.Dial(env.Bootstrap()); err == nil {
+		_ = c.Conn.SetDeadline(time.Now().Add(10 * time.Second))
+		_, _ = c.Send(kmsg.NewPtrApiVersionsRequest())
+		if _, err := c.Read(); err == nil {
+			t.Fatal("answered with no cluster")
+		}
+		c.Close()
 	}
-	_ = c.Conn.SetDeadline(time.Now().Add(10 * time.Second))
-	_, _ = c.Send(kmsg.NewPtrApiVersionsRequest())
-	if _, err := c.Read(); err == nil {
-		t.Fatal("answered with no cluster")
-	}
-	c.Close()
 	if took := time.Since(start); took > 2*time.Second {
 		t.Fatalf("client held %v before being refused", took)
 	}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -297,19 +298,16 @@ func (s *soak) seenAcked(i int) int64 { return s.seenCount[i].Load() }
 
 func (s *soak) clientError(where string, err error) {
 	s.clientErrors.Add(1)
-	// Digits become # so that one kind of error is one line of the summary.
-	msg := strings.Map(func(r rune) rune {
-		if r >= '0' && r <= '9' {
-			return '#'
-		}
-		return r
-	}, where+": "+err.Error())
+	// Numbers become # so that one kind of error is one line of the summary.
+	msg := digits.ReplaceAllString(where+": "+err.Error(), "#")
 	if len(msg) > 140 {
 		msg = msg[:140]
 	}
 	n, _ := s.errSamples.LoadOrStore(msg, new(atomic.Int64))
 	n.(*atomic.Int64).Add(1)
 }
+
+var digits = regexp.MustCompile(`[0-9]+`)
 
 func lenMap(m *sync.Map) int {
 	n := 0

@@ -29,6 +29,10 @@ type Upstream struct {
 	// IdleTimeout closes a lane with nothing in flight before the broker's
 	// connections.max.idle.ms (9 minutes by default) would.
 	IdleTimeout time.Duration `mapstructure:"idle_timeout" yaml:"idle_timeout"`
+	// DialBackoffMax caps the wait before dialing a broker again after
+	// failed dials to it: 100ms after the first failure, doubling up to
+	// this. Dials in the wait fail at once. 0 disables the backoff.
+	DialBackoffMax time.Duration `mapstructure:"dial_backoff_max" yaml:"dial_backoff_max"`
 	// TLS to the brokers.
 	TLS UpstreamTLS `mapstructure:"tls" yaml:"tls"`
 	// SASL is the proxy's own identity at the brokers: every upstream
@@ -152,6 +156,14 @@ type Log struct {
 type Limits struct {
 	MaxFrameBytes            int `mapstructure:"max_frame_bytes" yaml:"max_frame_bytes"`
 	MaxInflightPerConnection int `mapstructure:"max_inflight_per_connection" yaml:"max_inflight_per_connection"`
+	// MaxClientConnections bounds open client connections; beyond it a new
+	// connection is closed at once.
+	MaxClientConnections int `mapstructure:"max_client_connections" yaml:"max_client_connections"`
+	// UpstreamAnswerGrace is how long past a request's own timeout (Fetch
+	// MaxWaitMillis, JoinGroup rebalance timeout, Produce and admin
+	// TimeoutMillis; none for other requests) a broker may stay silent
+	// before the session is closed rather than waited on forever.
+	UpstreamAnswerGrace time.Duration `mapstructure:"upstream_answer_grace" yaml:"upstream_answer_grace"`
 }
 
 // Ordering modes.

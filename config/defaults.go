@@ -12,6 +12,7 @@ func Defaults() Config {
 			BootstrapServers: []string{},
 			DialTimeout:      10 * time.Second,
 			IdleTimeout:      5 * time.Minute,
+			DialBackoffMax:   5 * time.Second,
 		},
 		Listen: Listen{
 			Bootstrap:      "127.0.0.1:9092",
@@ -33,7 +34,7 @@ func Defaults() Config {
 		},
 		Admin:           Admin{Listen: "127.0.0.1:9644"},
 		Log:             Log{Level: "info", Format: "json"},
-		Limits:          Limits{MaxFrameBytes: 100 << 20, MaxInflightPerConnection: 256},
+		Limits:          Limits{MaxFrameBytes: 100 << 20, MaxInflightPerConnection: 256, MaxClientConnections: 1024, UpstreamAnswerGrace: 30 * time.Second},
 		ShutdownTimeout: 15 * time.Second,
 	}
 }

@@ -32,6 +32,9 @@ func (c Config) Validate() error {
 	}
 	add(positive("upstream.dial_timeout", c.Upstream.DialTimeout))
 	add(positive("upstream.idle_timeout", c.Upstream.IdleTimeout))
+	if c.Upstream.DialBackoffMax < 0 {
+		add(fieldError("upstream.dial_backoff_max", c.Upstream.DialBackoffMax, "must not be negative (0 disables the backoff)"))
+	}
 
 	add(hostPort("listen.bootstrap", c.Listen.Bootstrap, true))
 	if c.Listen.AdvertisedHost == "" {
@@ -62,6 +65,10 @@ func (c Config) Validate() error {
 	if c.Limits.MaxInflightPerConnection < 1 {
 		add(fieldError("limits.max_inflight_per_connection", c.Limits.MaxInflightPerConnection, "must be at least 1"))
 	}
+	if c.Limits.MaxClientConnections < 1 {
+		add(fieldError("limits.max_client_connections", c.Limits.MaxClientConnections, "must be at least 1"))
+	}
+	add(positive("limits.upstream_answer_grace", c.Limits.UpstreamAnswerGrace))
 	add(positive("shutdown_timeout", c.ShutdownTimeout))
 	add(c.Upstream.TLS.validate())
 	add(c.Upstream.SASL.validate())

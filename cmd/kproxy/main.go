@@ -21,6 +21,7 @@ Usage:
   kproxy check-config [--config FILE]   print the effective configuration, or every problem in it
   kproxy demo [--workload]              run an embedded 3-broker cluster behind kproxy (--help: ports)
   kproxy bench [--quick] [flags]        measure kproxy against a direct connection and a blind TCP relay
+  kproxy soak [--duration 60s]          mixed load through kproxy while injecting faults; verifies counts
   kproxy version                        print the version
 
 Configuration: a YAML file (see config/kproxy.yaml) and KPROXY_* environment
@@ -45,6 +46,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runDemo(rest, stdout, stderr)
 	case "bench":
 		err = runBench(rest, stdout, stderr)
+	case "soak":
+		err = runSoak(rest, stdout, stderr)
 	case "check-config":
 		err = checkConfig(rest, stdout)
 	case "version":

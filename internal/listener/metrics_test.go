@@ -180,8 +180,11 @@ func checkBoundedLabels(t *testing.T, reg prometheus.Gatherer) {
 		"direction": func(v string) bool {
 			return slices.Contains([]string{"client_in", "client_out", "upstream_in", "upstream_out"}, v)
 		},
-		"reason":    func(v string) bool { return v != "" && v == strings.ToLower(v) && !strings.ContainsAny(v, ":. ") },
-		"ordering":  func(v string) bool { return v == "strict" || v == "relaxed" },
+		"reason":   func(v string) bool { return v != "" && v == strings.ToLower(v) && !strings.ContainsAny(v, ":. ") },
+		"ordering": func(v string) bool { return v == "strict" || v == "relaxed" },
+		"limit": func(v string) bool {
+			return slices.Contains([]string{"max_client_connections", "max_inflight_per_connection", "max_frame_bytes", "dial_backoff", "upstream_answer_grace"}, v)
+		},
 		"version":   func(v string) bool { return v == "test" },
 		"goversion": func(v string) bool { return v == runtime.Version() },
 	}

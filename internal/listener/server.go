@@ -41,6 +41,7 @@ type Server struct {
 	rewriter   *router.Rewriter
 	pool       *bufpool.Pool
 	laneOpts   upstream.LaneOptions
+	lim        *limits
 	bindHost   string
 	tls        *tls.Config // listen.tls; nil: plaintext
 	users      *auth.Users // listen.sasl.mode terminate; nil: reject
@@ -78,6 +79,7 @@ func New(cfg config.Config, log *zap.Logger, m *metrics.Metrics) (*Server, error
 	if err != nil {
 		return nil, err
 	}
+	dialer.Backoff = upstream.NewBackoff(cfg.Upstream.DialBackoffMax)
 	serverTLS, err := newServerTLS(cfg.Listen.TLS)
 	if err != nil {
 		return nil, err
@@ -104,6 +106,7 @@ func New(cfg config.Config, log *zap.Logger, m *metrics.Metrics) (*Server, error
 		listeners:  map[int32]net.Listener{},
 		sessions:   map[*session]struct{}{},
 		stopped:    make(chan struct{}),
+		lim:        newLimits(log, m),
 	}
 	if users != nil {
 		s.rewriter.AdvertiseSASL()
@@ -133,6 +136,7 @@ func (s *Server) Start(ctx context.Context) error {
 	s.mu.Unlock()
 	s.log.Info("listening", zap.String("listener", "bootstrap"), zap.String("addr", ln.Addr().String()))
 	s.serve(ln, bootstrapNode)
+	s.watchStalls()
 
 	if err := s.discover(ctx); err == nil {
 		return nil
@@ -318,6 +322,11 @@ func (s *Server) startSession(conn net.Conn, nodeID int32) {
 	if s.closing {
 		s.mu.Unlock()
 		_ = conn.Close()
+		return
+	}
+	if reason, fields := s.refusal(); reason != "" {
+		s.mu.Unlock()
+		s.lim.refuse(conn, reason, fields...)
 		return
 	}
 	sess := newSession(s, conn, nodeID)

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kproxy/kproxy/internal/bufpool"
+	"github.com/kproxy/kproxy/internal/metrics"
 	"github.com/kproxy/kproxy/internal/router"
 	"github.com/kproxy/kproxy/internal/upstream"
 )
@@ -62,7 +63,8 @@ type slot struct {
 	sent, doneAt time.Time
 	frame        *bufpool.Buf
 	done         bool
-	snap         []uint64 // sessionOrdering.acc when the request was sent
+	snap         []uint64      // sessionOrdering.acc when the request was sent
+	wait         time.Duration // the request's own timeout (stall.go)
 }
 
 func newSession(srv *Server, conn net.Conn, broker int32) *session {
@@ -158,6 +160,7 @@ func (s *session) checkSize(prefix [4]byte, n int32) (string, error) {
 		kind, why = frameNegative, fmt.Sprintf("negative frame size %d", n)
 	case int(n) > limit:
 		kind, why = frameOversized, fmt.Sprintf("frame size %d exceeds limits.max_frame_bytes %d", n, limit)
+		s.srv.lim.hit(metrics.LimitMaxFrameBytes, zap.Int32("size", n), zap.Int("max_frame_bytes", limit))
 	case n < 8:
 		kind, why = frameTruncated, fmt.Sprintf("frame of %d bytes is too short for a request header", n)
 	default:
@@ -226,7 +229,7 @@ func (s *session) route(frame *bufpool.Buf) (string, error) {
 			s.srv.pool.Put(frame)
 			return reasonClosed, nil
 		}
-		owner = s.push(h, group, nil)
+		owner = s.push(h, group, nil, p.RequestTimeout(body, h))
 	}
 	s.srv.instr.request(h.Key, group)
 	if err := s.send(group, frame, h.CorrelationID, expectResponse, owner); err != nil {
@@ -291,7 +294,7 @@ func (s *session) dial() (net.Conn, string, error) {
 		}
 		conn, err := s.srv.dialer.Dial(ctx, addr)
 		if err != nil {
-			s.srv.instr.dialError(s.brokerLabel())
+			s.dialFailed(err)
 			return nil, addr, fmt.Errorf("dial broker %d at %s: %w", s.broker, addr, err)
 		}
 		return conn, addr, nil
@@ -307,7 +310,7 @@ func (s *session) dial() (net.Conn, string, error) {
 			s.seed = addr
 			return conn, addr, nil
 		}
-		s.srv.instr.dialError(s.brokerLabel())
+		s.dialFailed(err)
 		errs = append(errs, fmt.Errorf("dial seed %s: %w", addr, err))
 	}
 	return nil, "", errors.Join(errs...)
@@ -367,7 +370,7 @@ func (s *session) answerLocally(h router.RequestHeader, resp []byte) (string, er
 	}
 	g := s.srv.classifier.Classify(h.Key)
 	s.srv.instr.request(h.Key, g) // counted, but no upstream latency to observe
-	s.push(h, g, bufpool.Wrap(resp))
+	s.push(h, g, bufpool.Wrap(resp), 0)
 	s.deliver()
 	return "", nil
 }
@@ -378,8 +381,8 @@ func (s *session) acquire() bool {
 	select {
 	case s.sem <- struct{}{}:
 		return true
-	case <-s.closedCh:
-		return false
+	default:
+		return s.acquireBlocking()
 	}
 }
 

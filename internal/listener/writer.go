@@ -15,10 +15,10 @@ var slotPool = sync.Pool{New: func() any { return new(slot) }}
 
 // push reserves the client's next answer; frame is set for answers the
 // proxy makes itself.
-func (s *session) push(h router.RequestHeader, g router.Group, frame *bufpool.Buf) *slot {
+func (s *session) push(h router.RequestHeader, g router.Group, frame *bufpool.Buf, wait time.Duration) *slot {
 	sl := slotPool.Get().(*slot)
 	now := time.Now()
-	*sl = slot{key: h.Key, version: h.Version, group: g, sent: now, doneAt: now, frame: frame, done: frame != nil, snap: sl.snap}
+	*sl = slot{key: h.Key, version: h.Version, group: g, sent: now, doneAt: now, frame: frame, done: frame != nil, snap: sl.snap, wait: wait}
 	if frame == nil {
 		// In flight until complete, or until close finds it not done:
 		// exactly one of the two decrements, under s.mu.
@@ -130,6 +130,9 @@ func (s *session) close(reason string, err error) {
 	s.mu.Unlock()
 
 	close(s.closedCh)
+	if resetOnClose(reason) {
+		abort(s.conn) // reset.go
+	}
 	_ = s.conn.Close()
 	for _, l := range lanes {
 		if l != nil {

@@ -37,6 +37,11 @@ type Metrics struct {
 	FetchWaitCapped        prometheus.Counter
 	HolWaitAvoided         *prometheus.CounterVec // group
 	SessionOrdering        *prometheus.CounterVec // ordering
+
+	// Limits (limits.go).
+	LimitHits                *prometheus.CounterVec // limit
+	InflightBlockedSeconds   prometheus.Counter
+	ClientConnectionsRefused *prometheus.CounterVec // reason
 }
 
 // New registers kproxy's metrics on reg, with the Go runtime (go_*) and
@@ -97,6 +102,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 			Name: "kproxy_session_ordering_total", Help: "Client sessions by the answer ordering chosen for them: strict or relaxed."},
 			"ordering"),
 	}
+	m.newLimits(f)
 	m.BuildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 	return m
 }

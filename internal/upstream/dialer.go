@@ -27,6 +27,9 @@ type Dialer struct {
 	sasl   *saslAuth  // nil: no SASL
 	log    *zap.Logger
 	status authStatus
+	// Backoff, when set, refuses dials to a broker whose last dials
+	// failed, for a while (backoff.go).
+	Backoff *Backoff
 }
 
 // NewDialer builds the dialer of cfg, reading the TLS files and checking
@@ -52,6 +55,9 @@ func NewDialer(cfg config.Upstream, log *zap.Logger) (*Dialer, error) {
 // completes the TLS handshake and SASL authentication: the connection it
 // returns is ready for client requests.
 func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	if err := d.Backoff.allow(addr); err != nil {
+		return nil, err
+	}
 	if d.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, d.Timeout)
@@ -59,6 +65,9 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	}
 	nd := net.Dialer{KeepAlive: 30 * time.Second}
 	conn, err := nd.DialContext(ctx, "tcp", addr)
+	if ctx.Err() == nil {
+		d.Backoff.record(addr, err)
+	}
 	if err != nil {
 		return nil, err
 	}

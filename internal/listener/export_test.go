@@ -1,0 +1,14 @@
+package listener
+
+import "net"
+
+// ServeForTest serves conn as a client connection accepted on the
+// bootstrap port, without listeners or upstream discovery: the fuzzer
+// feeds sessions over in-memory pipes.
+func (s *Server) ServeForTest(conn net.Conn) {
+	s.ready.Store(true)
+	s.startSession(conn, bootstrapNode)
+}
+
+// WatchStallsForTest starts the stall watcher Start would start.
+func (s *Server) WatchStallsForTest() { s.watchStalls() }

@@ -1,0 +1,30 @@
+package metrics
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Values of kproxy_limit_hits_total{limit}: the configuration key that was
+// hit (dial_backoff: upstream.dial_backoff_max).
+const (
+	LimitMaxClientConnections = "max_client_connections"
+	LimitMaxInflight          = "max_inflight_per_connection"
+	LimitMaxFrameBytes        = "max_frame_bytes"
+	LimitDialBackoff          = "dial_backoff"
+	LimitUpstreamAnswerGrace  = "upstream_answer_grace"
+)
+
+// Values of kproxy_client_connections_refused_total{reason}.
+const (
+	RefusedMaxClientConnections = "max_client_connections"
+	RefusedNotReady             = "not_ready"
+)
+
+func (m *Metrics) newLimits(f factory) {
+	m.LimitHits = f.counterVec(prometheus.CounterOpts{
+		Name: "kproxy_limit_hits_total", Help: "Times a configured limit was hit, by limit: max_client_connections, max_inflight_per_connection (a session stalled), max_frame_bytes, dial_backoff, upstream_answer_grace."},
+		"limit")
+	m.InflightBlockedSeconds = f.counter(prometheus.CounterOpts{
+		Name: "kproxy_inflight_blocked_seconds_total", Help: "Time sessions spent not reading their client because limits.max_inflight_per_connection answers were owed."})
+	m.ClientConnectionsRefused = f.counterVec(prometheus.CounterOpts{
+		Name: "kproxy_client_connections_refused_total", Help: "Client connections closed on accept, by reason: max_client_connections, not_ready (no upstream metadata yet)."},
+		"reason")
+}

@@ -1,0 +1,121 @@
+// Request timeouts: how long a broker may legitimately hold a request before
+// answering. The proxy gives up on a broker only well past that, so it needs
+// the timeout each long-waiting request carries:
+//
+//   - Produce (0): TimeoutMillis, after TransactionalID (v3+) and Acks.
+//   - Fetch (1): MaxWaitMillis, after ReplicaID (v0–v14).
+//   - JoinGroup (11): RebalanceTimeoutMillis (v1+), SessionTimeoutMillis (v0).
+//   - AlterPartitionAssignments (45), ListPartitionReassignments (46),
+//     UpdateFeatures (57): TimeoutMillis, the first field.
+//   - CreateTopics (19), DeleteTopics (20), DeleteRecords (21),
+//     CreatePartitions (37), ElectLeaders (43), ListOffsets (2) v10+:
+//     TimeoutMillis after a topic array. These are rare (admin calls, a
+//     consumer's offset reset), so they are decoded with kmsg rather than
+//     walked by hand.
+//
+// The first three are on the hot path and are read without allocating.
+// Every other request carries no timeout of its own: a broker answers it at
+// once.
+
+package router
+
+import (
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// API keys with a timeout field.
+const (
+	KeyListOffsets                = 2
+	KeyJoinGroup                  = 11
+	keyCreateTopics               = 19
+	keyDeleteTopics               = 20
+	keyDeleteRecords              = 21
+	keyCreatePartitions           = 37
+	keyElectLeaders               = 43
+	keyAlterPartitionAssignments  = 45
+	keyListPartitionReassignments = 46
+	keyUpdateFeatures             = 57
+)
+
+// RequestTimeout returns how long the broker may hold the request (a frame
+// body, after the size prefix) before answering: 0 for requests it answers
+// at once, and for bodies too short to carry their timeout (the broker will
+// reject those quickly). Negative timeouts count as 0.
+func (p *Protocol) RequestTimeout(body []byte, h RequestHeader) time.Duration {
+	switch h.Key {
+	case KeyProduce, KeyFetch, KeyJoinGroup, keyAlterPartitionAssignments, keyListPartitionReassignments, keyUpdateFeatures:
+	case KeyListOffsets:
+		if h.Version < 10 {
+			return 0
+		}
+		return p.decodedTimeout(body, h)
+	case keyCreateTopics, keyDeleteTopics, keyDeleteRecords, keyCreatePartitions, keyElectLeaders:
+		return p.decodedTimeout(body, h)
+	default:
+		return 0
+	}
+	off, err := p.RequestBodyOffset(body, h)
+	if err != nil {
+		return 0
+	}
+	flexible := p.FlexibleRequest(h.Key, h.Version)
+	r := reader{b: body, off: off}
+	var ms int32
+	switch h.Key {
+	case KeyProduce:
+		if h.Version >= 3 {
+			skipString(&r, flexible) // TransactionalID
+		}
+		r.skip(2) // Acks
+		ms = r.int32()
+	case KeyFetch:
+		if h.Version <= 14 {
+			r.skip(4) // ReplicaID
+		}
+		ms = r.int32()
+	case KeyJoinGroup:
+		skipString(&r, flexible) // Group
+		ms = r.int32()           // SessionTimeoutMillis
+		if h.Version >= 1 {
+			ms = r.int32() // RebalanceTimeoutMillis
+		}
+	default:
+		ms = r.int32()
+	}
+	if r.bad || ms < 0 {
+		return 0
+	}
+	return time.Duration(ms) * time.Millisecond
+}
+
+func skipString(r *reader, flexible bool) {
+	if flexible {
+		r.compactNullableString()
+	} else {
+		r.nullableString()
+	}
+}
+
+// decodedTimeout decodes a rare request with kmsg to find its TimeoutMillis.
+func (p *Protocol) decodedTimeout(body []byte, h RequestHeader) time.Duration {
+	if h.Version > p.MaxVersion(h.Key) {
+		return 0
+	}
+	off, err := p.RequestBodyOffset(body, h)
+	if err != nil {
+		return 0
+	}
+	req := kmsg.RequestForKey(h.Key)
+	req.SetVersion(h.Version)
+	if req.ReadFrom(body[off:]) != nil {
+		return 0
+	}
+	t, ok := req.(interface{ Timeout() int32 }) // kmsg's TimeoutRequest
+	if !ok {
+		return 0
+	}
+	ms := t.Timeout()
+	return time.Duration(max(ms, 0)) * time.Millisecond
+}

@@ -16,7 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/kproxy/kproxy/internal/proxytest"
+	"github.com/kproxy/kproxy/internal/rawclient"
 )
 
 // TestSIGTERMAnswersInFlightThenExits builds and runs the real binary,
@@ -73,15 +73,15 @@ func TestSIGTERMAnswersInFlightThenExits(t *testing.T) {
 	})
 	waitServing(t, bootstrap)
 
-	conns := make([]*proxytest.RawConn, inflight)
+	conns := make([]*rawclient.Conn, inflight)
 	for i := range conns {
-		c, err := proxytest.Dial(bootstrap)
+		c, err := rawclient.Dial(bootstrap)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
 		_ = c.Conn.SetDeadline(time.Now().Add(30 * time.Second))
-		if _, err := c.Send(proxytest.ProduceRequest("t", 0, 1, []byte("in-flight-"+strconv.Itoa(i)))); err != nil {
+		if _, err := c.Send(rawclient.ProduceRequest("t", 0, 1, []byte("in-flight-"+strconv.Itoa(i)))); err != nil {
 			t.Fatal(err)
 		}
 		conns[i] = c
@@ -140,7 +140,7 @@ func waitServing(t *testing.T, addr string) {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		err := func() error {
-			c, err := proxytest.Dial(addr)
+			c, err := rawclient.Dial(addr)
 			if err != nil {
 				return err
 			}

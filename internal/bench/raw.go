@@ -10,7 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/kproxy/kproxy/internal/proxytest"
+	"github.com/kproxy/kproxy/internal/rawclient"
 )
 
 // rawConn is a single-socket client that sends pre-encoded frames and reads
@@ -38,7 +38,7 @@ func (c *rawConn) close() { _ = c.conn.Close() }
 
 // frame encodes req; send patches in a fresh correlation id each time.
 func (c *rawConn) frame(req kmsg.Request) []byte {
-	return proxytest.EncodeRequest(req, 0, "kproxy-bench")
+	return rawclient.EncodeRequest(req, 0, "kproxy-bench")
 }
 
 // stamp gives the frame at b[off:] the next correlation id.
@@ -121,7 +121,7 @@ func metadataRequest() kmsg.Request {
 // fetchRequest asks for one partition from offset 0, without waiting: the
 // synthetic cluster answers with a 1 MiB batch at once.
 func fetchRequest(partition int32) kmsg.Request {
-	return proxytest.FetchRequest(topic, partition, 0)
+	return rawclient.FetchRequest(topic, partition, 0)
 }
 
 // mixFetchRequest is a Fetch for a partition that does not exist: a small,

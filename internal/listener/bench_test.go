@@ -16,6 +16,7 @@ import (
 	"github.com/kproxy/kproxy/internal/listener"
 	"github.com/kproxy/kproxy/internal/metrics"
 	"github.com/kproxy/kproxy/internal/proxytest"
+	"github.com/kproxy/kproxy/internal/rawclient"
 )
 
 // echoBroker answers every request with a frame of respSize bytes carrying
@@ -99,7 +100,7 @@ func benchForward(b *testing.B, respSize, depth int) {
 	b.Cleanup(func() { _ = c.Close() })
 	hb := kmsg.NewPtrHeartbeatRequest()
 	hb.Group, hb.Generation, hb.MemberID = "bench", 1, "member"
-	one := proxytest.EncodeRequest(hb, 0, "bench")
+	one := rawclient.EncodeRequest(hb, 0, "bench")
 	batch := make([]byte, 0, depth*len(one))
 	for range depth {
 		batch = append(batch, one...)

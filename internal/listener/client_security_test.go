@@ -20,6 +20,7 @@ import (
 
 	"github.com/kproxy/kproxy/config"
 	"github.com/kproxy/kproxy/internal/proxytest"
+	"github.com/kproxy/kproxy/internal/rawclient"
 )
 
 // secureEnv is kfake with SCRAM-SHA-512 behind kproxy, which terminates
@@ -93,7 +94,7 @@ func TestClientTLSAndSASLTerminate(t *testing.T) {
 		}
 	})
 	t.Run("plaintext client on the TLS port", func(t *testing.T) {
-		conn, err := proxytest.Dial(env.Bootstrap())
+		conn, err := rawclient.Dial(env.Bootstrap())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -109,7 +110,7 @@ func TestClientTLSAndSASLTerminate(t *testing.T) {
 // else before authentication closes the connection, as a broker does.
 func TestTerminateRefusesRequestsBeforeAuth(t *testing.T) {
 	env := secureEnv(t, config.ListenTLS{})
-	conn, err := proxytest.Dial(env.Bootstrap())
+	conn, err := rawclient.Dial(env.Bootstrap())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kproxy/kproxy/internal/proxytest"
+	"github.com/kproxy/kproxy/internal/rawclient"
 )
 
 // upstreamConnections sums kproxy_upstream_connections over every broker
@@ -114,15 +115,15 @@ func churnOne(i int, bootstrap, leader string) error {
 		}
 		return conn.Close()
 	case i%4 == 0:
-		c, err := proxytest.Dial(leader)
+		c, err := rawclient.Dial(leader)
 		if err != nil {
 			return err
 		}
-		_, err = c.Send(proxytest.FetchRequest("t", 0, 5*time.Second))
+		_, err = c.Send(rawclient.FetchRequest("t", 0, 5*time.Second))
 		c.Close()
 		return err
 	}
-	c, err := proxytest.Dial(bootstrap)
+	c, err := rawclient.Dial(bootstrap)
 	if err != nil {
 		return err
 	}

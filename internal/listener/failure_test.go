@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kproxy/kproxy/internal/proxytest"
+	"github.com/kproxy/kproxy/internal/rawclient"
 )
 
 // expectClosed waits for the proxy to close conn.
@@ -111,14 +112,14 @@ func TestAcksZeroHoldsNoSlot(t *testing.T) {
 	t.Parallel()
 	env := proxytest.Start(t, proxytest.Options{Kfake: []kfake.Opt{kfake.SeedTopics(1, "t")}})
 	_, addr := leaderAddrs(t, env, "t")
-	c, err := proxytest.Dial(addr)
+	c, err := rawclient.Dial(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
 	_ = c.Conn.SetDeadline(time.Now().Add(10 * time.Second))
 	for i := range 3 {
-		if _, err := c.Send(proxytest.ProduceRequest("t", 0, 0, []byte("fire-and-forget-"+strconv.Itoa(i)))); err != nil {
+		if _, err := c.Send(rawclient.ProduceRequest("t", 0, 0, []byte("fire-and-forget-"+strconv.Itoa(i)))); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kproxy/kproxy/internal/proxytest"
+	"github.com/kproxy/kproxy/internal/rawclient"
 )
 
 const holWait = 5 * time.Second
@@ -41,18 +42,18 @@ type fetchThenProduce struct {
 // empty partition and then a Produce of one record to it.
 func runFetchThenProduce(t *testing.T, addr, topic string) fetchThenProduce {
 	t.Helper()
-	c, err := proxytest.Dial(addr)
+	c, err := rawclient.Dial(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
 	_ = c.Conn.SetDeadline(time.Now().Add(3 * holWait))
 	start := time.Now()
-	fetchCorr, err := c.Send(proxytest.FetchRequest(topic, 0, holWait))
+	fetchCorr, err := c.Send(rawclient.FetchRequest(topic, 0, holWait))
 	if err != nil {
 		t.Fatal(err)
 	}
-	produceCorr, err := c.Send(proxytest.ProduceRequest(topic, 0, 1, []byte("wake-up")))
+	produceCorr, err := c.Send(rawclient.ProduceRequest(topic, 0, 1, []byte("wake-up")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +128,7 @@ func TestHeartbeatReachesBrokerBehindFetch(t *testing.T) {
 		return nil, nil, false // observe only; the broker answers as usual
 	})
 	_, addr := leaderAddrs(t, env, "idle")
-	c, err := proxytest.Dial(addr)
+	c, err := rawclient.Dial(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +136,7 @@ func TestHeartbeatReachesBrokerBehindFetch(t *testing.T) {
 	_ = c.Conn.SetDeadline(time.Now().Add(3 * holWait))
 
 	start := time.Now()
-	fetchCorr, _ := c.Send(proxytest.FetchRequest("idle", 0, holWait))
+	fetchCorr, _ := c.Send(rawclient.FetchRequest("idle", 0, holWait))
 	hb := kmsg.NewPtrHeartbeatRequest()
 	hb.Group, hb.MemberID, hb.Generation = "g", "m", 1
 	hbCorr, err := c.Send(hb)

@@ -17,9 +17,10 @@ import (
 	"github.com/kproxy/kproxy/internal/listener"
 	"github.com/kproxy/kproxy/internal/metrics"
 	"github.com/kproxy/kproxy/internal/proxytest"
+	"github.com/kproxy/kproxy/internal/rawclient"
 )
 
-func metadataWorks(t *testing.T, c *proxytest.RawConn) {
+func metadataWorks(t *testing.T, c *rawclient.Conn) {
 	t.Helper()
 	if _, err := c.Send(kmsg.NewPtrMetadataRequest()); err != nil {
 		t.Fatal(err)
@@ -105,7 +106,7 @@ func TestInflightCapStallCounted(t *testing.T) {
 		Config: func(c *config.Config) { c.Limits.MaxInflightPerConnection = 1 }})
 	_, addr := leaderAddrs(t, env, "t")
 	c := dialRaw(t, addr, "raw-client")
-	fetch, _ := c.Send(proxytest.FetchRequest("t", 0, 300*time.Millisecond)) // empty: held the full wait
+	fetch, _ := c.Send(rawclient.FetchRequest("t", 0, 300*time.Millisecond)) // empty: held the full wait
 	meta, _ := c.Send(kmsg.NewPtrMetadataRequest())
 	for _, want := range []int32{fetch, meta} {
 		resp, err := c.Read()
@@ -132,7 +133,7 @@ func TestSilentBrokerClosesSessionPastTimeoutPlusGrace(t *testing.T) {
 	_, addr := leaderAddrs(t, env, "t")
 
 	long := dialRaw(t, addr, "raw-client")
-	corr, _ := long.Send(proxytest.FetchRequest("t", 0, 4*grace))
+	corr, _ := long.Send(rawclient.FetchRequest("t", 0, 4*grace))
 	if resp, err := long.Read(); err != nil || resp.CorrelationID != corr {
 		t.Fatalf("fetch held for its own wait was not answered: %v", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/kproxy/kproxy/internal/proxytest"
+	"github.com/kproxy/kproxy/internal/rawclient"
 )
 
 // logWaiter finds log entries by message, level and fields.
@@ -83,7 +84,7 @@ func TestLifecycleLogs(t *testing.T) {
 	w.want(zapcore.InfoLevel, "broker discovered", map[string]string{"broker": "0", "upstream": env.Cluster.ListenAddrs()[0]})
 
 	// A clean session: opened, one request, closed by the client.
-	c, err := proxytest.Dial(env.Bootstrap())
+	c, err := rawclient.Dial(env.Bootstrap())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +126,7 @@ func TestLifecycleLogs(t *testing.T) {
 
 	// A dial failure: the broker is gone when the session first needs it.
 	env.Cluster.Close()
-	c2, err := proxytest.Dial(brokerAddr)
+	c2, err := rawclient.Dial(brokerAddr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/kproxy/kproxy/config"
 	"github.com/kproxy/kproxy/internal/proxytest"
+	"github.com/kproxy/kproxy/internal/rawclient"
 )
 
 // parkedFetch is how long each round's Fetch waits on its empty partition.
@@ -21,9 +22,9 @@ type round struct {
 }
 
 // dialRaw opens a raw single-socket client with a bounded lifetime.
-func dialRaw(t *testing.T, addr, clientID string) *proxytest.RawConn {
+func dialRaw(t *testing.T, addr, clientID string) *rawclient.Conn {
 	t.Helper()
-	c, err := proxytest.Dial(addr)
+	c, err := rawclient.Dial(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,12 +36,12 @@ func dialRaw(t *testing.T, addr, clientID string) *proxytest.RawConn {
 
 // fetchThenHeartbeat runs rounds of [Fetch parked for wait on an empty
 // partition, then Heartbeat] pipelined on one connection.
-func fetchThenHeartbeat(t *testing.T, c *proxytest.RawConn, topic string, rounds int, wait time.Duration) []round {
+func fetchThenHeartbeat(t *testing.T, c *rawclient.Conn, topic string, rounds int, wait time.Duration) []round {
 	t.Helper()
 	var out []round
 	for range rounds {
 		start := time.Now()
-		fetchCorr, err := c.Send(proxytest.FetchRequest(topic, 0, wait))
+		fetchCorr, err := c.Send(rawclient.FetchRequest(topic, 0, wait))
 		if err != nil {
 			t.Fatal(err)
 		}

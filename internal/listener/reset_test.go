@@ -12,6 +12,7 @@ import (
 
 	"github.com/kproxy/kproxy/internal/metrics"
 	"github.com/kproxy/kproxy/internal/proxytest"
+	"github.com/kproxy/kproxy/internal/rawclient"
 )
 
 // expectReset sends ApiVersions and expects the connection reset: a client
@@ -63,7 +64,7 @@ func TestNotReadyResetsClient(t *testing.T) {
 // fail in the dial itself.
 func refusedRoundTrip(t *testing.T, addr string) error {
 	t.Helper()
-	c, err := proxytest.Dial(addr)
+	c, err := rawclient.Dial(addr)
 	if errors.Is(err, syscall.ECONNRESET) {
 		return err
 	}

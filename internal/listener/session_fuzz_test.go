@@ -17,6 +17,7 @@ import (
 	"github.com/kproxy/kproxy/internal/listener"
 	"github.com/kproxy/kproxy/internal/metrics"
 	"github.com/kproxy/kproxy/internal/proxytest"
+	"github.com/kproxy/kproxy/internal/rawclient"
 )
 
 // answeringStub is an upstream that answers every request frame with an
@@ -78,7 +79,7 @@ func sessionSeeds() [][]byte {
 			if p, ok := req.(*kmsg.ProduceRequest); ok {
 				p.Acks = int16(v%3) - 1 // -1, 0, 1
 			}
-			batch = append(batch, proxytest.EncodeRequest(req, int32(n), "fuzz")...)
+			batch = append(batch, rawclient.EncodeRequest(req, int32(n), "fuzz")...)
 			if n++; n%4 == 0 {
 				seeds, batch = append(seeds, batch), nil
 			}

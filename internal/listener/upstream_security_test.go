@@ -22,6 +22,7 @@ import (
 
 	"github.com/kproxy/kproxy/config"
 	"github.com/kproxy/kproxy/internal/proxytest"
+	"github.com/kproxy/kproxy/internal/rawclient"
 )
 
 // observed is a logger that both prints (zaptest) and records every entry.
@@ -123,7 +124,7 @@ func TestUpstreamTLS(t *testing.T) {
 		if env.Proxy.Ready() || !strings.Contains(fmt.Sprint(env.Proxy.NotReadyReason()), "certificate") {
 			t.Errorf("Ready %v, NotReadyReason %q; want not ready with the certificate error", env.Proxy.Ready(), env.Proxy.NotReadyReason())
 		}
-		conn, err := proxytest.Dial(env.Bootstrap())
+		conn, err := rawclient.Dial(env.Bootstrap())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -224,7 +225,7 @@ func TestUpstreamWrongPassword(t *testing.T) {
 		t.Errorf("Ready %v, NotReadyReason %q", env.Proxy.Ready(), env.Proxy.NotReadyReason())
 	}
 
-	conn, err := proxytest.Dial(env.Bootstrap())
+	conn, err := rawclient.Dial(env.Bootstrap())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/kproxy/kproxy/internal/listener"
 	"github.com/kproxy/kproxy/internal/metrics"
 	"github.com/kproxy/kproxy/internal/proxytest"
+	"github.com/kproxy/kproxy/internal/rawclient"
 )
 
 // TestDropMidRequestPerGroup: kfake closes the connection carrying a
@@ -174,7 +175,7 @@ func TestEverySeedUnreachableAtStartup(t *testing.T) {
 	}
 	start := time.Now()
 	// Refused with a reset, possibly in the dial itself.
-	if c, err := proxytest.Dial(env.Bootstrap()); err == nil {
+	if c, err := rawclient.Dial(env.Bootstrap()); err == nil {
 		_ = c.Conn.SetDeadline(time.Now().Add(10 * time.Second))
 		_, _ = c.Send(kmsg.NewPtrApiVersionsRequest())
 		if _, err := c.Read(); err == nil {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/kproxy/kproxy/internal/proxytest"
+	"github.com/kproxy/kproxy/internal/rawclient"
 )
 
 // RawOptions describe one run of a raw single-socket consumer: a long-poll
@@ -62,10 +62,10 @@ func RunRaw(ctx context.Context, o RawOptions) (RawRun, error) {
 		corr++
 		pending[corr] = rawPending{key: req.Key(), at: time.Now()}
 		order = append(order, corr)
-		_, err := conn.Write(proxytest.EncodeRequest(req, corr, "raw-hol"))
+		_, err := conn.Write(rawclient.EncodeRequest(req, corr, "raw-hol"))
 		return err
 	}
-	fetch := func() error { return send(proxytest.FetchRequest(o.Topic, 0, o.MaxWait)) }
+	fetch := func() error { return send(rawclient.FetchRequest(o.Topic, 0, o.MaxWait)) }
 
 	readErr := make(chan error, 1)
 	go func() {

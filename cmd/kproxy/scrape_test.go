@@ -18,7 +18,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/kproxy/kproxy/internal/proxytest"
+	"github.com/kproxy/kproxy/internal/loopback"
 )
 
 // requireTool finds a binary of Debian's prometheus package. CI (env CI
@@ -46,7 +46,7 @@ func startWithTraffic(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(cluster.Close)
-	cfg := proxytest.Config(cluster.ListenAddrs())
+	cfg := loopback.Config(cluster.ListenAddrs())
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

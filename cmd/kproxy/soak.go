@@ -22,8 +22,8 @@ import (
 
 	"github.com/kproxy/kproxy/config"
 	"github.com/kproxy/kproxy/internal/listener"
+	"github.com/kproxy/kproxy/internal/loopback"
 	"github.com/kproxy/kproxy/internal/metrics"
-	"github.com/kproxy/kproxy/internal/proxytest"
 )
 
 // Soak topics and groups: one per client library, so each is checked on
@@ -42,7 +42,7 @@ type soak struct {
 	out                  io.Writer
 
 	cluster *kfake.Cluster
-	conns   proxytest.ConnTracker
+	conns   loopback.ConnTracker
 	srv     *listener.Server
 	ctx     context.Context
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/kproxy/kproxy/internal/admin"
 	"github.com/kproxy/kproxy/internal/listener"
+	"github.com/kproxy/kproxy/internal/loopback"
 	"github.com/kproxy/kproxy/internal/metrics"
 	"github.com/kproxy/kproxy/internal/proxytest"
 )
@@ -150,7 +151,7 @@ func TestReadyzFollowsTheProxy(t *testing.T) {
 	t.Parallel()
 	port := proxytest.FreePort(t)
 	seed := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	cfg := proxytest.Config([]string{seed})
+	cfg := loopback.Config([]string{seed})
 	cfg.Upstream.DialTimeout = 2 * time.Second
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	reg := prometheus.NewRegistry()

@@ -16,8 +16,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kproxy/kproxy/internal/listener"
+	"github.com/kproxy/kproxy/internal/loopback"
 	"github.com/kproxy/kproxy/internal/metrics"
-	"github.com/kproxy/kproxy/internal/proxytest"
 )
 
 // Options tune a run. Zero values take the defaults of Defaults.
@@ -83,7 +83,7 @@ func start(opts Options) (*env, error) {
 		e.close()
 		return nil, fmt.Errorf("relay: %w", err)
 	}
-	cfg := proxytest.Config(addrs) // loopback, broker_port_base 0
+	cfg := loopback.Config(addrs) // loopback, broker_port_base 0
 	if err := cfg.Validate(); err != nil {
 		e.close()
 		return nil, err

@@ -14,8 +14,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kproxy/kproxy/internal/listener"
+	"github.com/kproxy/kproxy/internal/loopback"
 	"github.com/kproxy/kproxy/internal/metrics"
-	"github.com/kproxy/kproxy/internal/proxytest"
 	"github.com/kproxy/kproxy/internal/rawclient"
 )
 
@@ -70,7 +70,7 @@ func echo(c net.Conn, respSize int) {
 // startProxy runs kproxy in front of upstream; sessions on its bootstrap
 // port forward to it without needing broker discovery.
 func startProxy(b *testing.B, upstream string) string {
-	cfg := proxytest.Config([]string{upstream})
+	cfg := loopback.Config([]string{upstream})
 	srv, err := listener.New(cfg, zap.NewNop(), metrics.NewNop())
 	if err != nil {
 		b.Fatal(err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/kproxy/kproxy/config"
 	"github.com/kproxy/kproxy/internal/listener"
+	"github.com/kproxy/kproxy/internal/loopback"
 	"github.com/kproxy/kproxy/internal/metrics"
 	"github.com/kproxy/kproxy/internal/proxytest"
 	"github.com/kproxy/kproxy/internal/rawclient"
@@ -84,7 +85,7 @@ func notReadyProxyMetrics(t *testing.T, m *metrics.Metrics) string {
 	}
 	dead := ln.Addr().String()
 	ln.Close()
-	srv, err := listener.New(proxytest.Config([]string{dead}), zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel)), m)
+	srv, err := listener.New(loopback.Config([]string{dead}), zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel)), m)
 	if err != nil {
 		t.Fatal(err)
 	}

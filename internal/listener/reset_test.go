@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kproxy/kproxy/internal/loopback"
 	"github.com/kproxy/kproxy/internal/metrics"
 	"github.com/kproxy/kproxy/internal/proxytest"
 	"github.com/kproxy/kproxy/internal/rawclient"
@@ -31,7 +32,7 @@ func expectReset(t *testing.T, addr string) {
 // negotiation": the proxy closed the session cleanly when its dial failed.
 func TestUnreachableBrokerResetsClient(t *testing.T) {
 	t.Parallel()
-	var conns proxytest.ConnTracker
+	var conns loopback.ConnTracker
 	env := proxytest.Start(t, proxytest.Options{Brokers: 2, Kfake: []kfake.Opt{kfake.ListenFn(conns.Listen)}})
 	upstream := env.Cluster.ListenAddrs()[1]
 	proxied := env.Proxy.BrokerAddrs()[1]

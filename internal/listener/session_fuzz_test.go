@@ -15,8 +15,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kproxy/kproxy/internal/listener"
+	"github.com/kproxy/kproxy/internal/loopback"
 	"github.com/kproxy/kproxy/internal/metrics"
-	"github.com/kproxy/kproxy/internal/proxytest"
 	"github.com/kproxy/kproxy/internal/rawclient"
 )
 
@@ -102,7 +102,7 @@ func FuzzSession(f *testing.F) {
 	for _, s := range sessionSeeds() {
 		f.Add(s)
 	}
-	cfg := proxytest.Config([]string{answeringStub(f)})
+	cfg := loopback.Config([]string{answeringStub(f)})
 	cfg.Limits.MaxInflightPerConnection = 4
 	cfg.Limits.MaxFrameBytes = 1 << 20
 	cfg.Limits.UpstreamAnswerGrace = 200 * time.Millisecond

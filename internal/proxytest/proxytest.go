@@ -15,6 +15,7 @@ import (
 
 	"github.com/kproxy/kproxy/config"
 	"github.com/kproxy/kproxy/internal/listener"
+	"github.com/kproxy/kproxy/internal/loopback"
 	"github.com/kproxy/kproxy/internal/metrics"
 )
 
@@ -38,18 +39,6 @@ type Options struct {
 	NotReady bool
 }
 
-// Config returns the defaults with test-friendly listeners: ephemeral ports
-// on loopback for the bootstrap and every broker.
-func Config(seeds []string) config.Config {
-	cfg := config.Defaults()
-	cfg.Upstream.BootstrapServers = seeds
-	cfg.Listen.Bootstrap = "127.0.0.1:0"
-	cfg.Listen.BrokerPortBase = 0
-	cfg.Admin.Listen = "127.0.0.1:0"
-	cfg.ShutdownTimeout = 5 * time.Second
-	return cfg
-}
-
 // Start brings up kfake and kproxy; both stop at test cleanup.
 func Start(t testing.TB, o Options) *Env {
 	t.Helper()
@@ -61,7 +50,7 @@ func Start(t testing.TB, o Options) *Env {
 		t.Fatalf("kfake: %v", err)
 	}
 	t.Cleanup(cluster.Close)
-	cfg := Config(cluster.ListenAddrs())
+	cfg := loopback.Config(cluster.ListenAddrs())
 	if o.Config != nil {
 		o.Config(&cfg)
 	}

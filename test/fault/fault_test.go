@@ -19,6 +19,7 @@ import (
 
 	"github.com/kproxy/kproxy/config"
 	"github.com/kproxy/kproxy/internal/listener"
+	"github.com/kproxy/kproxy/internal/loopback"
 	"github.com/kproxy/kproxy/internal/metrics"
 	"github.com/kproxy/kproxy/internal/proxytest"
 	"github.com/kproxy/kproxy/internal/rawclient"
@@ -84,7 +85,7 @@ func TestDropMidRequestPerGroup(t *testing.T) {
 // run and comes back on the same address.
 func TestBrokerRemovedAndReadded(t *testing.T) {
 	t.Parallel()
-	var conns proxytest.ConnTracker
+	var conns loopback.ConnTracker
 	s := newScenario(t, options{kfake: []kfake.Opt{kfake.ListenFn(conns.Listen)}})
 	addr := s.env.Cluster.ListenAddrs()[2]
 	_, portStr, _ := net.SplitHostPort(addr)
@@ -158,7 +159,7 @@ func TestSlowBroker(t *testing.T) {
 func TestEverySeedUnreachableAtStartup(t *testing.T) {
 	t.Parallel()
 	port := freePort(t)
-	cfg := proxytest.Config([]string{"127.0.0.1:" + strconv.Itoa(port)})
+	cfg := loopback.Config([]string{"127.0.0.1:" + strconv.Itoa(port)})
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg, "test")
 	srv, err := listener.New(cfg, zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel)), m)

@@ -17,8 +17,8 @@ import (
 
 	"github.com/kproxy/kproxy/config"
 	"github.com/kproxy/kproxy/internal/listener"
+	"github.com/kproxy/kproxy/internal/loopback"
 	"github.com/kproxy/kproxy/internal/metrics"
-	"github.com/kproxy/kproxy/internal/proxytest"
 )
 
 const (
@@ -111,7 +111,7 @@ func validFor(ordering string, c client) bool {
 // proxyConfig is kproxy's configuration for one row: the tests' (defaults,
 // ephemeral loopback ports) with the given ordering.
 func proxyConfig(seeds []string, ordering string) config.Config {
-	cfg := proxytest.Config(seeds)
+	cfg := loopback.Config(seeds)
 	cfg.Routing.Ordering = ordering
 	return cfg
 }

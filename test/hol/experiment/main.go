@@ -21,8 +21,8 @@ import (
 
 	"github.com/kproxy/kproxy/config"
 	"github.com/kproxy/kproxy/internal/listener"
+	"github.com/kproxy/kproxy/internal/loopback"
 	"github.com/kproxy/kproxy/internal/metrics"
-	"github.com/kproxy/kproxy/internal/proxytest"
 	"github.com/kproxy/kproxy/test/hol"
 )
 
@@ -69,7 +69,7 @@ func run(duration, rawWait time.Duration) error {
 		{"kproxy strict + budget 200ms", config.OrderingStrict, 200 * time.Millisecond},
 		{"kproxy relaxed", config.OrderingRelaxed, 0},
 	} {
-		cfg := proxytest.Config(cluster.ListenAddrs())
+		cfg := loopback.Config(cluster.ListenAddrs())
 		cfg.Routing.Ordering, cfg.Routing.FetchWaitBudget = p.ordering, p.budget
 		srv, err := startProxy(cfg)
 		if err != nil {

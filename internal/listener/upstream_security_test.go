@@ -22,7 +22,6 @@ import (
 
 	"github.com/kproxy/kproxy/config"
 	"github.com/kproxy/kproxy/internal/proxytest"
-	"github.com/kproxy/kproxy/internal/rawclient"
 )
 
 // observed is a logger that both prints (zaptest) and records every entry.
@@ -220,17 +219,11 @@ func TestUpstreamWrongPassword(t *testing.T) {
 		t.Errorf("Ready %v, NotReadyReason %q", env.Proxy.Ready(), env.Proxy.NotReadyReason())
 	}
 
-	conn, err := rawclient.Dial(env.Bootstrap())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Conn.Close()
 	start := time.Now()
-	if _, err := conn.Send(kmsg.NewPtrApiVersionsRequest()); err != nil {
-		t.Fatal(err)
+	if err := refusedRoundTrip(t, env.Bootstrap()); err == nil {
+		t.Fatal("a client was answered by a proxy that cannot authenticate to the cluster")
 	}
-	expectClosed(t, conn.Conn)
-	t.Logf("client disconnected %v after its first request", time.Since(start))
+	t.Logf("client refused %v after it connected", time.Since(start))
 }
 
 // TestUpstreamReauthentication: with a short broker session lifetime every

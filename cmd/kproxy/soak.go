@@ -46,7 +46,8 @@ type soak struct {
 	srv     *listener.Server
 	ctx     context.Context
 
-	acked        [2]sync.Map // per producer: value → struct{}
+	acked        [2]sync.Map  // per producer: value → struct{}
+	saramaDone   atomic.Int64 // sarama records answered: acked or failed
 	clientErrors atomic.Int64
 	errSamples   sync.Map // error text → count, for the summary
 	seen         [2]sync.Map
@@ -152,10 +153,11 @@ func (s *soak) run() (*soakReport, error) {
 	consumeCtx, stopConsuming := context.WithCancel(s.ctx)
 	defer stopConsuming()
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(2)
 	go func() { defer wg.Done(); s.consumeKgo(consumeCtx, kgoCons) }()
 	go func() { defer wg.Done(); s.consumeSarama(consumeCtx, saramaCons) }()
-	go func() { defer wg.Done(); s.saramaResults(saramaProd) }()
+	saramaDone := make(chan struct{})
+	go func() { defer close(saramaDone); s.saramaResults(saramaProd) }()
 
 	produceCtx, stopProducing := context.WithTimeout(s.ctx, s.duration)
 	defer stopProducing()
@@ -188,7 +190,15 @@ func (s *soak) run() (*soakReport, error) {
 
 	// Drain: every record is acked or failed, then consumers catch up.
 	pending.Wait()
+	// Let sarama finish its retries before closing it: a record still
+	// being retried at close fails with "in process of shutting down".
+	for settle := time.Now().Add(time.Minute); s.saramaDone.Load() < int64(produced[saramaIdx]) && time.Now().Before(settle); {
+		time.Sleep(50 * time.Millisecond)
+	}
 	saramaProd.AsyncClose()
+	// Every sarama answer is in once both result channels are closed; the
+	// records the consumers must see are only known then.
+	<-saramaDone
 	report := &soakReport{produced: produced}
 	deadline := time.Now().Add(2 * time.Minute)
 	for i := range s.acked {
@@ -234,12 +244,14 @@ func (s *soak) saramaResults(p sarama.AsyncProducer) {
 			}
 			v, _ := m.Value.Encode()
 			s.acked[saramaIdx].Store(string(v), struct{}{})
+			s.saramaDone.Add(1)
 		case e, ok := <-errs:
 			if !ok {
 				errs = nil
 				continue
 			}
 			s.clientError("sarama produce", e.Err)
+			s.saramaDone.Add(1)
 		}
 	}
 }

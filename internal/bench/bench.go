@@ -84,6 +84,8 @@ func start(opts Options) (*env, error) {
 		return nil, fmt.Errorf("relay: %w", err)
 	}
 	cfg := loopback.Config(addrs) // loopback, broker_port_base 0
+	// The memory row holds IdleConns client connections open at once.
+	cfg.Limits.MaxClientConnections = max(cfg.Limits.MaxClientConnections, 2*opts.IdleConns)
 	if err := cfg.Validate(); err != nil {
 		e.close()
 		return nil, err

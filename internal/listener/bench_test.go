@@ -23,8 +23,9 @@ import (
 // the request's correlation id, from preallocated buffers. kfake allocates
 // per request, which would drown the proxy's own allocations in allocs/op,
 // so the forwarding benchmarks use this instead (kfake serves everywhere
-// else). It turns away Metadata: the proxy's broker discovery then simply
-// retries in the background, and bootstrap sessions need none.
+// else). It answers Metadata with a cluster of no brokers, so the proxy is
+// ready (it refuses clients until discovery succeeds) and bootstrap
+// sessions need nothing else.
 func echoBroker(b *testing.B, respSize int) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -54,11 +55,17 @@ func echo(c net.Conn, respSize int) {
 			return
 		}
 		size := int(binary.BigEndian.Uint32(req))
-		if size+4 > len(req) || binary.BigEndian.Uint16(req[4:]) == 3 {
+		if size+4 > len(req) {
 			return
 		}
 		if _, err := io.ReadFull(br, req[12:4+size]); err != nil {
 			return
+		}
+		if binary.BigEndian.Uint16(req[4:]) == 3 { // the proxy's discovery
+			if _, err := c.Write(emptyMetadata(req)); err != nil {
+				return
+			}
+			continue
 		}
 		copy(resp[4:8], req[8:12])
 		if _, err := c.Write(resp); err != nil {
@@ -148,4 +155,17 @@ func BenchmarkForward(b *testing.B) {
 	b.Run("small/serial", func(b *testing.B) { benchForward(b, 64, 1) })
 	b.Run("small/pipelined16", func(b *testing.B) { benchForward(b, 64, 16) })
 	b.Run("1MiB-response/serial", func(b *testing.B) { benchForward(b, 1<<20, 1) })
+}
+
+// emptyMetadata answers a Metadata request frame with no brokers.
+func emptyMetadata(req []byte) []byte {
+	m := kmsg.NewPtrMetadataResponse()
+	m.SetVersion(int16(binary.BigEndian.Uint16(req[6:])))
+	out := append(make([]byte, 4, 64), req[8:12]...)
+	if m.IsFlexible() {
+		out = append(out, 0)
+	}
+	out = m.AppendTo(out)
+	binary.BigEndian.PutUint32(out, uint32(len(out)-4))
+	return out
 }

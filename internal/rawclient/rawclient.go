@@ -12,8 +12,9 @@ import (
 	"net"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kproxy/kproxy/internal/upstream"
 )
 
 // Conn is one client connection; it is not safe for concurrent use.
@@ -70,14 +71,8 @@ func (r *Conn) Read() (Response, error) {
 	}
 	delete(r.sent, corr)
 	resp := req.ResponseKind()
-	resp.SetVersion(req.GetVersion())
-	if resp.IsFlexible() && req.Key() != 18 {
-		rd := kbin.Reader{Src: body}
-		kmsg.SkipTags(&rd)
-		body = rd.Src
-	}
-	if err := resp.ReadFrom(body); err != nil {
-		return Response{}, fmt.Errorf("decode %s answer: %w", kmsg.NameForKey(req.Key()), err)
+	if err := upstream.DecodeResponse(body, req, resp); err != nil {
+		return Response{}, err
 	}
 	return Response{CorrelationID: corr, Msg: resp, At: at}, nil
 }
@@ -87,18 +82,7 @@ func (r *Conn) Close() error { return r.Conn.Close() }
 
 // EncodeRequest frames a request: size, header v1/v2, body.
 func EncodeRequest(req kmsg.Request, corr int32, clientID string) []byte {
-	buf := make([]byte, 4, 256)
-	buf = binary.BigEndian.AppendUint16(buf, uint16(req.Key()))
-	buf = binary.BigEndian.AppendUint16(buf, uint16(req.GetVersion()))
-	buf = binary.BigEndian.AppendUint32(buf, uint32(corr))
-	buf = binary.BigEndian.AppendUint16(buf, uint16(len(clientID)))
-	buf = append(buf, clientID...)
-	if req.IsFlexible() {
-		buf = append(buf, 0)
-	}
-	buf = req.AppendTo(buf)
-	binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
-	return buf
+	return upstream.AppendRequest(make([]byte, 0, 256), req, corr, clientID)
 }
 
 // FetchRequest asks for one partition from offset 0 with a long poll.

@@ -26,9 +26,6 @@ func RelaxedClientSoftware(name []byte) bool {
 	return false
 }
 
-// RelaxedClientSoftwareNames lists the names RelaxedClientSoftware accepts.
-func RelaxedClientSoftwareNames() []string { return append([]string(nil), relaxedSoftware[:]...) }
-
 // ClientSoftwareName returns the ClientSoftwareName of an ApiVersions
 // request frame body without copying. ok is false for versions before v3,
 // which carry no name, and for versions newer than kmsg knows, whose layout

@@ -9,7 +9,6 @@ import (
 	"net"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -61,7 +60,7 @@ func roundTrip(ctx context.Context, conn net.Conn, req kmsg.Request, resp kmsg.R
 	defer conn.SetDeadline(time.Time{})
 
 	const corr = 1
-	if _, err := conn.Write(appendRequest(make([]byte, 0, 64), req, corr)); err != nil {
+	if _, err := conn.Write(AppendRequest(make([]byte, 0, 64), req, corr, clientID)); err != nil {
 		return fmt.Errorf("send %s: %w", kmsg.NameForKey(req.Key()), err)
 	}
 
@@ -80,38 +79,5 @@ func roundTrip(ctx context.Context, conn net.Conn, req kmsg.Request, resp kmsg.R
 	if _, err := io.ReadFull(conn, body); err != nil {
 		return fmt.Errorf("read %s answer: %w", kmsg.NameForKey(req.Key()), err)
 	}
-	return decodeResponse(body, req, resp)
-}
-
-// appendRequest appends the complete frame of the proxy's own request:
-// size prefix, header with the proxy's client id, body.
-func appendRequest(buf []byte, req kmsg.Request, corr int32) []byte {
-	start := len(buf)
-	buf = append(buf, 0, 0, 0, 0)
-	buf = binary.BigEndian.AppendUint16(buf, uint16(req.Key()))
-	buf = binary.BigEndian.AppendUint16(buf, uint16(req.GetVersion()))
-	buf = binary.BigEndian.AppendUint32(buf, uint32(corr))
-	buf = binary.BigEndian.AppendUint16(buf, uint16(len(clientID)))
-	buf = append(buf, clientID...)
-	if req.IsFlexible() {
-		buf = append(buf, 0) // empty header tags
-	}
-	buf = req.AppendTo(buf)
-	binary.BigEndian.PutUint32(buf[start:], uint32(len(buf)-start-4))
-	return buf
-}
-
-// decodeResponse decodes an answer's body: the bytes after the correlation
-// id, header tags included for flexible versions (never for ApiVersions).
-func decodeResponse(body []byte, req kmsg.Request, resp kmsg.Response) error {
-	resp.SetVersion(req.GetVersion())
-	if resp.IsFlexible() && req.Key() != 18 {
-		r := kbin.Reader{Src: body}
-		kmsg.SkipTags(&r)
-		if !r.Ok() {
-			return fmt.Errorf("read %s answer: truncated header", kmsg.NameForKey(req.Key()))
-		}
-		body = r.Src
-	}
-	return resp.ReadFrom(body)
+	return DecodeResponse(body, req, resp)
 }

@@ -172,7 +172,7 @@ func (l *Lane) exchange(ctx context.Context, req kmsg.Request, resp kmsg.Respons
 	r.corr++
 	corr := r.corr
 	l.pending = append(l.pending, pending{corr: corr, owner: reply})
-	l.queue = append(l.queue, bufpool.Wrap(appendRequest(nil, req, corr)))
+	l.queue = append(l.queue, bufpool.Wrap(AppendRequest(nil, req, corr, clientID)))
 	l.mu.Unlock()
 	select {
 	case l.wake <- struct{}{}:
@@ -200,7 +200,7 @@ func (l *Lane) exchange(ctx context.Context, req kmsg.Request, resp kmsg.Respons
 	if got := int32(binary.BigEndian.Uint32(frame.B[4:])); got != corr {
 		return fmt.Errorf("%s answer: correlation id %d, want %d", kmsg.NameForKey(req.Key()), got, corr)
 	}
-	return decodeResponse(frame.B[8:], req, resp)
+	return DecodeResponse(frame.B[8:], req, resp)
 }
 
 // release queues the requests parked during the exchange, in order.

@@ -112,12 +112,7 @@ func TestAcksZeroHoldsNoSlot(t *testing.T) {
 	t.Parallel()
 	env := proxytest.Start(t, proxytest.Options{Kfake: []kfake.Opt{kfake.SeedTopics(1, "t")}})
 	_, addr := leaderAddrs(t, env, "t")
-	c, err := rawclient.Dial(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	_ = c.Conn.SetDeadline(time.Now().Add(10 * time.Second))
+	c := dialRaw(t, addr, "raw-client")
 	for i := range 3 {
 		if _, err := c.Send(rawclient.ProduceRequest("t", 0, 0, []byte("fire-and-forget-"+strconv.Itoa(i)))); err != nil {
 			t.Fatal(err)

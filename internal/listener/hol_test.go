@@ -42,12 +42,7 @@ type fetchThenProduce struct {
 // empty partition and then a Produce of one record to it.
 func runFetchThenProduce(t *testing.T, addr, topic string) fetchThenProduce {
 	t.Helper()
-	c, err := rawclient.Dial(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	_ = c.Conn.SetDeadline(time.Now().Add(3 * holWait))
+	c := dialRaw(t, addr, "raw-client")
 	start := time.Now()
 	fetchCorr, err := c.Send(rawclient.FetchRequest(topic, 0, holWait))
 	if err != nil {
@@ -128,12 +123,7 @@ func TestHeartbeatReachesBrokerBehindFetch(t *testing.T) {
 		return nil, nil, false // observe only; the broker answers as usual
 	})
 	_, addr := leaderAddrs(t, env, "idle")
-	c, err := rawclient.Dial(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	_ = c.Conn.SetDeadline(time.Now().Add(3 * holWait))
+	c := dialRaw(t, addr, "raw-client")
 
 	start := time.Now()
 	fetchCorr, _ := c.Send(rawclient.FetchRequest("idle", 0, holWait))

@@ -39,15 +39,14 @@ type session struct {
 	sem chan struct{} // one token per request awaiting its answer
 	ord sessionOrdering
 
-	mu          sync.Mutex
-	lanes       []*upstream.Lane // by router.Group
-	slots       []*slot          // answers owed to the client, in request order
-	head        int
-	readerDone  bool
-	draining    bool
-	writing     bool // a goroutine is in deliver, writing to the client
-	closed      bool
-	closeReason string
+	mu         sync.Mutex
+	lanes      []*upstream.Lane // by router.Group
+	slots      []*slot          // answers owed to the client, in request order
+	head       int
+	readerDone bool
+	draining   bool
+	writing    bool // a goroutine is in deliver, writing to the client
+	closed     bool
 
 	closedCh chan struct{}
 

@@ -122,7 +122,6 @@ func (s *session) close(reason string, err error) {
 		return
 	}
 	s.closed = true
-	s.closeReason = reason
 	lanes := append([]*upstream.Lane(nil), s.lanes...)
 	clear(s.lanes)
 	owed := s.slots[s.head:]

@@ -38,8 +38,6 @@ type row struct {
 	rebalances   string
 	err          error
 	skip         string
-	fetches      int
-	hbOnWire     bool
 }
 
 func main() {

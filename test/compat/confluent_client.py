@@ -8,8 +8,6 @@ Same steps and JSON line as kafka_python_client.py. Also usable as a topic
 creator for clients that have no admin API (kcat): --create-only.
 """
 import argparse
-import json
-import subprocess
 import sys
 import time
 
@@ -17,13 +15,7 @@ import confluent_kafka
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-
-def pkg_version(name):
-    try:
-        return subprocess.run(["dpkg-query", "-W", "-f=${Version}", name],
-                              capture_output=True, text=True, check=True).stdout
-    except Exception:
-        return "unknown"
+from compat_common import add_common_args, finish, new_result, pkg_version
 
 
 def log(msg):
@@ -45,13 +37,9 @@ def create_topic(bootstrap, topic, partitions, timeout):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--bootstrap", required=True)
-    ap.add_argument("--topic", required=True)
+    add_common_args(ap)
     ap.add_argument("--group", default="")
-    ap.add_argument("--count", type=int, default=1000)
     ap.add_argument("--partitions", type=int, default=3)
-    ap.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for all records")
-    ap.add_argument("--second-poll", type=float, default=5.0, help="seconds the second member polls")
     ap.add_argument("--create-only", action="store_true", help="only create the topic, print nothing on stdout")
     ap.add_argument("--debug", default="", help="librdkafka debug contexts, e.g. protocol,cgrp")
     args = ap.parse_args()
@@ -63,27 +51,12 @@ def main():
         ap.error("--group is required")
 
     lib_ver, _ = confluent_kafka.libversion()
-    result = {
-        "client": "confluent-kafka-python",
-        "version": "%s (librdkafka %s)" % (confluent_kafka.version()[0], lib_ver),
-        "package": "python3-confluent-kafka %s, librdkafka1 %s" % (
-            pkg_version("python3-confluent-kafka"), pkg_version("librdkafka1")),
-        "produced": 0, "consumed": 0, "duplicates": 0,
-        "second_member_records": -1, "ok": False,
-    }
-    try:
-        run(args, result)
-    except Exception as e:
-        result["error"] = "%s: %s" % (type(e).__name__, e)
-    result["ok"] = (
-        "error" not in result
-        and result["produced"] == args.count
-        and result["consumed"] == args.count
-        and result["duplicates"] == 0
-        and result["second_member_records"] == 0
-    )
-    print(json.dumps(result), flush=True)
-    return 0 if result["ok"] else 1
+    result = new_result(
+        "confluent-kafka-python",
+        "%s (librdkafka %s)" % (confluent_kafka.version()[0], lib_ver),
+        "python3-confluent-kafka %s, librdkafka1 %s" % (
+            pkg_version("python3-confluent-kafka"), pkg_version("librdkafka1")))
+    return finish(result, lambda: run(args, result), args.count)
 
 
 def consumer_conf(args, n):

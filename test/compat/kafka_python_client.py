@@ -11,9 +11,7 @@ line and exits 0 only if exactly COUNT distinct values arrived, no
 duplicates, and the second member saw zero records.
 """
 import argparse
-import json
 import logging
-import subprocess
 import sys
 import time
 
@@ -22,13 +20,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-
-def pkg_version(name):
-    try:
-        return subprocess.run(["dpkg-query", "-W", "-f=${Version}", name],
-                              capture_output=True, text=True, check=True).stdout
-    except Exception:
-        return "unknown"
+from compat_common import add_common_args, finish, new_result, pkg_version
 
 
 def log(msg):
@@ -37,37 +29,15 @@ def log(msg):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--bootstrap", required=True)
-    ap.add_argument("--topic", required=True)
+    add_common_args(ap)
     ap.add_argument("--group", required=True)
-    ap.add_argument("--count", type=int, default=1000)
-    ap.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for all records")
-    ap.add_argument("--second-poll", type=float, default=5.0, help="seconds the second member polls")
     ap.add_argument("--debug", action="store_true")
     args = ap.parse_args()
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING)
 
     bootstrap = args.bootstrap.split(",")
-    result = {
-        "client": "kafka-python",
-        "version": kafka.__version__,
-        "package": "python3-kafka " + pkg_version("python3-kafka"),
-        "produced": 0, "consumed": 0, "duplicates": 0,
-        "second_member_records": -1, "ok": False,
-    }
-    try:
-        run(args, bootstrap, result)
-    except Exception as e:  # report, never hide
-        result["error"] = "%s: %s" % (type(e).__name__, e)
-    result["ok"] = (
-        "error" not in result
-        and result["produced"] == args.count
-        and result["consumed"] == args.count
-        and result["duplicates"] == 0
-        and result["second_member_records"] == 0
-    )
-    print(json.dumps(result), flush=True)
-    return 0 if result["ok"] else 1
+    result = new_result("kafka-python", kafka.__version__, "python3-kafka " + pkg_version("python3-kafka"))
+    return finish(result, lambda: run(args, bootstrap, result), args.count)
 
 
 def run(args, bootstrap, result):

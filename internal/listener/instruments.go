@@ -119,6 +119,12 @@ func (in *instruments) sessionOrdering(relaxed bool) {
 	}
 }
 
+// barrier counts a request held for an earlier one's answer; rare, so its
+// series is made on use.
+func (in *instruments) barrier(earlier, later int16) {
+	in.m.OrderingBarriers.WithLabelValues(in.protocol.Name(earlier), in.protocol.Name(later)).Inc()
+}
+
 func (in *instruments) frameError(reason string) { in.m.FrameErrors.WithLabelValues(reason).Inc() }
 
 func (in *instruments) sessionClosed(reason string) {

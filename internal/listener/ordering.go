@@ -164,6 +164,7 @@ func (s *session) orderingPushed(sl *slot) {
 	if isLongPoll(sl.key) {
 		s.ord.fetchOwed++
 	}
+	s.barrierPushed(sl)
 	acc := s.ord.acc
 	sl.snap = append(sl.snap[:0], acc...)
 	acc[2*int(sl.group)]++
@@ -179,6 +180,7 @@ func (s *session) orderingPushed(sl *slot) {
 // O(groups) per answer; the uint64 arithmetic wraps, and the differences
 // are exact.
 func (s *session) orderingAnswered(sl *slot, now time.Time) {
+	s.barrierAnswered(sl)
 	if isLongPoll(sl.key) {
 		s.ord.fetchOwed--
 	} else if s.ord.fetchOwed > 0 && s.srv.ordering.budget > 0 && !s.ord.relaxed.Load() {

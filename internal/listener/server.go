@@ -37,6 +37,7 @@ type Server struct {
 	brokers    *upstream.Brokers
 	protocol   *router.Protocol
 	classifier *router.Classifier
+	barriers   *router.Barriers
 	ordering   *orderingPolicy
 	rewriter   *router.Rewriter
 	pool       *bufpool.Pool
@@ -97,6 +98,7 @@ func New(cfg config.Config, log *zap.Logger, m *metrics.Metrics) (*Server, error
 		brokers:    upstream.NewBrokers(cfg.Upstream.BootstrapServers),
 		protocol:   protocol,
 		classifier: classifier,
+		barriers:   router.NewBarriers(classifier),
 		ordering:   ordering,
 		rewriter:   router.NewRewriter(protocol),
 		pool:       pool,

@@ -38,6 +38,7 @@ type session struct {
 
 	sem chan struct{} // one token per request awaiting its answer
 	ord sessionOrdering
+	bar sessionBarriers
 
 	mu         sync.Mutex
 	lanes      []*upstream.Lane // by router.Group
@@ -64,6 +65,7 @@ type slot struct {
 	done         bool
 	snap         []uint64      // sessionOrdering.acc when the request was sent
 	wait         time.Duration // the request's own timeout (stall.go)
+	scopes       router.Scopes // what a later request's barrier compares (barrier.go)
 }
 
 func newSession(srv *Server, conn net.Conn, broker int32) *session {
@@ -80,6 +82,7 @@ func newSession(srv *Server, conn net.Conn, broker int32) *session {
 		lanes:    make([]*upstream.Lane, srv.classifier.Len()),
 		closedCh: make(chan struct{}),
 		ord:      sessionOrdering{acc: make([]uint64, 2*srv.classifier.Len())},
+		bar:      newSessionBarriers(srv.barriers),
 	}
 }
 
@@ -220,6 +223,10 @@ func (s *session) route(frame *bufpool.Buf) (string, error) {
 		}
 		expectResponse = acks != 0
 	}
+	if !s.awaitBarriers(body, h) {
+		s.srv.pool.Put(frame)
+		return reasonClosed, nil
+	}
 	s.holdRoute(body, h)
 	group := s.srv.classifier.Classify(h.Key)
 	var owner *slot
@@ -229,6 +236,7 @@ func (s *session) route(frame *bufpool.Buf) (string, error) {
 			return reasonClosed, nil
 		}
 		owner = s.push(h, group, nil, p.RequestTimeout(body, h))
+		s.scopeRequest(owner, frame, h)
 	}
 	s.srv.instr.request(h.Key, group)
 	if err := s.send(group, frame, h.CorrelationID, expectResponse, owner); err != nil {

@@ -37,6 +37,7 @@ type Metrics struct {
 	FetchWaitCapped        prometheus.Counter
 	HolWaitAvoided         *prometheus.CounterVec // group
 	SessionOrdering        *prometheus.CounterVec // ordering
+	OrderingBarriers       *prometheus.CounterVec // from, to
 
 	// Limits (limits.go).
 	LimitHits                *prometheus.CounterVec // limit
@@ -101,6 +102,9 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		SessionOrdering: f.counterVec(prometheus.CounterOpts{
 			Name: "kproxy_session_ordering_total", Help: "Client sessions by the answer ordering chosen for them: strict or relaxed."},
 			"ordering"),
+		OrderingBarriers: f.counterVec(prometheus.CounterOpts{
+			Name: "kproxy_ordering_barriers_total", Help: "Requests held until an earlier request of another lane on the same client connection was answered, because their order changes the outcome (docs/ARCHITECTURE.md, Barriers); from is the earlier API, to the later."},
+			"from", "to"),
 	}
 	m.newLimits(f)
 	m.BuildInfo.WithLabelValues(version, runtime.Version()).Set(1)

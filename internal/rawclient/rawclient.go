@@ -44,6 +44,21 @@ func (r *Conn) Send(req kmsg.Request) (int32, error) {
 	return corr, err
 }
 
+// SendAll writes the requests in one write, so that they reach the other
+// end together, and returns their correlation ids.
+func (r *Conn) SendAll(reqs ...kmsg.Request) ([]int32, error) {
+	var frames []byte
+	corrs := make([]int32, len(reqs))
+	for i, req := range reqs {
+		r.corr++
+		corrs[i] = r.corr
+		r.sent[r.corr] = req
+		frames = upstream.AppendRequest(frames, req, r.corr, r.ClientID)
+	}
+	_, err := r.Conn.Write(frames)
+	return corrs, err
+}
+
 // Response is one decoded answer.
 type Response struct {
 	CorrelationID int32
@@ -124,6 +139,17 @@ func ProduceRequest(topic string, partition int32, acks int16, value []byte) *km
 
 // RecordBatch encodes a v2 batch holding one record.
 func RecordBatch(value []byte) []byte {
+	return recordBatch(value, -1, -1, -1, 0)
+}
+
+// TxnRecordBatch encodes a transactional v2 batch holding one record, with
+// sequence number seq of producer id/epoch.
+func TxnRecordBatch(value []byte, producerID int64, epoch int16, seq int32) []byte {
+	const transactional = 0x10
+	return recordBatch(value, producerID, epoch, seq, transactional)
+}
+
+func recordBatch(value []byte, producerID int64, epoch int16, seq int32, attrs int16) []byte {
 	rec := kmsg.Record{Value: value}
 	rec.Length = int32(len(rec.AppendTo(nil)) - 1) // everything after the 1-byte varint 0
 	recBytes := rec.AppendTo(nil)
@@ -134,9 +160,10 @@ func RecordBatch(value []byte) []byte {
 		LastOffsetDelta:      0,
 		FirstTimestamp:       time.Now().UnixMilli(),
 		MaxTimestamp:         time.Now().UnixMilli(),
-		ProducerID:           -1,
-		ProducerEpoch:        -1,
-		FirstSequence:        -1,
+		Attributes:           attrs,
+		ProducerID:           producerID,
+		ProducerEpoch:        epoch,
+		FirstSequence:        seq,
 		NumRecords:           1,
 		Records:              recBytes,
 	}

@@ -39,7 +39,8 @@ func Defaults() Config {
 	}
 }
 
-// DefaultGroups is DESIGN §3: which APIs get their own upstream connection.
+// DefaultGroups: which APIs get their own upstream connection
+// (docs/ARCHITECTURE.md, "Groups").
 func DefaultGroups() map[string][]string {
 	return map[string][]string{
 		"produce": {"Produce"},

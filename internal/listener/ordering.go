@@ -12,9 +12,9 @@ import (
 	"github.com/kproxy/kproxy/internal/router"
 )
 
-// Ordering: how a session writes answers back (DESIGN §4). One writer
-// serves both modes: strict writes the done answers at the head of the
-// queue, relaxed every done answer. A session only ever moves from strict
+// Ordering: how a session writes answers back (docs/ARCHITECTURE.md,
+// "Ordering modes"). One writer serves both modes: strict writes the done
+// answers at the head of the queue, relaxed every done answer. A session only ever moves from strict
 // to relaxed, which only relaxes a constraint, so the switch is safe at any
 // point.
 

@@ -111,6 +111,9 @@ type ListenSASL struct {
 	Users map[string]string `mapstructure:"users" yaml:"users"`
 }
 
+// DefaultGroupName is the group of every API no other group names.
+const DefaultGroupName = "default"
+
 // Routing decides which upstream connection a request travels on.
 type Routing struct {
 	// Groups maps a group name to the Kafka API names that travel on its

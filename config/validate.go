@@ -242,10 +242,8 @@ func hostPort(key, addr string, listen bool) error {
 // and that no API is claimed by two groups.
 func validateGroups(groups map[string][]string) error {
 	known := map[string]bool{}
-	for k := range int16(128) {
-		if name := kmsg.NameForKey(k); name != "Unknown" && name != "" {
-			known[strings.ToLower(name)] = true
-		}
+	for _, name := range knownAPIs() {
+		known[strings.ToLower(name)] = true
 	}
 	names := make([]string, 0, len(groups))
 	for g := range groups {
@@ -271,7 +269,36 @@ func validateGroups(groups map[string][]string) error {
 			owner[lower] = g
 		}
 	}
+	errs = append(errs, sameLane(owner, "ShareFetch", "ShareAcknowledge", "they share one share-session epoch, which a broker keeps per connection"))
 	return errors.Join(errs...)
+}
+
+// sameLane refuses a configuration that sends two APIs over different
+// upstream connections. An API no group names goes to the default group.
+func sameLane(owner map[string]string, a, b, why string) error {
+	ga, gb := owner[strings.ToLower(a)], owner[strings.ToLower(b)]
+	if ga == "" {
+		ga = DefaultGroupName
+	}
+	if gb == "" {
+		gb = DefaultGroupName
+	}
+	if ga == gb {
+		return nil
+	}
+	return fieldError("routing.groups", a+","+b, "%s is in group %q and %s in group %q: put both in one group, %s", a, ga, b, gb, why)
+}
+
+// knownAPIs are the names of every API key this binary's kmsg knows, in key
+// order.
+func knownAPIs() []string {
+	var names []string
+	for k := range int16(kmsg.MaxKey + 1) {
+		if kmsg.RequestForKey(k) != nil {
+			names = append(names, kmsg.NameForKey(k))
+		}
+	}
+	return names
 }
 
 // validateOrdering checks the ordering mode, the client rules and the fetch

@@ -163,7 +163,7 @@ type Limits struct {
 	// connection is closed at once.
 	MaxClientConnections int `mapstructure:"max_client_connections" yaml:"max_client_connections"`
 	// UpstreamAnswerGrace is how long past a request's own timeout (Fetch
-	// MaxWaitMillis, JoinGroup rebalance timeout, Produce and admin
+	// and ShareFetch MaxWaitMillis, JoinGroup rebalance timeout, Produce and admin
 	// TimeoutMillis; none for other requests) a broker may stay silent
 	// before the session is closed rather than waited on forever.
 	UpstreamAnswerGrace time.Duration `mapstructure:"upstream_answer_grace" yaml:"upstream_answer_grace"`

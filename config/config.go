@@ -83,6 +83,10 @@ type Listen struct {
 	BrokerPortBase int `mapstructure:"broker_port_base" yaml:"broker_port_base"`
 	// BrokerPorts overrides the port of individual node ids.
 	BrokerPorts map[int32]int `mapstructure:"broker_ports" yaml:"broker_ports"`
+	// ControllerPortBase: KRaft controller N, which a DescribeCluster that
+	// asks for controllers names, listens on ControllerPortBase + N, apart
+	// from the brokers. 0 lets the operating system pick a free port.
+	ControllerPortBase int `mapstructure:"controller_port_base" yaml:"controller_port_base"`
 	// TLS on the client-facing listeners (bootstrap and broker ports).
 	TLS ListenTLS `mapstructure:"tls" yaml:"tls"`
 	// SASL decides what a client's SaslHandshake gets.

@@ -43,6 +43,9 @@ func (c Config) Validate() error {
 	if c.Listen.BrokerPortBase < 0 || c.Listen.BrokerPortBase > 65535 {
 		add(fieldError("listen.broker_port_base", c.Listen.BrokerPortBase, "not a port from 0 to 65535"))
 	}
+	if c.Listen.ControllerPortBase < 0 || c.Listen.ControllerPortBase > 65535 {
+		add(fieldError("listen.controller_port_base", c.Listen.ControllerPortBase, "not a port from 0 to 65535"))
+	}
 	for id, port := range c.Listen.BrokerPorts {
 		if id < 0 || port < 1 || port > 65535 {
 			add(fieldError("listen.broker_ports", fmt.Sprintf("%d=%d", id, port), "want a node id >= 0 mapped to a port from 1 to 65535"))

@@ -137,7 +137,19 @@ type Routing struct {
 	// HolWindow is how long after the last answer held behind an unfinished
 	// Fetch the cap stays on.
 	HolWindow time.Duration `mapstructure:"hol_window" yaml:"hol_window"`
+	// UnknownAPIs is what happens to API keys this binary's kmsg does not
+	// know (newer Kafka APIs, vendor keys), whose answers could carry broker
+	// addresses kproxy cannot rewrite: hide (left out of ApiVersions, and a
+	// client that sends one anyway is disconnected) or forward (listed and
+	// forwarded unread on the default lane).
+	UnknownAPIs string `mapstructure:"unknown_apis" yaml:"unknown_apis"`
 }
+
+// routing.unknown_apis values.
+const (
+	UnknownAPIsHide    = "hide"
+	UnknownAPIsForward = "forward"
+)
 
 // ClientRule sets the ordering of auto sessions whose client.id matches.
 type ClientRule struct {

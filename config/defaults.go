@@ -31,6 +31,7 @@ func Defaults() Config {
 			ClientRules:     []ClientRule{},
 			FetchWaitBudget: 200 * time.Millisecond,
 			HolWindow:       60 * time.Second,
+			UnknownAPIs:     UnknownAPIsHide,
 		},
 		Admin:           Admin{Listen: "127.0.0.1:9644"},
 		Log:             Log{Level: "info", Format: "json"},

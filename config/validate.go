@@ -327,5 +327,8 @@ func validateOrdering(r Routing) error {
 		errs = append(errs, fieldError("routing.fetch_wait_budget", b, "want 0 (off) or from 1ms to %v (MaxWaitMillis is an int32 of milliseconds)", math.MaxInt32*time.Millisecond))
 	}
 	errs = append(errs, positive("routing.hol_window", r.HolWindow))
+	if r.UnknownAPIs != UnknownAPIsHide && r.UnknownAPIs != UnknownAPIsForward {
+		errs = append(errs, fieldError("routing.unknown_apis", r.UnknownAPIs, "want %s or %s", UnknownAPIsHide, UnknownAPIsForward))
+	}
 	return errors.Join(errs...)
 }

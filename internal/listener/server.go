@@ -111,6 +111,9 @@ func New(cfg config.Config, log *zap.Logger, m *metrics.Metrics) (*Server, error
 	if users != nil {
 		s.rewriter.AdvertiseSASL()
 	}
+	if cfg.Routing.UnknownAPIs != config.UnknownAPIsForward {
+		s.rewriter.HideUnknownAPIs()
+	}
 	s.laneOpts = upstream.LaneOptions{
 		Pool:          pool,
 		MaxFrameBytes: cfg.Limits.MaxFrameBytes,

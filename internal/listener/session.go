@@ -203,6 +203,9 @@ func (s *session) route(frame *bufpool.Buf) (string, error) {
 	case h.Key == router.KeyApiVersions && h.Version > p.MaxVersion(h.Key):
 		s.srv.pool.Put(frame)
 		return s.answerLocally(h, p.UnsupportedApiVersions(h))
+	case s.srv.rewriter.Hidden(h.Key):
+		s.srv.pool.Put(frame)
+		return s.refuseUnknownAPI(h)
 	case s.srv.rewriter.Decoded(h.Key) && h.Version > p.MaxVersion(h.Key):
 		s.srv.pool.Put(frame)
 		s.srv.instr.frameError(frameUnsupportedVersion)

@@ -40,9 +40,10 @@ type handler struct {
 // Rewriter rewrites response frames that carry broker addresses and caps ApiVersions.
 // It is immutable after NewRewriter and safe for concurrent use.
 type Rewriter struct {
-	p          *Protocol
-	handlers   [keySpan]handler // rewrite nil: the frame is forwarded untouched
-	saslServer bool             // AdvertiseSASL (api_versions.go)
+	p           *Protocol
+	handlers    [keySpan]handler // rewrite nil: the frame is forwarded untouched
+	saslServer  bool             // AdvertiseSASL (api_versions.go)
+	hideUnknown bool             // HideUnknownAPIs (api_versions.go)
 }
 
 // NewRewriter builds the per-key dispatch table for the APIs of DESIGN §5.

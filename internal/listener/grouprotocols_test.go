@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -329,4 +330,42 @@ func TestShareGroup(t *testing.T) {
 		t.Fatal("no ShareFetch reached the broker")
 	}
 	t.Logf("share traffic over %d upstream connection(s), %d ShareAcknowledge", len(share), acks)
+}
+
+// TestShareFetchLongPollNotStalled: a ShareFetch's MaxWaitMillis is the
+// request's own timeout. A share consumer long-polling an empty topic for
+// longer than limits.upstream_answer_grace keeps its session.
+func TestShareFetchLongPollNotStalled(t *testing.T) {
+	tap := &brokerTap{}
+	env := proxytest.Start(t, proxytest.Options{
+		Brokers: 1,
+		Kfake:   []kfake.Opt{kfake.ListenFn(tap.listen), kfake.SeedTopics(1, "quiet")},
+		Config:  func(c *config.Config) { c.Limits.UpstreamAnswerGrace = 200 * time.Millisecond },
+	})
+	env.Cluster.SetGroupConfigs("gquiet", map[string]string{"share.auto.offset.reset": "earliest"})
+	ctx := ctxTimeout(t, 60*time.Second)
+	consumer := newClient(t, env.Bootstrap(), kgo.ConsumeTopics("quiet"), kgo.ShareGroup("gquiet"), kgo.FetchMaxWait(time.Second))
+	go func() {
+		for ctx.Err() == nil {
+			consumer.PollFetches(ctx)
+		}
+	}()
+	const grace = 200 * time.Millisecond
+	stalled := func() float64 { return testutil.ToFloat64(env.Metrics.SessionCloses.WithLabelValues("upstream_stalled")) }
+	waitForTap(t, ctx, "two ShareFetch long polls answered after more than 3x the grace", func() bool {
+		if stalled() > 0 {
+			return true
+		}
+		long := 0
+		for _, r := range tap.snapshot() {
+			if r.key == int16(kmsg.ShareFetch) && !r.answered.IsZero() && r.answered.Sub(r.read) > 3*grace {
+				long++
+			}
+		}
+		return long >= 2
+	})
+	if got := stalled(); got != 0 {
+		t.Fatalf("%v sessions closed as upstream_stalled during share long polls", got)
+	}
+	consumer.Close()
 }

@@ -138,10 +138,11 @@ type Routing struct {
 	// Fetch the cap stays on.
 	HolWindow time.Duration `mapstructure:"hol_window" yaml:"hol_window"`
 	// UnknownAPIs is what happens to API keys this binary's kmsg does not
-	// know (newer Kafka APIs, vendor keys), whose answers could carry broker
-	// addresses kproxy cannot rewrite: hide (left out of ApiVersions, and a
-	// client that sends one anyway is disconnected) or forward (listed and
-	// forwarded unread on the default lane).
+	// know (newer Kafka APIs, vendor keys) and to versions newer than it
+	// knows, whose answers could carry broker addresses kproxy cannot
+	// rewrite: hide (left out of ApiVersions or capped, and a client that
+	// sends one anyway is disconnected) or forward (listed and forwarded
+	// unread).
 	UnknownAPIs string `mapstructure:"unknown_apis" yaml:"unknown_apis"`
 }
 

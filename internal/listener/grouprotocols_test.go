@@ -351,7 +351,9 @@ func TestShareFetchLongPollNotStalled(t *testing.T) {
 		}
 	}()
 	const grace = 200 * time.Millisecond
-	stalled := func() float64 { return testutil.ToFloat64(env.Metrics.SessionCloses.WithLabelValues("upstream_stalled")) }
+	stalled := func() float64 {
+		return testutil.ToFloat64(env.Metrics.SessionCloses.WithLabelValues("upstream_stalled"))
+	}
 	waitForTap(t, ctx, "two ShareFetch long polls answered after more than 3x the grace", func() bool {
 		if stalled() > 0 {
 			return true

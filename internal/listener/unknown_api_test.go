@@ -91,8 +91,17 @@ func TestUnknownAPIsHidden(t *testing.T) {
 			t.Fatalf("key %d: read %v, want the connection closed", key, err)
 		}
 	}
+	// A known API at a version newer than kproxy knows: refused too.
+	c := dialRaw(t, env.Bootstrap(), "client")
+	tooNew := int16(kmsg.NewPtrStreamsGroupHeartbeatRequest().MaxVersion() + 1)
+	if _, err := c.Conn.Write(rawFrame(int16(kmsg.StreamsGroupHeartbeat), tooNew, 1, "client", []byte("payload"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readRawFrame(c.Conn); !errors.Is(err, io.EOF) {
+		t.Fatalf("StreamsGroupHeartbeat v%d: read %v, want the connection closed", tooNew, err)
+	}
 	for _, r := range b.requests() {
-		if r.key == futureKey || r.key == vendorKey || r.key < 0 {
+		if r.key == futureKey || r.key == vendorKey || r.key < 0 || r.key == int16(kmsg.StreamsGroupHeartbeat) {
 			t.Fatalf("key %d reached the broker", r.key)
 		}
 	}

@@ -1,9 +1,9 @@
 // ApiVersions (key 18), v0–v5: every API the proxy decodes is capped at the
 // highest version this binary's kmsg knows, so clients that negotiate never
 // send a version whose response the proxy could not rewrite. With
-// HideUnknownAPIs, keys kmsg does not know are left out: the proxy cannot
-// vouch that their answers carry no broker address. The broker's other
-// answers pass through as they are.
+// HideUnknownAPIs, keys kmsg does not know are left out and every other key
+// is capped the same way: the proxy cannot vouch that their answers carry
+// no broker address. The broker's other answers pass through as they are.
 //
 // KIP-511: a broker that does not know the requested ApiVersions version
 // answers UNSUPPORTED_VERSION with a v0 body, whatever version was asked,
@@ -71,10 +71,19 @@ func (r *Rewriter) walkApiVersions(body []byte, version int16) (code int16, capN
 // capVersion returns the highest version of key a client may use through
 // the proxy given the broker's maxVersion, and whether that is lower.
 func (r *Rewriter) capVersion(key, maxVersion int16) (int16, bool) {
-	if top := r.p.MaxVersion(key); r.Decoded(key) && maxVersion > top {
+	if top := r.p.MaxVersion(key); r.Capped(key) && maxVersion > top {
 		return top, true
 	}
 	return maxVersion, false
+}
+
+// Capped reports whether versions of key above the highest kmsg knows are
+// hidden from clients: always for the APIs the proxy decodes, and for every
+// known API with HideUnknownAPIs, since a newer version could carry a
+// broker address in a field kmsg does not know. A request of such a version
+// must not be forwarded.
+func (r *Rewriter) Capped(key int16) bool {
+	return r.Decoded(key) || r.hideUnknown && r.p.Known(key)
 }
 
 // capApiVersions lowers MaxVersion of every decoded API to the proxy's; an
@@ -107,8 +116,9 @@ func (r *Rewriter) capApiVersions(resp kmsg.Response, _ AddressMap) (bool, error
 }
 
 // HideUnknownAPIs (routing.unknown_apis: hide) leaves the keys kmsg does not
-// know out of ApiVersions answers; the caller refuses requests for them
-// (Hidden). Call it before the rewriter is used.
+// know out of ApiVersions answers and caps the others at kmsg's versions;
+// the caller refuses requests beyond that (Hidden, Capped). Call it before
+// the rewriter is used.
 func (r *Rewriter) HideUnknownAPIs() { r.hideUnknown = true }
 
 // Hidden reports whether key is hidden from clients: unknown to kmsg while

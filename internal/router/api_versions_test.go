@@ -167,20 +167,24 @@ func TestApiVersionsAdvertiseSASL(t *testing.T) {
 
 // TestApiVersionsHideUnknown: with HideUnknownAPIs, keys kmsg does not know
 // (a future key past kmsg.MaxKey, a vendor key above 10000) leave the
-// answer and Hidden refuses them; known keys are capped as before. Without
-// it they pass as the broker lists them.
+// answer and Hidden refuses them, and every known key is capped at kmsg's
+// versions. Without it they pass as the broker lists them, and only the
+// decoded APIs are capped.
 func TestApiVersionsHideUnknown(t *testing.T) {
 	p := NewProtocol()
 	future := int16(kmsg.MaxKey + 1)
+	listOffsets := int16(kmsg.ListOffsets)
 	broker := []apiRange{
 		{KeyProduce, 3, 99},
 		{future, 0, 2},
 		{int16(kmsg.StreamsGroupHeartbeat), 0, 1},
 		{10007, 0, 0},
+		{listOffsets, 1, 99}, // known, not decoded: capped only in hide mode
 	}
 	known := []apiRange{
 		{KeyProduce, 3, p.MaxVersion(KeyProduce)},
 		{int16(kmsg.StreamsGroupHeartbeat), 0, 1},
+		{listOffsets, 1, p.MaxVersion(listOffsets)},
 	}
 	hiding := NewRewriter(p)
 	hiding.HideUnknownAPIs()
@@ -204,7 +208,7 @@ func TestApiVersionsHideUnknown(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantForward := []apiRange{known[0], {future, 0, 2}, known[1], {10007, 0, 0}}
+		wantForward := []apiRange{known[0], {future, 0, 2}, known[1], {10007, 0, 0}, {listOffsets, 1, 99}}
 		if got := apiRanges(decodeApiVersions(t, out, v)); !slices.Equal(got, wantForward) {
 			t.Fatalf("forward, v%d: %v, want %v", v, got, wantForward)
 		}
@@ -215,8 +219,11 @@ func TestApiVersionsHideUnknown(t *testing.T) {
 		}
 	}
 	for k := range int16(kmsg.MaxKey + 1) {
-		if hiding.Hidden(k) {
-			t.Errorf("known key %d hidden", k)
+		if hiding.Hidden(k) || !hiding.Capped(k) {
+			t.Errorf("known key %d: hidden %v, capped %v", k, hiding.Hidden(k), hiding.Capped(k))
 		}
+	}
+	if forwarding.Capped(listOffsets) || !forwarding.Capped(KeyFetch) {
+		t.Error("forward mode caps what it does not decode, or not what it decodes")
 	}
 }

@@ -30,12 +30,12 @@ import (
 //
 // No client request fails or changes order; those sent during the
 // exchange wait one round trip more (plus the drain of a long poll that
-// was in flight). When (reauthSchedule, sasl.go) keeps to Kafka's rules:
-// the hold begins before the session expires, and handshakes are at least
-// a second apart; with lifetimes under about 1.5 s that parks requests
-// until the handshake may go. A failed re-authentication is logged by the dialer and
-// closes the lane: with parked requests that is a failure the session
-// sees, on an idle lane it is not.
+// was in flight). The timing (reauthSchedule, sasl.go) keeps to Kafka's
+// rules: the hold begins before the session expires, and two handshakes
+// are more than a second apart; with lifetimes under about 1.5 s that
+// parks requests until the handshake may go. A failed re-authentication is
+// logged by the dialer and closes the lane: with parked requests that is a
+// failure the session sees, on an idle lane it is not.
 
 // reauthState is guarded by the lane's mutex.
 type reauthState struct {

@@ -83,6 +83,10 @@ type Listen struct {
 	BrokerPortBase int `mapstructure:"broker_port_base" yaml:"broker_port_base"`
 	// BrokerPorts overrides the port of individual node ids.
 	BrokerPorts map[int32]int `mapstructure:"broker_ports" yaml:"broker_ports"`
+	// ControllerPortBase: KRaft controller N, which a DescribeCluster that
+	// asks for controllers names, listens on ControllerPortBase + N, apart
+	// from the brokers. 0 lets the operating system pick a free port.
+	ControllerPortBase int `mapstructure:"controller_port_base" yaml:"controller_port_base"`
 	// TLS on the client-facing listeners (bootstrap and broker ports).
 	TLS ListenTLS `mapstructure:"tls" yaml:"tls"`
 	// SASL decides what a client's SaslHandshake gets.
@@ -111,6 +115,9 @@ type ListenSASL struct {
 	Users map[string]string `mapstructure:"users" yaml:"users"`
 }
 
+// DefaultGroupName is the group of every API no other group names.
+const DefaultGroupName = "default"
+
 // Routing decides which upstream connection a request travels on.
 type Routing struct {
 	// Groups maps a group name to the Kafka API names that travel on its
@@ -130,7 +137,20 @@ type Routing struct {
 	// HolWindow is how long after the last answer held behind an unfinished
 	// Fetch the cap stays on.
 	HolWindow time.Duration `mapstructure:"hol_window" yaml:"hol_window"`
+	// UnknownAPIs is what happens to API keys this binary's kmsg does not
+	// know (newer Kafka APIs, vendor keys) and to versions newer than it
+	// knows, whose answers could carry broker addresses kproxy cannot
+	// rewrite: hide (left out of ApiVersions or capped, and a client that
+	// sends one anyway is disconnected) or forward (listed and forwarded
+	// unread).
+	UnknownAPIs string `mapstructure:"unknown_apis" yaml:"unknown_apis"`
 }
+
+// routing.unknown_apis values.
+const (
+	UnknownAPIsHide    = "hide"
+	UnknownAPIsForward = "forward"
+)
 
 // ClientRule sets the ordering of auto sessions whose client.id matches.
 type ClientRule struct {
@@ -160,7 +180,7 @@ type Limits struct {
 	// connection is closed at once.
 	MaxClientConnections int `mapstructure:"max_client_connections" yaml:"max_client_connections"`
 	// UpstreamAnswerGrace is how long past a request's own timeout (Fetch
-	// MaxWaitMillis, JoinGroup rebalance timeout, Produce and admin
+	// and ShareFetch MaxWaitMillis, JoinGroup rebalance timeout, Produce and admin
 	// TimeoutMillis; none for other requests) a broker may stay silent
 	// before the session is closed rather than waited on forever.
 	UpstreamAnswerGrace time.Duration `mapstructure:"upstream_answer_grace" yaml:"upstream_answer_grace"`

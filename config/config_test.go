@@ -29,7 +29,7 @@ func TestDefaultsApplyWithoutFile(t *testing.T) {
 	if cfg.Limits.MaxFrameBytes != 100<<20 || cfg.Routing.Ordering != "auto" || cfg.Log.Format != "json" {
 		t.Fatalf("defaults not applied: %+v %+v", cfg.Limits, cfg.Routing)
 	}
-	if got := cfg.Routing.Groups["coordination"]; len(got) != 11 {
+	if got := cfg.Routing.Groups["coordination"]; len(got) != 12 {
 		t.Fatalf("default coordination group = %v", got)
 	}
 }

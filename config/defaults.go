@@ -31,6 +31,7 @@ func Defaults() Config {
 			ClientRules:     []ClientRule{},
 			FetchWaitBudget: 200 * time.Millisecond,
 			HolWindow:       60 * time.Second,
+			UnknownAPIs:     UnknownAPIsHide,
 		},
 		Admin:           Admin{Listen: "127.0.0.1:9644"},
 		Log:             Log{Level: "info", Format: "json"},
@@ -39,23 +40,51 @@ func Defaults() Config {
 	}
 }
 
-// DefaultGroups: which APIs get their own upstream connection
-// (docs/ARCHITECTURE.md, "Groups").
+// DefaultGroups places every API key this binary's kmsg knows in one group;
+// docs/API_KEYS.md gives the reason for each, and a test holds both to
+// kmsg. The "default" list is spelled out so that nothing lands there by
+// accident: Load recomputes it as every API no other group names.
 func DefaultGroups() map[string][]string {
 	return map[string][]string{
 		"produce": {"Produce"},
-		"fetch":   {"Fetch", "ShareFetch", "ShareAcknowledge"},
-		"group":   {"JoinGroup", "SyncGroup"},
+		// One lane for both: they share one share-session epoch.
+		"fetch": {"Fetch", "ShareFetch", "ShareAcknowledge"},
+		"group": {"JoinGroup", "SyncGroup", "StreamsGroupTopologyDescriptionUpdate"},
 		"coordination": {
 			"Heartbeat", "LeaveGroup", "OffsetCommit", "OffsetFetch",
-			"ConsumerGroupHeartbeat", "ShareGroupHeartbeat", "InitProducerID",
-			"AddPartitionsToTxn", "AddOffsetsToTxn", "EndTxn", "TxnOffsetCommit",
+			"ConsumerGroupHeartbeat", "ShareGroupHeartbeat", "StreamsGroupHeartbeat",
+			"InitProducerID", "AddPartitionsToTxn", "AddOffsetsToTxn", "EndTxn", "TxnOffsetCommit",
 		},
 		"admin": {
+			"ListOffsets",
 			"CreateTopics", "DeleteTopics", "DeleteRecords", "CreatePartitions",
 			"ElectLeaders", "AlterPartitionAssignments", "ListPartitionReassignments",
 			"UpdateFeatures",
+			"CreateACLs", "DeleteACLs", "AlterConfigs", "IncrementalAlterConfigs",
+			"AlterReplicaLogDirs", "AlterClientQuotas", "AlterUserSCRAMCredentials",
+			"CreateDelegationToken", "RenewDelegationToken", "ExpireDelegationToken",
+			"DeleteGroups", "OffsetDelete",
+			"DescribeShareGroupOffsets", "AlterShareGroupOffsets", "DeleteShareGroupOffsets",
+			"DescribeQuorum", "AddRaftVoter", "RemoveRaftVoter",
+			"UnregisterBroker", "UnregisterController",
 		},
-		"default": nil,
+		DefaultGroupName: {
+			// Quick answers from the broker's own state, and the APIs only
+			// brokers and controllers send each other. In key order, as Load
+			// derives it.
+			"Metadata", "LeaderAndISR", "StopReplica", "UpdateMetadata", "ControlledShutdown",
+			"FindCoordinator", "DescribeGroups", "ListGroups", "SASLHandshake", "ApiVersions",
+			"OffsetForLeaderEpoch", "WriteTxnMarkers", "DescribeACLs", "DescribeConfigs",
+			"DescribeLogDirs", "SASLAuthenticate", "DescribeDelegationToken",
+			"DescribeClientQuotas", "DescribeUserSCRAMCredentials", "Vote", "BeginQuorumEpoch",
+			"EndQuorumEpoch", "AlterPartition", "Envelope", "FetchSnapshot", "DescribeCluster",
+			"DescribeProducers", "BrokerRegistration", "BrokerHeartbeat", "DescribeTransactions",
+			"ListTransactions", "AllocateProducerIDs", "ConsumerGroupDescribe",
+			"ControllerRegistration", "GetTelemetrySubscriptions", "PushTelemetry",
+			"AssignReplicasToDirs", "ListConfigResources", "DescribeTopicPartitions",
+			"ShareGroupDescribe", "UpdateRaftVoter", "InitializeShareGroupState",
+			"ReadShareGroupState", "WriteShareGroupState", "DeleteShareGroupState",
+			"ReadShareGroupStateSummary", "StreamsGroupDescribe",
+		},
 	}
 }

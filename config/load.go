@@ -18,7 +18,11 @@ func Load(path string) (Config, error) {
 	v.SetEnvPrefix(envPrefix)
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	v.AutomaticEnv()
-	setDefaults(v, "", reflect.ValueOf(Defaults()))
+	defaults := Defaults()
+	// The default lane's list is derived, not merged: an API a file moves
+	// into another group must leave it.
+	delete(defaults.Routing.Groups, DefaultGroupName)
+	setDefaults(v, "", reflect.ValueOf(defaults))
 	if path != "" {
 		v.SetConfigFile(path)
 		v.SetConfigType("yaml")
@@ -36,17 +40,38 @@ func Load(path string) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("decode config: %w", err)
 	}
-	// A file or variable that names some groups replaces those groups'
-	// lists only; the others keep their defaults.
+	cfg.Routing.Groups = completeGroups(cfg.Routing.Groups)
+	return cfg, nil
+}
+
+// completeGroups fills in what a file or variable leaves out: a group it
+// does not name keeps its default list, and the default group lists every
+// API no other group names (after any the file put there itself), so that
+// the effective configuration shows where each API goes.
+func completeGroups(groups map[string][]string) map[string][]string {
+	out := make(map[string][]string, len(groups)+len(DefaultGroups()))
+	for g, apis := range groups {
+		out[g] = apis
+	}
 	for g, apis := range DefaultGroups() {
-		if _, ok := cfg.Routing.Groups[g]; !ok {
-			if cfg.Routing.Groups == nil {
-				cfg.Routing.Groups = map[string][]string{}
-			}
-			cfg.Routing.Groups[g] = apis
+		if _, ok := out[g]; !ok && g != DefaultGroupName {
+			out[g] = apis
 		}
 	}
-	return cfg, nil
+	claimed := map[string]bool{}
+	for _, apis := range out {
+		for _, api := range apis {
+			claimed[strings.ToLower(api)] = true
+		}
+	}
+	rest := append([]string{}, out[DefaultGroupName]...)
+	for _, api := range knownAPIs() {
+		if !claimed[strings.ToLower(api)] {
+			rest = append(rest, api)
+		}
+	}
+	out[DefaultGroupName] = rest
+	return out
 }
 
 // setDefaults registers every leaf key so that AutomaticEnv sees it: viper

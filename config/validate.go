@@ -43,6 +43,9 @@ func (c Config) Validate() error {
 	if c.Listen.BrokerPortBase < 0 || c.Listen.BrokerPortBase > 65535 {
 		add(fieldError("listen.broker_port_base", c.Listen.BrokerPortBase, "not a port from 0 to 65535"))
 	}
+	if c.Listen.ControllerPortBase < 0 || c.Listen.ControllerPortBase > 65535 {
+		add(fieldError("listen.controller_port_base", c.Listen.ControllerPortBase, "not a port from 0 to 65535"))
+	}
 	for id, port := range c.Listen.BrokerPorts {
 		if id < 0 || port < 1 || port > 65535 {
 			add(fieldError("listen.broker_ports", fmt.Sprintf("%d=%d", id, port), "want a node id >= 0 mapped to a port from 1 to 65535"))
@@ -242,10 +245,8 @@ func hostPort(key, addr string, listen bool) error {
 // and that no API is claimed by two groups.
 func validateGroups(groups map[string][]string) error {
 	known := map[string]bool{}
-	for k := range int16(128) {
-		if name := kmsg.NameForKey(k); name != "Unknown" && name != "" {
-			known[strings.ToLower(name)] = true
-		}
+	for _, name := range knownAPIs() {
+		known[strings.ToLower(name)] = true
 	}
 	names := make([]string, 0, len(groups))
 	for g := range groups {
@@ -271,7 +272,36 @@ func validateGroups(groups map[string][]string) error {
 			owner[lower] = g
 		}
 	}
+	errs = append(errs, sameLane(owner, "ShareFetch", "ShareAcknowledge", "they share one share-session epoch, which a broker keeps per connection"))
 	return errors.Join(errs...)
+}
+
+// sameLane refuses a configuration that sends two APIs over different
+// upstream connections. An API no group names goes to the default group.
+func sameLane(owner map[string]string, a, b, why string) error {
+	ga, gb := owner[strings.ToLower(a)], owner[strings.ToLower(b)]
+	if ga == "" {
+		ga = DefaultGroupName
+	}
+	if gb == "" {
+		gb = DefaultGroupName
+	}
+	if ga == gb {
+		return nil
+	}
+	return fieldError("routing.groups", a+","+b, "%s is in group %q and %s in group %q: put both in one group, %s", a, ga, b, gb, why)
+}
+
+// knownAPIs are the names of every API key this binary's kmsg knows, in key
+// order.
+func knownAPIs() []string {
+	var names []string
+	for k := range int16(kmsg.MaxKey + 1) {
+		if kmsg.RequestForKey(k) != nil {
+			names = append(names, kmsg.NameForKey(k))
+		}
+	}
+	return names
 }
 
 // validateOrdering checks the ordering mode, the client rules and the fetch
@@ -297,5 +327,8 @@ func validateOrdering(r Routing) error {
 		errs = append(errs, fieldError("routing.fetch_wait_budget", b, "want 0 (off) or from 1ms to %v (MaxWaitMillis is an int32 of milliseconds)", math.MaxInt32*time.Millisecond))
 	}
 	errs = append(errs, positive("routing.hol_window", r.HolWindow))
+	if r.UnknownAPIs != UnknownAPIsHide && r.UnknownAPIs != UnknownAPIsForward {
+		errs = append(errs, fieldError("routing.unknown_apis", r.UnknownAPIs, "want %s or %s", UnknownAPIsHide, UnknownAPIsForward))
+	}
 	return errors.Join(errs...)
 }

@@ -71,3 +71,32 @@ func TestCheckConfigRedactsSecrets(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckConfigShowsEveryGroup: the effective configuration places every
+// API, the default group's included, and refuses a split share session.
+func TestCheckConfigShowsEveryGroup(t *testing.T) {
+	t.Setenv("KPROXY_UPSTREAM_BOOTSTRAP_SERVERS", "k:9092")
+	t.Setenv("KPROXY_ROUTING_GROUPS", "meta=Metadata")
+	var out, errOut bytes.Buffer
+	if code := run([]string{"check-config"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{"coordination:", "- StreamsGroupHeartbeat", "meta:", "- Metadata", "default:", "- FindCoordinator", "- CreateACLs"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("check-config output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Count(out.String(), "- Metadata\n") != 1 {
+		t.Errorf("Metadata listed in more than its group:\n%s", out.String())
+	}
+
+	t.Setenv("KPROXY_ROUTING_GROUPS", "fetch=Fetch|ShareFetch")
+	out.Reset()
+	errOut.Reset()
+	if code := run([]string{"check-config"}, &out, &errOut); code != 1 {
+		t.Fatalf("split share session: exit %d, want 1", code)
+	}
+	if msg := errOut.String(); !strings.Contains(msg, `ShareFetch is in group "fetch" and ShareAcknowledge in group "default"`) {
+		t.Errorf("error does not name both APIs and their groups:\n%s", msg)
+	}
+}

@@ -72,11 +72,7 @@ func isLongPoll(key int16) bool { return key == router.KeyFetch || key == router
 // Fetch is answered. Such traffic on a strict session is therefore a reason
 // to cap its long polls too.
 func groupMembership(key int16) bool {
-	switch key {
-	case 8, 11, 12, 14, 68, 76: // OffsetCommit, JoinGroup, Heartbeat, SyncGroup, ConsumerGroupHeartbeat, ShareGroupHeartbeat
-		return true
-	}
-	return false
+	return router.GroupMembership(key)
 }
 
 // decideOrdering picks the session's ordering at its first request; in auto

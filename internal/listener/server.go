@@ -113,6 +113,9 @@ func New(cfg config.Config, log *zap.Logger, m *metrics.Metrics) (*Server, error
 	if users != nil {
 		s.rewriter.AdvertiseSASL()
 	}
+	if cfg.Routing.UnknownAPIs != config.UnknownAPIsForward {
+		s.rewriter.HideUnknownAPIs()
+	}
 	s.laneOpts = upstream.LaneOptions{
 		Pool:          pool,
 		MaxFrameBytes: cfg.Limits.MaxFrameBytes,
@@ -254,7 +257,7 @@ func (s *Server) BrokerAddrs() map[int32]string {
 	defer s.mu.Unlock()
 	out := make(map[int32]string, len(s.listeners))
 	for id, ln := range s.listeners {
-		if id != bootstrapNode {
+		if id >= 0 {
 			out[id] = ln.Addr().String()
 		}
 	}
@@ -274,31 +277,55 @@ func (s *Server) listenerAddr(id int32) string {
 // of a broker and makes sure the broker's client-facing listener exists
 // before the response naming it leaves the proxy.
 func (s *Server) Advertise(nodeID int32, host string, port int32) (string, int32, error) {
-	if s.brokers.Set(nodeID, net.JoinHostPort(host, strconv.Itoa(int(port)))) {
-		s.log.Info("broker discovered", zap.Int32("broker", nodeID), zap.String("upstream", net.JoinHostPort(host, strconv.Itoa(int(port)))))
+	listenPort, ok := s.cfg.Listen.BrokerPorts[nodeID]
+	if !ok && s.cfg.Listen.BrokerPortBase != 0 {
+		listenPort = s.cfg.Listen.BrokerPortBase + int(nodeID)
+	}
+	return s.advertise("broker", nodeID, nodeID, listenPort, host, port,
+		fmt.Sprintf("listen.broker_port_base %d + node id is outside 1..65535; set listen.broker_ports", s.cfg.Listen.BrokerPortBase))
+}
+
+// AdvertiseController implements router.AddressMap for KRaft controllers
+// (DescribeCluster EndpointType 2): their listeners and upstream addresses
+// are kept apart from the brokers', so a node that is both never shares a
+// port.
+func (s *Server) AdvertiseController(nodeID int32, host string, port int32) (string, int32, error) {
+	listenPort := 0
+	if s.cfg.Listen.ControllerPortBase != 0 {
+		listenPort = s.cfg.Listen.ControllerPortBase + int(nodeID)
+	}
+	return s.advertise("controller", nodeID, controllerKey(nodeID), listenPort, host, port,
+		fmt.Sprintf("listen.controller_port_base %d + node id is outside 1..65535", s.cfg.Listen.ControllerPortBase))
+}
+
+// controllerKey is where a controller is kept in the listener and upstream
+// address tables, whose non-negative keys are broker ids and whose -1 is
+// the bootstrap port.
+func controllerKey(nodeID int32) int32 { return -2 - nodeID }
+
+func (s *Server) advertise(kind string, nodeID, key int32, listenPort int, host string, port int32, noPort string) (string, int32, error) {
+	upstreamAddr := net.JoinHostPort(host, strconv.Itoa(int(port)))
+	if s.brokers.Set(key, upstreamAddr) {
+		s.log.Info(kind+" discovered", zap.Int32(kind, nodeID), zap.String("upstream", upstreamAddr))
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if ln, ok := s.listeners[nodeID]; ok {
+	if ln, ok := s.listeners[key]; ok {
 		return s.cfg.Listen.AdvertisedHost, int32(ln.Addr().(*net.TCPAddr).Port), nil
 	}
 	if s.closing {
 		return "", 0, errors.New("proxy is shutting down")
 	}
-	listenPort, ok := s.cfg.Listen.BrokerPorts[nodeID]
-	if !ok && s.cfg.Listen.BrokerPortBase != 0 {
-		listenPort = s.cfg.Listen.BrokerPortBase + int(nodeID)
-	}
 	if nodeID < 0 || listenPort > 65535 {
-		return "", 0, fmt.Errorf("broker %d: no client port: listen.broker_port_base %d + node id is outside 1..65535; set listen.broker_ports", nodeID, s.cfg.Listen.BrokerPortBase)
+		return "", 0, fmt.Errorf("%s %d: no client port: %s", kind, nodeID, noPort)
 	}
 	ln, err := s.listen(net.JoinHostPort(s.bindHost, strconv.Itoa(listenPort)))
 	if err != nil {
-		return "", 0, fmt.Errorf("broker %d: listen: %w", nodeID, err)
+		return "", 0, fmt.Errorf("%s %d: listen: %w", kind, nodeID, err)
 	}
-	s.listeners[nodeID] = ln
-	s.log.Info("listening", zap.String("listener", "broker"), zap.Int32("broker", nodeID), zap.String("addr", ln.Addr().String()))
-	s.serve(ln, nodeID)
+	s.listeners[key] = ln
+	s.log.Info("listening", zap.String("listener", kind), zap.Int32(kind, nodeID), zap.String("addr", ln.Addr().String()))
+	s.serve(ln, key)
 	return s.cfg.Listen.AdvertisedHost, int32(ln.Addr().(*net.TCPAddr).Port), nil
 }
 

@@ -206,10 +206,13 @@ func (s *session) route(frame *bufpool.Buf) (string, error) {
 	case h.Key == router.KeyApiVersions && h.Version > p.MaxVersion(h.Key):
 		s.srv.pool.Put(frame)
 		return s.answerLocally(h, p.UnsupportedApiVersions(h))
-	case s.srv.rewriter.Decoded(h.Key) && h.Version > p.MaxVersion(h.Key):
+	case s.srv.rewriter.Hidden(h.Key):
+		s.srv.pool.Put(frame)
+		return s.refuseUnknownAPI(h)
+	case s.srv.rewriter.Capped(h.Key) && h.Version > p.MaxVersion(h.Key):
 		s.srv.pool.Put(frame)
 		s.srv.instr.frameError(frameUnsupportedVersion)
-		return reasonUnsupportedVersion, fmt.Errorf("client sent %s v%d, above v%d, the highest version kproxy can decode to rewrite broker addresses; the client skipped ApiVersions or ignored its answer",
+		return reasonUnsupportedVersion, fmt.Errorf("client sent %s v%d, above v%d, the highest version kproxy knows and can vouch carries no unrewritten broker address; the client skipped ApiVersions or ignored its answer",
 			p.Name(h.Key), h.Version, p.MaxVersion(h.Key))
 	}
 

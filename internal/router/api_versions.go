@@ -1,7 +1,9 @@
 // ApiVersions (key 18), v0–v5: every API the proxy decodes is capped at the
 // highest version this binary's kmsg knows, so clients that negotiate never
-// send a version whose response the proxy could not rewrite. The broker's
-// other answers pass through as they are.
+// send a version whose response the proxy could not rewrite. With
+// HideUnknownAPIs, keys kmsg does not know are left out and every other key
+// is capped the same way: the proxy cannot vouch that their answers carry
+// no broker address. The broker's other answers pass through as they are.
 //
 // KIP-511: a broker that does not know the requested ApiVersions version
 // answers UNSUPPORTED_VERSION with a v0 body, whatever version was asked,
@@ -50,7 +52,7 @@ func (r *Rewriter) walkApiVersions(body []byte, version int16) (code int16, capN
 	for i := 0; i < n && !rd.bad; i++ {
 		key := rd.int16()
 		rd.skip(2) // MinVersion
-		if _, c := r.capVersion(key, rd.int16()); c {
+		if _, c := r.capVersion(key, rd.int16()); c || r.Hidden(key) {
 			capNeeded = true
 		}
 		if flexible {
@@ -69,10 +71,19 @@ func (r *Rewriter) walkApiVersions(body []byte, version int16) (code int16, capN
 // capVersion returns the highest version of key a client may use through
 // the proxy given the broker's maxVersion, and whether that is lower.
 func (r *Rewriter) capVersion(key, maxVersion int16) (int16, bool) {
-	if top := r.p.MaxVersion(key); r.Decoded(key) && maxVersion > top {
+	if top := r.p.MaxVersion(key); r.Capped(key) && maxVersion > top {
 		return top, true
 	}
 	return maxVersion, false
+}
+
+// Capped reports whether versions of key above the highest kmsg knows are
+// hidden from clients: always for the APIs the proxy decodes, and for every
+// known API with HideUnknownAPIs, since a newer version could carry a
+// broker address in a field kmsg does not know. A request of such a version
+// must not be forwarded.
+func (r *Rewriter) Capped(key int16) bool {
+	return r.Decoded(key) || r.hideUnknown && r.p.Known(key)
 }
 
 // capApiVersions lowers MaxVersion of every decoded API to the proxy's; an
@@ -83,6 +94,10 @@ func (r *Rewriter) capApiVersions(resp kmsg.Response, _ AddressMap) (bool, error
 	changed := false
 	kept := a.ApiKeys[:0]
 	for _, k := range a.ApiKeys {
+		if r.Hidden(k.ApiKey) {
+			changed = true
+			continue
+		}
 		if capped, c := r.capVersion(k.ApiKey, k.MaxVersion); c {
 			changed = true
 			if capped < k.MinVersion {
@@ -99,6 +114,16 @@ func (r *Rewriter) capApiVersions(resp kmsg.Response, _ AddressMap) (bool, error
 	}
 	return changed, nil
 }
+
+// HideUnknownAPIs (routing.unknown_apis: hide) leaves the keys kmsg does not
+// know out of ApiVersions answers and caps the others at kmsg's versions;
+// the caller refuses requests beyond that (Hidden, Capped). Call it before
+// the rewriter is used.
+func (r *Rewriter) HideUnknownAPIs() { r.hideUnknown = true }
+
+// Hidden reports whether key is hidden from clients: unknown to kmsg while
+// HideUnknownAPIs is on. A request for it must not be forwarded.
+func (r *Rewriter) Hidden(key int16) bool { return r.hideUnknown && !r.p.Known(key) }
 
 // AdvertiseSASL makes ApiVersions answers list the SASL versions of the
 // proxy itself, for listen.sasl.mode terminate: the proxy, not the broker,

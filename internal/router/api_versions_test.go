@@ -164,3 +164,66 @@ func TestApiVersionsAdvertiseSASL(t *testing.T) {
 		}
 	}
 }
+
+// TestApiVersionsHideUnknown: with HideUnknownAPIs, keys kmsg does not know
+// (a future key past kmsg.MaxKey, a vendor key above 10000) leave the
+// answer and Hidden refuses them, and every known key is capped at kmsg's
+// versions. Without it they pass as the broker lists them, and only the
+// decoded APIs are capped.
+func TestApiVersionsHideUnknown(t *testing.T) {
+	p := NewProtocol()
+	future := int16(kmsg.MaxKey + 1)
+	listOffsets := int16(kmsg.ListOffsets)
+	broker := []apiRange{
+		{KeyProduce, 3, 99},
+		{future, 0, 2},
+		{int16(kmsg.StreamsGroupHeartbeat), 0, 1},
+		{10007, 0, 0},
+		{listOffsets, 1, 99}, // known, not decoded: capped only in hide mode
+	}
+	known := []apiRange{
+		{KeyProduce, 3, p.MaxVersion(KeyProduce)},
+		{int16(kmsg.StreamsGroupHeartbeat), 0, 1},
+		{listOffsets, 1, p.MaxVersion(listOffsets)},
+	}
+	hiding := NewRewriter(p)
+	hiding.HideUnknownAPIs()
+	forwarding := NewRewriter(p)
+	for v := range p.MaxVersion(KeyApiVersions) + 1 {
+		frame := encodeFrame(p, KeyApiVersions, v, apiVersionsResponse(0, broker...))
+		out, _, err := hiding.Rewrite(frame, KeyApiVersions, v, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := apiRanges(decodeApiVersions(t, out, v)); !slices.Equal(got, known) {
+			t.Fatalf("hide, v%d: %v, want %v", v, got, known)
+		}
+		// Nothing to hide or cap: the frame passes as it came.
+		clean := encodeFrame(p, KeyApiVersions, v, apiVersionsResponse(0, known...))
+		if out, rewrote, err := hiding.Rewrite(clean, KeyApiVersions, v, nil); err != nil || rewrote || !sameSlice(out, clean) {
+			t.Fatalf("hide, v%d, known keys only: rewrote=%v err=%v", v, rewrote, err)
+		}
+
+		out, _, err = forwarding.Rewrite(frame, KeyApiVersions, v, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantForward := []apiRange{known[0], {future, 0, 2}, known[1], {10007, 0, 0}, {listOffsets, 1, 99}}
+		if got := apiRanges(decodeApiVersions(t, out, v)); !slices.Equal(got, wantForward) {
+			t.Fatalf("forward, v%d: %v, want %v", v, got, wantForward)
+		}
+	}
+	for _, k := range []int16{future, 10007, -1, 127} {
+		if !hiding.Hidden(k) || forwarding.Hidden(k) {
+			t.Errorf("key %d: Hidden = %v (hide), %v (forward)", k, hiding.Hidden(k), forwarding.Hidden(k))
+		}
+	}
+	for k := range int16(kmsg.MaxKey + 1) {
+		if hiding.Hidden(k) || !hiding.Capped(k) {
+			t.Errorf("known key %d: hidden %v, capped %v", k, hiding.Hidden(k), hiding.Capped(k))
+		}
+	}
+	if forwarding.Capped(listOffsets) || !forwarding.Capped(KeyFetch) {
+		t.Error("forward mode caps what it does not decode, or not what it decodes")
+	}
+}

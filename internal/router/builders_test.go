@@ -30,11 +30,26 @@ func advertised(node int32) (string, int32) { return proxyHost, 20000 + node }
 
 // fakeMap advertises every node at proxyHost and records what it was asked.
 type fakeMap struct {
-	asked map[int32]string
-	err   error
+	asked       map[int32]string
+	controllers map[int32]string // AdvertiseController
+	err         error
 }
 
-func newFakeMap() *fakeMap { return &fakeMap{asked: map[int32]string{}} }
+func newFakeMap() *fakeMap {
+	return &fakeMap{asked: map[int32]string{}, controllers: map[int32]string{}}
+}
+
+// AdvertiseController puts controllers 10000 ports above brokers.
+func (m *fakeMap) AdvertiseController(node int32, host string, port int32) (string, int32, error) {
+	if m.err != nil {
+		return "", 0, m.err
+	}
+	m.controllers[node] = net.JoinHostPort(host, strconv.Itoa(int(port)))
+	h, p := advertisedController(node)
+	return h, p, nil
+}
+
+func advertisedController(node int32) (string, int32) { return proxyHost, 30000 + node }
 
 func (m *fakeMap) Advertise(node int32, host string, port int32) (string, int32, error) {
 	if m.err != nil {
@@ -61,12 +76,21 @@ func (identityMap) Advertise(_ int32, host string, port int32) (string, int32, e
 	return host, port, nil
 }
 
+func (identityMap) AdvertiseController(_ int32, host string, port int32) (string, int32, error) {
+	return host, port, nil
+}
+
 // benchMap advertises without recording, so benchmarks count only the
 // rewriter's allocations.
 type benchMap struct{}
 
 func (benchMap) Advertise(node int32, _ string, _ int32) (string, int32, error) {
 	h, p := advertised(node)
+	return h, p, nil
+}
+
+func (benchMap) AdvertiseController(node int32, _ string, _ int32) (string, int32, error) {
+	h, p := advertisedController(node)
 	return h, p, nil
 }
 
@@ -147,7 +171,7 @@ func describeClusterResponse(addr addrFunc) kmsg.Response {
 	r := kmsg.NewPtrDescribeClusterResponse()
 	r.ClusterID = "cluster-1"
 	r.ControllerID = 1
-	r.EndpointType = 2
+	r.EndpointType = 1 // brokers; TestDescribeClusterControllers asks for controllers
 	for _, n := range []int32{1, 4} {
 		b := kmsg.NewDescribeClusterResponseBroker()
 		b.NodeID = n

@@ -1,7 +1,14 @@
 // Produce (key 0) v10–v13 and Fetch (key 1) v16–v18: KIP-951 NodeEndpoints,
 // top-level tag 0, listing the new leaders of partitions that answered
-// NOT_LEADER_OR_FOLLOWER. Older versions have no such field and pass
-// untouched.
+// NOT_LEADER_OR_FOLLOWER.
+//
+// Produce v9 and Fetch v12–v15 are flexible too, with a top-level tag
+// section that defines no tag. A broker should leave it empty; one that
+// put a NodeEndpoints (tag 0) there anyway would otherwise pass a broker
+// address to the client unread. Those answers are walked the same way; kmsg
+// reads tag 0 as NodeEndpoints at every flexible version, so it is
+// rewritten like any other, and a tag 0 that does not decode fails the
+// answer. Older versions have no tag section and pass untouched.
 //
 // Nearly every response has an empty top-level tag section, and a fetch can
 // be megabytes of records, so decoding each one with kmsg would copy and
@@ -12,16 +19,17 @@ package router
 
 import "github.com/twmb/franz-go/pkg/kmsg"
 
-// First versions that can carry NodeEndpoints.
+// First versions with a top-level tag section (the first flexible ones),
+// where NodeEndpoints may be found.
 const (
-	produceNodeEndpoints int16 = 10
-	fetchNodeEndpoints   int16 = 16
+	produceTags int16 = 9
+	fetchTags   int16 = 12
 )
 
-// scanProduce walks a Produce v10+ body (always flexible):
+// scanProduce walks a Produce v9+ body (flexible):
 // Topics[Name|TopicID, Partitions[...], tags], ThrottleMillis, tags.
 func scanProduce(body []byte, version int16) (int16, bool, error) {
-	if version < produceNodeEndpoints {
+	if version < produceTags {
 		return version, false, nil
 	}
 	r := reader{b: body}
@@ -47,17 +55,18 @@ func scanProduce(body []byte, version int16) (int16, bool, error) {
 	return finalTags(&r, version)
 }
 
-// scanFetch walks a Fetch v16+ body (flexible, topic IDs): ThrottleMillis,
-// ErrorCode, SessionID, Topics[TopicID, Partitions[...], tags], tags.
+// scanFetch walks a Fetch v12+ body (flexible; topic IDs from v13):
+// ThrottleMillis, ErrorCode, SessionID, Topics[Topic|TopicID,
+// Partitions[...], tags], tags.
 func scanFetch(body []byte, version int16) (int16, bool, error) {
-	if version < fetchNodeEndpoints {
+	if version < fetchTags {
 		return version, false, nil
 	}
 	r := reader{b: body}
 	r.skip(4 + 2 + 4) // ThrottleMillis, ErrorCode, SessionID
 	topics := r.compactLen()
 	for t := 0; t < topics && !r.bad; t++ {
-		skipTopicID(&r, true)
+		skipTopicID(&r, version >= 13)
 		partitions := r.compactLen()
 		for p := 0; p < partitions && !r.bad; p++ {
 			// Partition, ErrorCode, HighWatermark, LastStableOffset, LogStartOffset.

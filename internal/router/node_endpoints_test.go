@@ -8,6 +8,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
+// First versions that define NodeEndpoints.
+const (
+	produceNodeEndpoints int16 = 10
+	fetchNodeEndpoints   int16 = 16
+)
+
 // walkerCase is a Produce or Fetch response shape for the walker.
 type walkerCase struct {
 	name  string
@@ -111,5 +117,48 @@ func TestNodeEndpointsProduceTopicNames(t *testing.T) {
 	body := encodeFrame(p, KeyProduce, 13, produceResponse(nil))[9:]
 	if _, _, err := scanProduce(body, 12); err == nil {
 		t.Fatal("v13 body walked as v12")
+	}
+}
+
+// TestNodeEndpointsUndefinedVersion: Produce v9 and Fetch v12–v15 have a
+// top-level tag section but no NodeEndpoints field. They are walked (an
+// empty section passes without a copy or an allocation; TestRewriteAddresses
+// shows a NodeEndpoints there is rewritten), and a tag 0 that is not a
+// NodeEndpoints fails the answer rather than passing it unread.
+func TestNodeEndpointsUndefinedVersion(t *testing.T) {
+	p := NewProtocol()
+	rw := NewRewriter(p)
+	for _, c := range walkerCases() {
+		first := produceTags
+		if c.key == KeyFetch {
+			first = fetchTags
+		}
+		if rw.MayRewrite(c.key, first-1) {
+			t.Errorf("%s v%d has no tag section but MayRewrite is true", c.name, first-1)
+		}
+		for v := first; v < c.from; v++ {
+			if !rw.MayRewrite(c.key, v) {
+				t.Fatalf("%s v%d: MayRewrite false: the answer would be streamed unread", c.name, v)
+			}
+			plain := encodeFrame(p, c.key, v, c.build(nil, 64))
+			out, rewrote, err := rw.Rewrite(plain, c.key, v, newFakeMap())
+			if err != nil || rewrote || !sameSlice(out, plain) {
+				t.Fatalf("%s v%d, empty tag section: rewrote=%v same=%v err=%v", c.name, v, rewrote, sameSlice(out, plain), err)
+			}
+			if allocs := testing.AllocsPerRun(20, func() { _, _, _ = rw.Rewrite(plain, c.key, v, benchMap{}) }); allocs != 0 {
+				t.Fatalf("%s v%d: %v allocs checking an answer with an empty tag section", c.name, v, allocs)
+			}
+			resp := c.build(nil, 64)
+			switch r := resp.(type) {
+			case *kmsg.ProduceResponse:
+				r.UnknownTags.Set(0, []byte("b1.upstream.internal:9092"))
+			case *kmsg.FetchResponse:
+				r.UnknownTags.Set(0, []byte("b1.upstream.internal:9092"))
+			}
+			frame := encodeFrame(p, c.key, v, resp)
+			if out, _, err := rw.Rewrite(frame, c.key, v, newFakeMap()); err == nil || out != nil {
+				t.Fatalf("%s v%d: undecodable tag 0 passed (err=%v)", c.name, v, err)
+			}
+		}
 	}
 }

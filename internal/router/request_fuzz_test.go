@@ -38,6 +38,8 @@ func timedRequest(key int16) kmsg.Request {
 		r.Acks, r.TimeoutMillis, r.TransactionID = -1, 12345, strp("txn-id")
 	case *kmsg.FetchRequest:
 		r.MaxWaitMillis = 12345
+	case *kmsg.ShareFetchRequest:
+		r.GroupID, r.MemberID, r.MaxWaitMillis = strp("group"), strp("member"), 12345
 	case *kmsg.JoinGroupRequest:
 		r.Group, r.SessionTimeoutMillis, r.RebalanceTimeoutMillis = "group", 12345, 12345
 	case interface{ SetTimeout(int32) }:
@@ -70,6 +72,8 @@ func wantTimeout(req kmsg.Request) time.Duration {
 		ms = r.TimeoutMillis
 	case *kmsg.FetchRequest:
 		ms = r.MaxWaitMillis
+	case *kmsg.ShareFetchRequest:
+		ms = r.MaxWaitMillis
 	case *kmsg.JoinGroupRequest:
 		ms = r.SessionTimeoutMillis
 		if r.Version >= 1 {
@@ -80,7 +84,8 @@ func wantTimeout(req kmsg.Request) time.Duration {
 			ms = r.TimeoutMillis
 		}
 	case *kmsg.CreateTopicsRequest, *kmsg.DeleteTopicsRequest, *kmsg.DeleteRecordsRequest, *kmsg.CreatePartitionsRequest,
-		*kmsg.ElectLeadersRequest, *kmsg.AlterPartitionAssignmentsRequest, *kmsg.ListPartitionReassignmentsRequest, *kmsg.UpdateFeaturesRequest:
+		*kmsg.ElectLeadersRequest, *kmsg.AlterPartitionAssignmentsRequest, *kmsg.ListPartitionReassignmentsRequest, *kmsg.UpdateFeaturesRequest,
+		*kmsg.AddRaftVoterRequest:
 		ms = r.(interface{ Timeout() int32 }).Timeout()
 	}
 	return time.Duration(max(ms, 0)) * time.Millisecond

@@ -13,6 +13,10 @@ import (
 // Implementations create the listener for nodeID before returning.
 type AddressMap interface {
 	Advertise(nodeID int32, host string, port int32) (advHost string, advPort int32, err error)
+	// AdvertiseController is Advertise for a KRaft controller (DescribeCluster
+	// EndpointType 2). Controller ids share no port with broker ids: in
+	// combined mode node 1 is a broker and a controller at two addresses.
+	AdvertiseController(nodeID int32, host string, port int32) (advHost string, advPort int32, err error)
 }
 
 // errMalformed is returned when a walk over a response body ends anywhere
@@ -36,9 +40,10 @@ type handler struct {
 // Rewriter rewrites response frames that carry broker addresses and caps ApiVersions.
 // It is immutable after NewRewriter and safe for concurrent use.
 type Rewriter struct {
-	p          *Protocol
-	handlers   [keySpan]handler // rewrite nil: the frame is forwarded untouched
-	saslServer bool             // AdvertiseSASL (api_versions.go)
+	p           *Protocol
+	handlers    [keySpan]handler // rewrite nil: the frame is forwarded untouched
+	saslServer  bool             // AdvertiseSASL (api_versions.go)
+	hideUnknown bool             // HideUnknownAPIs (api_versions.go)
 }
 
 // NewRewriter builds the per-key dispatch table for the APIs of
@@ -70,14 +75,14 @@ func (r *Rewriter) NeedsRewrite(key int16) bool {
 
 // MayRewrite reports whether an answer to key at version can need a
 // rewrite, so that an answer for which it is false may be streamed to the
-// client before its last byte arrives. Produce below v10 and Fetch below
-// v16 carry no NodeEndpoints.
+// client before its last byte arrives. Produce below v9 and Fetch below
+// v12 have no top-level tag section, where NodeEndpoints would be.
 func (r *Rewriter) MayRewrite(key, version int16) bool {
 	switch key {
 	case KeyProduce:
-		return version >= 10
+		return version >= produceTags
 	case KeyFetch:
-		return version >= 16
+		return version >= fetchTags
 	}
 	return r.NeedsRewrite(key)
 }

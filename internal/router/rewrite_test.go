@@ -39,12 +39,12 @@ func addressCases() []addressCase {
 		{
 			key:   KeyProduce,
 			build: func(a addrFunc) kmsg.Response { return produceResponse(a) },
-			from:  produceNodeEndpoints, nodes: fixedNodes(3, 4),
+			from:  produceTags, nodes: fixedNodes(3, 4),
 		},
 		{
 			key:   KeyFetch,
 			build: func(a addrFunc) kmsg.Response { return fetchResponse(a, 4096) },
-			from:  fetchNodeEndpoints, nodes: fixedNodes(3, 6),
+			from:  fetchTags, nodes: fixedNodes(3, 6),
 		},
 	}
 }
@@ -199,6 +199,31 @@ func TestRewriteVersionAboveMax(t *testing.T) {
 		frame := encodeFrame(p, c.key, v, c.build(upstream))
 		if _, _, err := rw.Rewrite(frame, c.key, v+1, newFakeMap()); err == nil {
 			t.Fatalf("%s v%d accepted", p.Name(c.key), v+1)
+		}
+	}
+}
+
+// TestDescribeClusterControllers: an answer listing controllers (KIP-919,
+// EndpointType 2) advertises them as controllers, never at a broker's
+// port, even when a node id is also a broker's (combined KRaft mode).
+func TestDescribeClusterControllers(t *testing.T) {
+	p := NewProtocol()
+	rw := NewRewriter(p)
+	for v := int16(1); v <= p.MaxVersion(KeyDescribeCluster); v++ {
+		resp := describeClusterResponse(upstream).(*kmsg.DescribeClusterResponse)
+		resp.EndpointType = endpointTypeController
+		am := newFakeMap()
+		out, rewrote, err := rw.Rewrite(encodeFrame(p, KeyDescribeCluster, v, resp), KeyDescribeCluster, v, am)
+		if err != nil || !rewrote {
+			t.Fatalf("v%d: rewrote=%v err=%v", v, rewrote, err)
+		}
+		if len(am.asked) != 0 || len(am.controllers) != len(resp.Brokers) {
+			t.Fatalf("v%d: brokers asked %v, controllers asked %v", v, am.asked, am.controllers)
+		}
+		want := describeClusterResponse(advertisedController).(*kmsg.DescribeClusterResponse)
+		want.EndpointType = endpointTypeController
+		if !bytes.Equal(out, encodeFrame(p, KeyDescribeCluster, v, want)) {
+			t.Fatalf("v%d: controllers not at their own ports", v)
 		}
 	}
 }

@@ -4,16 +4,18 @@
 //
 //   - Produce (0): TimeoutMillis, after TransactionalID (v3+) and Acks.
 //   - Fetch (1): MaxWaitMillis, after ReplicaID (v0–v14).
+//   - ShareFetch (78): MaxWaitMillis, after GroupID, MemberID and
+//     ShareSessionEpoch (fetch_wait.go finds it).
 //   - JoinGroup (11): RebalanceTimeoutMillis (v1+), SessionTimeoutMillis (v0).
 //   - AlterPartitionAssignments (45), ListPartitionReassignments (46),
 //     UpdateFeatures (57): TimeoutMillis, the first field.
 //   - CreateTopics (19), DeleteTopics (20), DeleteRecords (21),
-//     CreatePartitions (37), ElectLeaders (43), ListOffsets (2) v10+:
-//     TimeoutMillis after a topic array. These are rare (admin calls, a
-//     consumer's offset reset), so they are decoded with kmsg rather than
-//     walked by hand.
+//     CreatePartitions (37), ElectLeaders (43), ListOffsets (2) v10+,
+//     AddRaftVoter (80): TimeoutMillis after other fields. These are rare
+//     (admin calls, a consumer's offset reset), so they are decoded with
+//     kmsg rather than walked by hand.
 //
-// The first three are on the hot path and are read without allocating.
+// The first four are on the hot path and are read without allocating.
 // Every other request carries no timeout of its own: a broker answers it at
 // once.
 
@@ -51,8 +53,15 @@ func (p *Protocol) RequestTimeout(body []byte, h RequestHeader) time.Duration {
 			return 0
 		}
 		return p.decodedTimeout(body, h)
-	case keyCreateTopics, keyDeleteTopics, keyDeleteRecords, keyCreatePartitions, keyElectLeaders:
+	case keyCreateTopics, keyDeleteTopics, keyDeleteRecords, keyCreatePartitions, keyElectLeaders, int16(kmsg.AddRaftVoter):
 		return p.decodedTimeout(body, h)
+	case KeyShareFetch:
+		off, err := p.FetchMaxWaitOffset(body, h)
+		if err != nil {
+			return 0
+		}
+		r := reader{b: body, off: off}
+		return time.Duration(max(r.int32(), 0)) * time.Millisecond
 	default:
 		return 0
 	}

@@ -90,6 +90,7 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
 		}
 		return conn, nil
 	}
+	started := time.Now() // the broker's session clock starts later: safe to count from here
 	lifetime, err := d.sasl.authenticate(ctx, addr, func(ctx context.Context, req kmsg.Request, resp kmsg.Response) error {
 		return roundTrip(ctx, conn, req, resp, d.Timeout)
 	})
@@ -100,7 +101,7 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	}
 	d.succeeded(addr)
 	if lifetime > 0 {
-		return &authConn{Conn: conn, dialer: d, addr: addr, lifetime: lifetime, at: time.Now()}, nil
+		return &authConn{Conn: conn, dialer: d, addr: addr, lifetime: lifetime, at: started}, nil
 	}
 	return conn, nil
 }

@@ -30,9 +30,12 @@ import (
 //
 // No client request fails or changes order; those sent during the
 // exchange wait one round trip more (plus the drain of a long poll that
-// was in flight). A failed re-authentication is logged by the dialer and
-// closes the lane: with parked requests that is a failure the session
-// sees, on an idle lane it is not.
+// was in flight). The timing (reauthSchedule, sasl.go) keeps to Kafka's
+// rules: the hold begins before the session expires, and two handshakes
+// are more than a second apart; with lifetimes under about 1.5 s that
+// parks requests until the handshake may go. A failed re-authentication is
+// logged by the dialer and closes the lane: with parked requests that is a
+// failure the session sees, on an idle lane it is not.
 
 // reauthState is guarded by the lane's mutex.
 type reauthState struct {
@@ -98,31 +101,47 @@ func (l *Lane) startReauth(ac *authConn) {
 	go l.reauthLoop(ac.lifetime, ac.at)
 }
 
+// reauthLoop re-authenticates on reauthSchedule; since is when the
+// previous authentication began.
 func (l *Lane) reauthLoop(lifetime time.Duration, since time.Time) {
 	for lifetime > 0 {
-		t := time.NewTimer(time.Until(since.Add(reauthAfter(lifetime, rand.Float64()))))
-		select {
-		case <-l.done:
-			t.Stop()
+		hold, handshake := reauthSchedule(lifetime, rand.Float64())
+		if !l.sleepUntil(since.Add(hold)) {
 			return
-		case <-t.C:
 		}
-		since = time.Now()
 		var err error
-		if lifetime, err = l.reauthenticate(); err != nil {
+		if lifetime, since, err = l.reauthenticate(since.Add(handshake)); err != nil {
 			l.failReauth(err)
 			return
 		}
 	}
 }
 
-// reauthenticate runs steps 1 to 4 and returns the new session lifetime.
-func (l *Lane) reauthenticate() (time.Duration, error) {
+// sleepUntil waits for t; false when the lane closed first.
+func (l *Lane) sleepUntil(t time.Time) bool {
+	d := time.Until(t)
+	if d <= 0 {
+		return true
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-l.done:
+		return false
+	case <-timer.C:
+		return true
+	}
+}
+
+// reauthenticate runs steps 1 to 4, sending the SaslHandshake no sooner
+// than notBefore, and returns the new session lifetime and when the
+// exchange began.
+func (l *Lane) reauthenticate(notBefore time.Time) (time.Duration, time.Time, error) {
 	r := l.reauth
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
-		return 0, ErrLaneClosed
+		return 0, time.Time{}, ErrLaneClosed
 	}
 	r.holding = true
 	// No idle close while requests may be parked; release re-arms it.
@@ -137,26 +156,30 @@ func (l *Lane) reauthenticate() (time.Duration, error) {
 	select {
 	case <-drained:
 	case <-l.done:
-		return 0, ErrLaneClosed
+		return 0, time.Time{}, ErrLaneClosed
+	}
+	if !l.sleepUntil(notBefore) {
+		return 0, time.Time{}, ErrLaneClosed
 	}
 
 	d := r.conn.dialer
 	ctx, cancel := context.WithTimeout(context.Background(), max(d.Timeout, time.Second))
 	defer cancel()
+	started := time.Now()
 	lifetime, err := d.sasl.authenticate(ctx, r.conn.addr, l.exchange)
 	if err != nil {
 		if errors.Is(err, ErrLaneClosed) {
-			return 0, err
+			return 0, time.Time{}, err
 		}
 		d.failed(r.conn.addr, err)
-		return 0, err
+		return 0, time.Time{}, err
 	}
 	d.succeeded(r.conn.addr)
 	if d.log != nil {
 		d.log.Debug("lane re-authenticated", zap.String("upstream", r.conn.addr), zap.Duration("session_lifetime", lifetime))
 	}
 	l.release()
-	return lifetime, nil
+	return lifetime, started, nil
 }
 
 // exchange sends one of the lane's own requests through its FIFO and waits

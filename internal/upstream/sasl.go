@@ -186,9 +186,37 @@ func brokerClosed(api string, err error) error {
 
 // reauthAfter is when to re-authenticate a session of the given lifetime:
 // a little early (kgo's margin: 2-5%, at least one second), but never
-// sooner than half the lifetime, since brokers refuse re-authentication
-// more often than once a second.
+// sooner than half the lifetime. reauthSchedule bounds it further.
 func reauthAfter(lifetime time.Duration, jitter float64) time.Duration {
 	margin := max(time.Second, time.Duration(float64(lifetime)*(0.02+0.03*jitter)))
 	return max(lifetime-margin, lifetime/2)
+}
+
+// minReauthGap is the least time between two SaslHandshakes that start a
+// re-authentication of one connection. Kafka refuses a re-authentication
+// that starts less than one second after the previous one began
+// (KafkaChannel.maybeBeginServerReauthentication,
+// MIN_REAUTH_INTERVAL_ONE_SECOND_NANOS) with ILLEGAL_SASL_STATE. The broker
+// measures between the arrivals of the two handshakes, kproxy between
+// sending them; the margin absorbs a first handshake that travelled slower
+// than the second.
+const minReauthGap = time.Second + 200*time.Millisecond
+
+// reauthSchedule says when, counted from the start of the previous
+// authentication (its SaslHandshake), the lane re-authenticates: from hold
+// on, client requests are parked rather than written; the SaslHandshake
+// goes out at handshake or once the lane has drained, whichever is later.
+//
+// The broker's session ends one lifetime after the previous authentication
+// completed, which is after it started; a client request it reads after
+// that closes the connection, while a SaslHandshake still starts a
+// re-authentication. So the hold must begin before the lifetime runs out,
+// with a margin for the last request's trip, and the handshake must keep
+// minReauthGap after the previous one. With lifetimes under about 1.5 s the
+// two cannot both be met by writing on: requests are parked from hold until
+// the handshake, the only way to keep to both rules.
+func reauthSchedule(lifetime time.Duration, jitter float64) (hold, handshake time.Duration) {
+	handshake = max(reauthAfter(lifetime, jitter), minReauthGap)
+	latestHold := lifetime - min(lifetime/4, time.Second)
+	return min(handshake, latestHold), handshake
 }

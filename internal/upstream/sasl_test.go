@@ -99,3 +99,28 @@ func TestReauthAfter(t *testing.T) {
 		}
 	}
 }
+
+// TestReauthSchedule: at every lifetime, the SaslHandshakes of two
+// re-authentications are at least minReauthGap apart (Kafka refuses them
+// within a second), and requests are parked before the session expires,
+// with a margin; long lifetimes keep the usual early re-authentication.
+func TestReauthSchedule(t *testing.T) {
+	for lifetime := 100 * time.Millisecond; lifetime <= 2*time.Hour; lifetime = lifetime * 5 / 4 {
+		for _, j := range []float64{0, 0.5, 1} {
+			hold, handshake := reauthSchedule(lifetime, j)
+			switch {
+			case handshake < minReauthGap:
+				t.Fatalf("lifetime %v: handshake after %v, under %v", lifetime, handshake, minReauthGap)
+			case hold > handshake:
+				t.Fatalf("lifetime %v: hold %v after the handshake %v", lifetime, hold, handshake)
+			case hold > lifetime-min(lifetime/4, time.Second):
+				t.Fatalf("lifetime %v: hold at %v leaves under min(lifetime/4, 1s) before expiry", lifetime, hold)
+			case hold <= 0:
+				t.Fatalf("lifetime %v: hold at %v", lifetime, hold)
+			}
+			if lifetime >= 3*time.Second && (hold != handshake || hold != reauthAfter(lifetime, j)) {
+				t.Fatalf("lifetime %v: hold %v, handshake %v; want both at reauthAfter %v", lifetime, hold, handshake, reauthAfter(lifetime, j))
+			}
+		}
+	}
+}

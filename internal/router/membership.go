@@ -1,0 +1,15 @@
+package router
+
+import "github.com/twmb/franz-go/pkg/kmsg"
+
+// GroupMembership reports whether key is a group member's request whose
+// answer the member cannot let wait behind a long poll: its session timer
+// (the heartbeats of every group protocol) and its commits and rebalances.
+func GroupMembership(key int16) bool {
+	switch kmsg.Key(key) {
+	case kmsg.OffsetCommit, kmsg.JoinGroup, kmsg.Heartbeat, kmsg.SyncGroup,
+		kmsg.ConsumerGroupHeartbeat, kmsg.ShareGroupHeartbeat, kmsg.StreamsGroupHeartbeat:
+		return true
+	}
+	return false
+}

@@ -68,12 +68,14 @@ func (e *env) logf(format string, args ...any) {
 }
 
 func start(opts Options) (*env, error) {
-	cluster, err := kfake.NewCluster(
-		kfake.NumBrokers(1),
-		kfake.SeedTopics(partitions, topic),
+	seeds := []kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(partitions, topic)}
+	for _, n := range bigTopics {
+		seeds = append(seeds, kfake.SeedTopics(n, bigTopic(n)))
+	}
+	cluster, err := kfake.NewCluster(append(seeds,
 		kfake.BlackholeProduce(),
 		kfake.SyntheticFetch(kfake.SyntheticBatch{}), // 1 MiB of 100 B values
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("kfake: %w", err)
 	}

@@ -90,6 +90,15 @@ func (r *Results) Rows() []Row {
 			Row{Name: "CPU over direct: " + name, Unit: "s/GB", Values: overBase(cpu), NoBase: true, Diff: true},
 			Row{Name: "allocated over direct: " + name, Unit: "MB/GB", Values: overBase(alloc), NoBase: true, Diff: true})
 	}
+	// What rewriting a large Metadata answer allocates, per byte of answer.
+	for _, n := range bigTopics {
+		name := wMetadataBig(n)
+		if r.by[name] == nil {
+			continue
+		}
+		alloc := per(name, func(g *agg) float64 { return float64(g.usage.alloc) / float64(g.bytes) })
+		rows = append(rows, Row{Name: "allocated over direct: " + name, Unit: "B/answer B", Values: overBase(alloc), NoBase: true, Diff: true})
+	}
 	if len(r.idle[0]) > 0 {
 		perConn := func(f func(idle) int64) (v [3]float64) {
 			for i := range v {

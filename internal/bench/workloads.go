@@ -39,6 +39,9 @@ type sample struct {
 	elapsed time.Duration
 	lat     []time.Duration
 	usage   usage
+	// childCPU is what the relay or kproxy process spent, when the path
+	// runs through one (procenv.go).
+	childCPU time.Duration
 }
 
 func (e *env) workloads() []workload {
@@ -70,8 +73,8 @@ func (e *env) workloads() []workload {
 
 func (e *env) client(p path, opts ...kgo.Opt) (*kgo.Client, error) {
 	base := []kgo.Opt{kgo.SeedBrokers(p.seeds...), kgo.ClientID("kproxy-bench")}
-	if p.via != nil {
-		base = append(base, kgo.Dialer(dialVia(p.via)))
+	if p.via != nil || p.tls != nil {
+		base = append(base, kgo.Dialer(dialVia(p.via, p.tls)))
 	}
 	return kgo.NewClient(append(base, opts...)...)
 }

@@ -7,6 +7,7 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -50,6 +51,8 @@ type path struct {
 	seeds []string          // kgo seed brokers
 	via   map[string]string // broker address → address to dial instead
 	raw   string            // address for raw single-socket clients (broker 0)
+	tls   *tls.Config       // nil: plain
+	proc  *child            // the relay or kproxy process, when it is one
 }
 
 // env is everything a run needs: the cluster, the relay, the proxy.
@@ -68,12 +71,14 @@ func (e *env) logf(format string, args ...any) {
 }
 
 func start(opts Options) (*env, error) {
-	cluster, err := kfake.NewCluster(
-		kfake.NumBrokers(1),
-		kfake.SeedTopics(partitions, topic),
+	seeds := []kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(partitions, topic)}
+	for _, n := range bigTopics {
+		seeds = append(seeds, kfake.SeedTopics(n, bigTopic(n)))
+	}
+	cluster, err := kfake.NewCluster(append(seeds,
 		kfake.BlackholeProduce(),
 		kfake.SyntheticFetch(kfake.SyntheticBatch{}), // 1 MiB of 100 B values
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("kfake: %w", err)
 	}
@@ -166,6 +171,9 @@ func Measure(ctx context.Context, opts Options) (*Results, error) {
 			return nil, fmt.Errorf("%s: %w", w.name, err)
 		}
 	}
+	if err := e.measureProcesses(ctx, res); err != nil {
+		return nil, err
+	}
 	e.logf("idle connections: %d per path", opts.IdleConns)
 	if err := e.idleMemory(ctx, res); err != nil {
 		return nil, fmt.Errorf("idle connections: %w", err)
@@ -181,8 +189,12 @@ type workload struct {
 
 // alternate runs w over direct, relay, kproxy, direct, … for every round.
 func (e *env) alternate(ctx context.Context, res *Results, w workload) error {
+	return e.alternateOver(ctx, res, w, e.paths)
+}
+
+func (e *env) alternateOver(ctx context.Context, res *Results, w workload, paths [3]path) error {
 	for round := range e.opts.Rounds {
-		for i, p := range e.paths {
+		for i, p := range paths {
 			if err := ctx.Err(); err != nil {
 				return err
 			}

@@ -29,6 +29,12 @@ func TestQuickRunHasEveryRow(t *testing.T) {
 	for _, w := range []string{wProduce1K, wProduce100, wConsume, wFetchRaw, wApiVers, wMetadata, wMix} {
 		want[w] = false
 	}
+	for _, n := range bigTopics {
+		want[wMetadataBig(n)] = false
+	}
+	for _, w := range []string{wProcProduce, wProcConsume, wProcProduceTLS, wProcConsumeTLS} {
+		want[w] = false
+	}
 	rows := res.Rows()
 	for _, row := range rows {
 		if _, ok := want[row.Name]; ok {
@@ -51,7 +57,7 @@ func TestQuickRunHasEveryRow(t *testing.T) {
 	var buf bytes.Buffer
 	res.WriteTable(&buf)
 	out := buf.String()
-	for _, s := range []string{"kproxy ÷ relay", "kproxy ÷ direct", "CPU over direct", "allocated over direct", "idle client connection", "p99.9 µs"} {
+	for _, s := range []string{"kproxy ÷ relay", "kproxy ÷ direct", "CPU over direct", "allocated over direct", "idle client connection", "p99.9 µs", "B/answer B", "process CPU: "} {
 		if !strings.Contains(out, s) {
 			t.Errorf("table lacks %q:\n%s", s, out)
 		}

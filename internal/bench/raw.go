@@ -82,24 +82,28 @@ func (c *rawConn) recv() (int, error) {
 }
 
 // exchange writes a batch of n frames in one write and reads n answers,
-// appending each answer's latency to lat when lat is not nil.
-func (c *rawConn) exchange(batch []byte, n int, lat *[]time.Duration) error {
+// appending each answer's latency to lat when lat is not nil; it returns
+// the answers' bytes on the wire.
+func (c *rawConn) exchange(batch []byte, n int, lat *[]time.Duration) (int64, error) {
 	for off := 0; off < len(batch); off += 4 + int(binary.BigEndian.Uint32(batch[off:])) {
 		c.stamp(batch, off)
 	}
 	start := time.Now()
 	if _, err := c.conn.Write(batch); err != nil {
-		return err
+		return 0, err
 	}
+	var bytes int64
 	for range n {
-		if _, err := c.recv(); err != nil {
-			return err
+		size, err := c.recv()
+		if err != nil {
+			return 0, err
 		}
+		bytes += int64(size)
 		if lat != nil {
 			*lat = append(*lat, time.Since(start))
 		}
 	}
-	return nil
+	return bytes, nil
 }
 
 func apiVersionsRequest() kmsg.Request {
@@ -109,11 +113,13 @@ func apiVersionsRequest() kmsg.Request {
 	return r
 }
 
-func metadataRequest() kmsg.Request {
+func metadataRequest() kmsg.Request { return metadataRequestFor(topic) }
+
+func metadataRequestFor(name string) kmsg.Request {
 	r := kmsg.NewPtrMetadataRequest()
 	r.SetVersion(12)
 	t := kmsg.NewMetadataRequestTopic()
-	t.Topic = kmsg.StringPtr(topic)
+	t.Topic = kmsg.StringPtr(name)
 	r.Topics = append(r.Topics, t)
 	return r
 }

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"net"
 	"sync"
@@ -104,13 +105,29 @@ func (r *relay) close() {
 }
 
 // dialVia returns a kgo dial function that sends each broker address
-// through m (addresses not in m are dialed as they are).
-func dialVia(m map[string]string) func(ctx context.Context, network, host string) (net.Conn, error) {
+// through m (addresses not in m are dialed as they are), with TLS to the
+// broker named when tlsCfg is set.
+func dialVia(m map[string]string, tlsCfg *tls.Config) func(ctx context.Context, network, host string) (net.Conn, error) {
 	var d net.Dialer
 	return func(ctx context.Context, network, host string) (net.Conn, error) {
+		addr := host
 		if to, ok := m[host]; ok {
-			host = to
+			addr = to
 		}
-		return d.DialContext(ctx, network, host)
+		conn, err := d.DialContext(ctx, network, addr)
+		if err != nil || tlsCfg == nil {
+			return conn, err
+		}
+		cfg := tlsCfg.Clone()
+		if cfg.ServerName, _, err = net.SplitHostPort(host); err != nil {
+			_ = conn.Close()
+			return nil, err
+		}
+		tc := tls.Client(conn, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			_ = conn.Close()
+			return nil, err
+		}
+		return tc, nil
 	}
 }

@@ -16,6 +16,7 @@ type agg struct {
 	elapsed        time.Duration
 	lat            []time.Duration
 	usage          usage
+	childCPU       time.Duration
 }
 
 // Results holds every measurement of a run.
@@ -42,6 +43,7 @@ func (r *Results) add(name string, path int, s sample) {
 	g.elapsed += s.elapsed
 	g.lat = append(g.lat, s.lat...)
 	g.usage = g.usage.add(s.usage)
+	g.childCPU += s.childCPU
 }
 
 // Row is one line of the table: a value per path (direct, relay, kproxy).
@@ -64,6 +66,13 @@ func (r *Results) Rows() []Row {
 	}
 	seconds := func(g *agg) float64 { return g.elapsed.Seconds() }
 	for _, name := range r.order {
+		if isProcWorkload(name) {
+			rows = append(rows,
+				Row{Name: name, Unit: "MB/s", Values: per(name, func(g *agg) float64 { return float64(g.bytes) / 1e6 / seconds(g) })},
+				Row{Name: "process CPU: " + name, Unit: "s/GB", NoBase: true, Diff: true,
+					Values: per(name, func(g *agg) float64 { return g.childCPU.Seconds() / (float64(g.bytes) / 1e9) })})
+			continue
+		}
 		switch name {
 		case wProduce1K, wProduce100:
 			rows = append(rows,
@@ -89,6 +98,15 @@ func (r *Results) Rows() []Row {
 		rows = append(rows,
 			Row{Name: "CPU over direct: " + name, Unit: "s/GB", Values: overBase(cpu), NoBase: true, Diff: true},
 			Row{Name: "allocated over direct: " + name, Unit: "MB/GB", Values: overBase(alloc), NoBase: true, Diff: true})
+	}
+	// What rewriting a large Metadata answer allocates, per byte of answer.
+	for _, n := range bigTopics {
+		name := wMetadataBig(n)
+		if r.by[name] == nil {
+			continue
+		}
+		alloc := per(name, func(g *agg) float64 { return float64(g.usage.alloc) / float64(g.bytes) })
+		rows = append(rows, Row{Name: "allocated over direct: " + name, Unit: "B/answer B", Values: overBase(alloc), NoBase: true, Diff: true})
 	}
 	if len(r.idle[0]) > 0 {
 		perConn := func(f func(idle) int64) (v [3]float64) {

@@ -21,6 +21,17 @@ const (
 	wMix        = "pipelined Fetch+Heartbeat+OffsetCommit (one socket)"
 )
 
+// bigTopics are topics of many partitions, each asked for alone: the
+// Metadata answer grows with them while its brokers do not, so its rewrite
+// cost should not.
+var bigTopics = []int32{1000, 20000, 100000}
+
+func bigTopic(partitions int32) string { return fmt.Sprintf("big-%d", partitions) }
+
+func wMetadataBig(partitions int32) string {
+	return fmt.Sprintf("Metadata round trip, one topic of %d partitions", partitions)
+}
+
 // sample is one path's result for one round of one workload.
 type sample struct {
 	records int64
@@ -28,10 +39,13 @@ type sample struct {
 	elapsed time.Duration
 	lat     []time.Duration
 	usage   usage
+	// childCPU is what the relay or kproxy process spent, when the path
+	// runs through one (procenv.go).
+	childCPU time.Duration
 }
 
 func (e *env) workloads() []workload {
-	return []workload{
+	ws := []workload{
 		{wProduce1K, func(ctx context.Context, p path) (sample, error) { return e.produce(ctx, p, 1024) }},
 		{wProduce100, func(ctx context.Context, p path) (sample, error) { return e.produce(ctx, p, 100) }},
 		{wConsume, e.consume},
@@ -46,12 +60,21 @@ func (e *env) workloads() []workload {
 			return e.roundTrips(ctx, p, mixFetchRequest(), heartbeatRequest(), offsetCommitRequest())
 		}},
 	}
+	for _, n := range bigTopics {
+		// Fewer round trips as the answer grows, so that each row takes
+		// about as long as the small Metadata row.
+		samples := max(10, e.opts.Samples*1000/int(n))
+		ws = append(ws, workload{wMetadataBig(n), func(ctx context.Context, p path) (sample, error) {
+			return e.roundTripsN(ctx, p, samples, metadataRequestFor(bigTopic(n)))
+		}})
+	}
+	return ws
 }
 
 func (e *env) client(p path, opts ...kgo.Opt) (*kgo.Client, error) {
 	base := []kgo.Opt{kgo.SeedBrokers(p.seeds...), kgo.ClientID("kproxy-bench")}
-	if p.via != nil {
-		base = append(base, kgo.Dialer(dialVia(p.via)))
+	if p.via != nil || p.tls != nil {
+		base = append(base, kgo.Dialer(dialVia(p.via, p.tls)))
 	}
 	return kgo.NewClient(append(base, opts...)...)
 }
@@ -184,6 +207,11 @@ func (e *env) fetchRaw(ctx context.Context, p path) (sample, error) {
 // every answer, and records each answer's latency from the write; then
 // again, Samples times.
 func (e *env) roundTrips(ctx context.Context, p path, reqs ...kmsg.Request) (sample, error) {
+	return e.roundTripsN(ctx, p, e.opts.Samples, reqs...)
+}
+
+// roundTripsN is roundTrips, samples times; bytes are the answers' bytes.
+func (e *env) roundTripsN(ctx context.Context, p path, samples int, reqs ...kmsg.Request) (sample, error) {
 	c, err := dialRaw(p.raw)
 	if err != nil {
 		return sample{}, err
@@ -194,19 +222,21 @@ func (e *env) roundTrips(ctx context.Context, p path, reqs ...kmsg.Request) (sam
 		batch = append(batch, c.frame(r)...)
 	}
 	// Warm up: the proxy dials its lanes on first use.
-	if err := c.exchange(batch, len(reqs), nil); err != nil {
+	if _, err := c.exchange(batch, len(reqs), nil); err != nil {
 		return sample{}, err
 	}
-	s := sample{lat: make([]time.Duration, 0, e.opts.Samples*len(reqs))}
+	s := sample{lat: make([]time.Duration, 0, samples*len(reqs))}
 	start := time.Now()
-	for range e.opts.Samples {
+	for range samples {
 		if ctx.Err() != nil {
 			break
 		}
-		if err := c.exchange(batch, len(reqs), &s.lat); err != nil {
+		n, err := c.exchange(batch, len(reqs), &s.lat)
+		if err != nil {
 			return sample{}, err
 		}
 		s.records += int64(len(reqs))
+		s.bytes += n
 	}
 	s.elapsed = time.Since(start)
 	return s, nil

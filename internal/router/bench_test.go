@@ -2,6 +2,8 @@ package router
 
 import (
 	"encoding/binary"
+	"fmt"
+	"runtime"
 	"strconv"
 	"testing"
 
@@ -45,6 +47,64 @@ func BenchmarkMetadataRewrite(b *testing.B) {
 		r.Topics = append(r.Topics, t)
 	}
 	benchRewrite(b, KeyMetadata, 12, r, true)
+}
+
+// BenchmarkMetadataPartitions: an all-topics answer from 3 brokers with
+// one topic of n partitions (replication factor 3), rewritten by the
+// splice (what the proxy does) and by a full decode and encode (the
+// reference it is held to). alloc-B/answer-B is bytes allocated per byte
+// of answer.
+func BenchmarkMetadataPartitions(b *testing.B) {
+	for _, n := range []int{1000, 20000, 100000} {
+		r := metadataPartitions(3, n)
+		for _, path := range []struct {
+			name string
+			rw   func(*Protocol) *Rewriter
+		}{{"splice", NewRewriter}, {"decode", decodingRewriter}} {
+			b.Run(fmt.Sprintf("partitions=%d/%s", n, path.name), func(b *testing.B) {
+				p := NewProtocol()
+				rw := path.rw(p)
+				frame := encodeFrame(p, KeyMetadata, 12, r)
+				b.SetBytes(int64(len(frame)))
+				b.ReportAllocs()
+				var ms runtime.MemStats
+				runtime.ReadMemStats(&ms)
+				before := ms.TotalAlloc
+				for b.Loop() {
+					if _, rewrote, err := rw.Rewrite(frame, KeyMetadata, 12, benchMap{}); err != nil || !rewrote {
+						b.Fatalf("rewrote=%v err=%v", rewrote, err)
+					}
+				}
+				runtime.ReadMemStats(&ms)
+				b.ReportMetric(float64(ms.TotalAlloc-before)/float64(b.N)/float64(len(frame)), "alloc-B/answer-B")
+			})
+		}
+	}
+}
+
+// metadataPartitions is a Metadata answer naming brokers upstream and one
+// topic of n partitions spread over them.
+func metadataPartitions(brokers int32, n int) *kmsg.MetadataResponse {
+	r := kmsg.NewPtrMetadataResponse()
+	r.ClusterID = strp("cluster-1")
+	for id := range brokers {
+		br := kmsg.NewMetadataResponseBroker()
+		br.NodeID = id
+		br.Host, br.Port = upstream(id)
+		r.Brokers = append(r.Brokers, br)
+	}
+	t := kmsg.NewMetadataResponseTopic()
+	t.Topic = strp("big")
+	t.TopicID = [16]byte{1}
+	for i := range int32(n) {
+		pt := kmsg.NewMetadataResponseTopicPartition()
+		pt.Partition, pt.Leader, pt.LeaderEpoch = i, i%brokers, 3
+		pt.Replicas = []int32{i % brokers, (i + 1) % brokers, (i + 2) % brokers}
+		pt.ISR = pt.Replicas
+		t.Partitions = append(t.Partitions, pt)
+	}
+	r.Topics = append(r.Topics, t)
+	return r
 }
 
 func BenchmarkFindCoordinatorRewrite(b *testing.B) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -35,6 +36,13 @@ type handler struct {
 	// rewrite edits the decoded response in place and reports whether
 	// anything changed; unchanged responses go out as the upstream frame.
 	rewrite func(resp kmsg.Response, am AddressMap) (changed bool, err error)
+
+	// splice, when set, is used instead of decode and rewrite: it rewrites
+	// the address-bearing part of body and copies the rest as bytes, for
+	// answers whose addresses sit beside parts that grow with the cluster.
+	// Its output is what decode, rewrite and encode would produce; rewrite
+	// stays set as that reference (and for NeedsRewrite).
+	splice func(corr []byte, flexHeader bool, body []byte, version int16, am AddressMap) (out []byte, changed bool, err error)
 }
 
 // Rewriter rewrites response frames that carry broker addresses and caps ApiVersions.
@@ -52,7 +60,7 @@ func NewRewriter(p *Protocol) *Rewriter {
 	r := &Rewriter{p: p}
 	r.handlers[KeyProduce] = handler{scan: scanProduce, rewrite: rewriteProduce}
 	r.handlers[KeyFetch] = handler{scan: scanFetch, rewrite: rewriteFetch}
-	r.handlers[KeyMetadata] = handler{rewrite: rewriteMetadata}
+	r.handlers[KeyMetadata] = handler{rewrite: rewriteMetadata, splice: spliceMetadata}
 	r.handlers[KeyFindCoordinator] = handler{rewrite: rewriteFindCoordinator}
 	r.handlers[KeyApiVersions] = handler{scan: r.scanApiVersions, rewrite: r.capApiVersions}
 	r.handlers[KeyDescribeCluster] = handler{rewrite: rewriteDescribeCluster}
@@ -124,6 +132,19 @@ func (r *Rewriter) Rewrite(frame []byte, key, version int16, am AddressMap) (out
 	}
 	if !decode {
 		return frame, false, nil
+	}
+	if h.splice != nil {
+		out, changed, err := h.splice(frame[4:8], flexHeader, body, at, am)
+		if errors.Is(err, kbin.ErrNotEnoughData) { // what kmsg's decode says
+			return nil, false, decodeError(key, at, err)
+		}
+		if err != nil {
+			return nil, false, fmt.Errorf("%s v%d response: %w", r.p.Name(key), version, err)
+		}
+		if !changed {
+			return frame, false, nil
+		}
+		return out, true, nil
 	}
 	resp := kmsg.ResponseForKey(key)
 	resp.SetVersion(at)

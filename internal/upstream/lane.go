@@ -70,9 +70,10 @@ type Lane struct {
 	done chan struct{}
 
 	// writer state, owned by the writer goroutine
-	batch []*bufpool.Buf
-	iov   net.Buffers
-	out   net.Buffers
+	batch    []*bufpool.Buf
+	iov      net.Buffers
+	out      net.Buffers
+	coalesce bool // conn has no writev: copy small frames into one write
 }
 
 type pending struct {
@@ -88,12 +89,13 @@ func NewLane(conn net.Conn, h Handler, opts *LaneOptions, gauge prometheus.Gauge
 		conn = ac.Conn
 	}
 	l := &Lane{
-		conn:  conn,
-		h:     h,
-		opts:  opts,
-		gauge: gauge,
-		wake:  make(chan struct{}, 1),
-		done:  make(chan struct{}),
+		conn:     conn,
+		h:        h,
+		opts:     opts,
+		gauge:    gauge,
+		wake:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		coalesce: !hasWritev(conn),
 	}
 	gauge.Inc()
 	go l.write()
@@ -220,12 +222,7 @@ func (l *Lane) write() {
 		if len(l.batch) == 0 {
 			continue
 		}
-		l.iov = l.iov[:0]
-		for _, b := range l.batch {
-			l.iov = append(l.iov, b.B)
-		}
-		l.out = l.iov
-		n, err := l.out.WriteTo(l.conn)
+		n, err := l.writeBatch()
 		l.opts.BytesOut.Add(float64(n))
 		for i, b := range l.batch {
 			l.opts.Pool.Put(b)
@@ -243,6 +240,62 @@ func (l *Lane) write() {
 			return
 		}
 	}
+}
+
+// writeBatch writes the batch: in one writev on a plain socket; on any
+// other connection (TLS), whose Write sends each call as its own records
+// and syscalls, small frames are first copied together into writes of up
+// to coalesceMax bytes, and a frame that large goes out alone, uncopied.
+func (l *Lane) writeBatch() (int64, error) {
+	if !l.coalesce || len(l.batch) == 1 {
+		l.iov = l.iov[:0]
+		for _, b := range l.batch {
+			l.iov = append(l.iov, b.B)
+		}
+		l.out = l.iov
+		return l.out.WriteTo(l.conn)
+	}
+	buf := l.opts.Pool.Get(coalesceMax)
+	defer l.opts.Pool.Put(buf)
+	buf.B = buf.B[:0]
+	var total int64
+	flush := func(b []byte) error {
+		n, err := l.conn.Write(b)
+		total += int64(n)
+		return err
+	}
+	for _, b := range l.batch {
+		if len(buf.B) > 0 && len(buf.B)+len(b.B) > coalesceMax {
+			if err := flush(buf.B); err != nil {
+				return total, err
+			}
+			buf.B = buf.B[:0]
+		}
+		if len(b.B) >= coalesceMax {
+			if err := flush(b.B); err != nil {
+				return total, err
+			}
+			continue
+		}
+		buf.B = append(buf.B, b.B...)
+	}
+	if len(buf.B) > 0 {
+		return total, flush(buf.B)
+	}
+	return total, nil
+}
+
+// coalesceMax bounds one coalesced write: four full TLS records.
+const coalesceMax = 64 << 10
+
+// hasWritev reports whether net.Buffers.WriteTo sends to conn in one
+// writev(2); for any other conn it calls Write once per buffer.
+func hasWritev(conn net.Conn) bool {
+	switch conn.(type) {
+	case *net.TCPConn, *net.UnixConn:
+		return true
+	}
+	return false
 }
 
 // read delivers responses in order until the connection ends, then reports

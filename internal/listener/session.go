@@ -336,6 +336,7 @@ func (s *session) dropLane(l *upstream.Lane) {
 // broker addresses, then hand the answer to the writer.
 func (s *session) LaneResponse(owner any, frame *bufpool.Buf) {
 	sl := owner.(*slot)
+	s.srv.instr.throttle(sl.key, sl.version, frame.B[8:])
 	if s.srv.rewriter.NeedsRewrite(sl.key) {
 		out, rewrote, err := s.srv.rewriter.Rewrite(frame.B, sl.key, sl.version, s.srv)
 		if err != nil {

@@ -37,6 +37,8 @@ type Metrics struct {
 	FetchWaitCapped        prometheus.Counter
 	HolWaitAvoided         *prometheus.CounterVec // group
 	SessionOrdering        *prometheus.CounterVec // ordering
+	ThrottledResponses     *prometheus.CounterVec // api
+	ThrottleSeconds        *prometheus.CounterVec // api
 
 	// Limits (limits.go).
 	LimitHits                *prometheus.CounterVec // limit
@@ -102,6 +104,12 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 			Name: "kproxy_session_ordering_total", Help: "Client sessions by the answer ordering chosen for them: strict or relaxed."},
 			"ordering"),
 	}
+	m.ThrottledResponses = f.counterVec(prometheus.CounterOpts{
+		Name: "kproxy_broker_throttled_responses_total", Help: "Broker answers carrying a quota throttle time above zero, per Kafka API (the APIs whose answers open with ThrottleMillis; not Produce or ApiVersions)."},
+		"api")
+	m.ThrottleSeconds = f.counterVec(prometheus.CounterOpts{
+		Name: "kproxy_broker_throttle_seconds_total", Help: "Sum of the throttle times brokers returned, per Kafka API: quota pressure on the clients behind kproxy."},
+		"api")
 	m.newLimits(f)
 	m.BuildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 	return m

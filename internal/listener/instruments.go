@@ -42,7 +42,7 @@ type instruments struct {
 	classifier *router.Classifier
 	byKey      [129]atomic.Pointer[apiInstruments] // last entry: unknown keys
 	throttled  [129]atomic.Pointer[throttleInstruments]
-	inflight   []prometheus.Gauge                  // by group
+	inflight   []prometheus.Gauge // by group
 	clientIn   prometheus.Counter
 	clientOut  prometheus.Counter
 

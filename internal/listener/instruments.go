@@ -40,9 +40,9 @@ type instruments struct {
 	m          *metrics.Metrics
 	protocol   *router.Protocol
 	classifier *router.Classifier
-	byKey      [129]atomic.Pointer[apiInstruments] // last entry: unknown keys
-	throttled  [129]atomic.Pointer[throttleInstruments]
-	inflight   []prometheus.Gauge // by group
+	byKey      [129]atomic.Pointer[apiInstruments]      // last entry: unknown keys
+	throttled  [129]atomic.Pointer[throttleInstruments] // by key (throttle)
+	inflight   []prometheus.Gauge                       // by group
 	clientIn   prometheus.Counter
 	clientOut  prometheus.Counter
 

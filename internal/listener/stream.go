@@ -39,6 +39,7 @@ func (s *session) LaneStream(owner any, header []byte, body io.Reader, n int) (b
 	s.mu.Unlock()
 
 	s.srv.instr.answered(sl.key, sl.group, now.Sub(sl.sent))
+	s.countAnswered(sl.group, now.Sub(sl.sent))
 	s.srv.instr.hold[sl.group].Observe(0)
 	s.srv.metrics.StreamedResponses.Inc()
 	key, version := sl.key, sl.version
@@ -74,7 +75,7 @@ func (s *session) copyAnswer(header []byte, body io.Reader, n int, key, version 
 	defer s.srv.pool.Put(buf)
 	w, err := s.conn.Write(header)
 	written := w
-	defer func() { s.srv.instr.clientOut.Add(float64(written)) }()
+	defer func() { s.srv.instr.clientOut.Add(float64(written)); s.countOut(written) }()
 	if err != nil {
 		return nil, err
 	}

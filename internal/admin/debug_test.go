@@ -259,6 +259,12 @@ func TestDebugSessionsShowsParkedRequest(t *testing.T) {
 	if page := sessionsPage(t, url); page.Sessions[0].ClientID != "parked-client" {
 		t.Errorf("the session with the oldest request in flight is not listed first: %q", page.Sessions[0].ClientID)
 	}
+	// The client leaves before the proxy shuts down, which would otherwise
+	// wait for the parked Fetch.
+	c.Close()
+	for _, total := env.Proxy.Sessions(0); total > 0; _, total = env.Proxy.Sessions(0) {
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func mustLane(t *testing.T, s sessioninfo.Session, group string) sessioninfo.Lane {

@@ -1,17 +1,22 @@
 package listener_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kproxy/kproxy/config"
 	"github.com/kproxy/kproxy/internal/listener"
 	"github.com/kproxy/kproxy/internal/proxytest"
+	"github.com/kproxy/kproxy/internal/rawclient"
+	"github.com/kproxy/kproxy/internal/sessioninfo"
 )
 
 // clientIDs returns the client_id values of a family.
@@ -118,6 +123,40 @@ func TestClientIDLabelValue(t *testing.T) {
 	} {
 		if got := listener.ClientIDLabel(in); !check(got) {
 			t.Errorf("label for %q: %q", in, got)
+		}
+	}
+}
+
+// BenchmarkSessionsPage is the cost of one /debug/sessions page (snapshot
+// and JSON) with 200 sessions open, each with a lane and a Fetch parked.
+func BenchmarkSessionsPage(b *testing.B) {
+	env := proxytest.Start(b, proxytest.Options{Brokers: 1, Kfake: []kfake.Opt{kfake.SeedTopics(1, "idle")}})
+	addr := env.Proxy.BrokerAddrs()[0]
+	const open = 200
+	for i := range open {
+		c, err := rawclient.Dial(addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.ClientID = fmt.Sprintf("bench-%d", i)
+		b.Cleanup(func() { c.Close() })
+		if _, err := c.Send(rawclient.FetchRequest("idle", 0, time.Minute)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for {
+		list, total := env.Proxy.Sessions(open)
+		if total == open && len(list) == open && list[open-1].InFlight == 1 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		list, total := env.Proxy.Sessions(100)
+		if _, err := json.Marshal(sessioninfo.Page{Total: total, Limit: 100, Sessions: list}); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -160,3 +160,32 @@ func BenchmarkSessionsPage(b *testing.B) {
 		}
 	}
 }
+
+// TestSessionsShowHostileIdentityBounded: a client id of 30 000 bytes of
+// invalid UTF-8 and a software name of the same reach /debug/sessions cut
+// to at most 64 bytes of valid UTF-8.
+func TestSessionsShowHostileIdentityBounded(t *testing.T) {
+	t.Parallel()
+	env := proxytest.Start(t, proxytest.Options{})
+	junk := strings.Repeat("\xff\xfe", 15000)
+	c := dialRaw(t, env.Bootstrap(), junk)
+	req := kmsg.NewPtrApiVersionsRequest()
+	req.SetVersion(3)
+	req.ClientSoftwareName, req.ClientSoftwareVersion = junk, junk
+	if _, err := c.Send(req); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Read(); err != nil {
+		t.Fatal(err)
+	}
+	list, total := env.Proxy.Sessions(10)
+	if total != 1 || len(list) != 1 {
+		t.Fatalf("%d sessions listed of %d, want the one", len(list), total)
+	}
+	s := list[0]
+	for what, v := range map[string]string{"client id": s.ClientID, "software name": s.SoftwareName, "software version": s.SoftwareVersion} {
+		if len(v) > 64 || !utf8.ValidString(v) || v == "" {
+			t.Errorf("%s shown as %d bytes %q", what, len(v), v)
+		}
+	}
+}

@@ -17,9 +17,10 @@ import (
 // and a few counters, written on the forward path with atomic adds only,
 // read by snapshot (/debug/sessions) and feeding the per-client metrics.
 type sessionView struct {
-	ident     atomic.Pointer[identity]
-	principal atomic.Pointer[string]
-	ordering  atomic.Pointer[string] // reason the ordering was chosen; nil: not yet
+	ident    atomic.Pointer[identity]
+	tlsPeer  atomic.Pointer[string] // "tls:" and the client certificate's subject
+	saslUser atomic.Pointer[string] // "sasl:" and the user authenticated
+	ordering atomic.Pointer[string] // reason the ordering was chosen; nil: not yet
 	bytesIn   atomic.Int64
 	bytesOut  atomic.Int64
 	requests  atomic.Int64
@@ -97,13 +98,13 @@ func (s *session) countOut(n int) {
 func (s *session) tlsPrincipal(st tls.ConnectionState) {
 	if len(st.PeerCertificates) > 0 {
 		p := "tls:" + st.PeerCertificates[0].Subject.String()
-		s.view.principal.Store(&p)
+		s.view.tlsPeer.Store(&p)
 	}
 }
 
 func (s *session) saslPrincipal(user string) {
 	p := "sasl:" + clientIDLabel(user)
-	s.view.principal.Store(&p)
+	s.view.saslUser.Store(&p)
 }
 
 // snapshot reads the session's state for /debug/sessions. It holds the
@@ -121,9 +122,13 @@ func (s *session) snapshot(now time.Time) sessioninfo.Session {
 	if id := s.view.ident.Load(); id != nil {
 		out.ClientID, out.SoftwareName, out.SoftwareVersion = id.clientID, id.softwareName, id.softwareVer
 	}
-	if p := s.view.principal.Load(); p != nil {
-		out.Principal = *p
+	var principals []string
+	for _, p := range []*atomic.Pointer[string]{&s.view.saslUser, &s.view.tlsPeer} {
+		if v := p.Load(); v != nil {
+			principals = append(principals, *v)
+		}
 	}
+	out.Principal = strings.Join(principals, " ")
 	if r := s.view.ordering.Load(); r != nil {
 		out.Ordering, out.OrderingReason = orderingName(s.ord.relaxed.Load()), *r
 	}

@@ -27,8 +27,9 @@ type Session struct {
 	// unknown_client.
 	Ordering       string `json:"ordering"`
 	OrderingReason string `json:"ordering_reason,omitempty"`
-	// Principal is "tls:" and the client certificate's subject, or "sasl:"
-	// and the user name the client authenticated as.
+	// Principal is "sasl:" and the user name the client authenticated as
+	// (listen.sasl.mode terminate), then "tls:" and the subject of its
+	// verified client certificate, space-separated; "" when neither.
 	Principal string `json:"principal,omitempty"`
 	AgeMs     int64  `json:"age_ms"`
 	BytesIn   int64  `json:"bytes_in"`  // read from the client

@@ -21,10 +21,10 @@ type sessionView struct {
 	tlsPeer  atomic.Pointer[string] // "tls:" and the client certificate's subject
 	saslUser atomic.Pointer[string] // "sasl:" and the user authenticated
 	ordering atomic.Pointer[string] // reason the ordering was chosen; nil: not yet
-	bytesIn   atomic.Int64
-	bytesOut  atomic.Int64
-	requests  atomic.Int64
-	capped    atomic.Int64 // fetches whose wait the budget lowered
+	bytesIn  atomic.Int64
+	bytesOut atomic.Int64
+	requests atomic.Int64
+	capped   atomic.Int64 // fetches whose wait the budget lowered
 }
 
 // identity is who the client says it is; immutable once stored.

@@ -15,6 +15,7 @@ type Config struct {
 	Listen          Listen        `mapstructure:"listen" yaml:"listen"`
 	Routing         Routing       `mapstructure:"routing" yaml:"routing"`
 	Admin           Admin         `mapstructure:"admin" yaml:"admin"`
+	Metrics         Metrics       `mapstructure:"metrics" yaml:"metrics"`
 	Log             Log           `mapstructure:"log" yaml:"log"`
 	Limits          Limits        `mapstructure:"limits" yaml:"limits"`
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout" yaml:"shutdown_timeout"`
@@ -164,6 +165,20 @@ type ClientRule struct {
 // Admin is the HTTP server for metrics and health.
 type Admin struct {
 	Listen string `mapstructure:"listen" yaml:"listen"`
+	// DebugEndpoints serves /debug/sessions on an admin address off
+	// loopback. On loopback it is always served: client addresses and ids
+	// are operational data, not for an open port by default.
+	DebugEndpoints bool `mapstructure:"debug_endpoints" yaml:"debug_endpoints"`
+}
+
+// Metrics tunes what /metrics exports beyond the fixed set.
+type Metrics struct {
+	// ClientIDLabel adds per-client copies of the request, byte and latency
+	// metrics, labelled with the session's client.id.
+	ClientIDLabel bool `mapstructure:"client_id_label" yaml:"client_id_label"`
+	// MaxClientIDs bounds the distinct client_id values; later ids are
+	// counted as "other".
+	MaxClientIDs int `mapstructure:"max_client_ids" yaml:"max_client_ids"`
 }
 
 // Log configures zap.

@@ -98,6 +98,7 @@ func TestValidateListsEveryProblem(t *testing.T) {
 	cfg.Log.Format = "xml"
 	cfg.Routing.Groups = map[string][]string{"a": {"Fetch", "Nope"}, "b": {"fetch"}}
 	cfg.Limits.MaxInflightPerConnection = 0
+	cfg.Metrics.MaxClientIDs = 0
 	err := cfg.Validate()
 	if err == nil {
 		t.Fatal("invalid config accepted")
@@ -110,6 +111,7 @@ func TestValidateListsEveryProblem(t *testing.T) {
 		`routing.groups.a (KPROXY_ROUTING_GROUPS_A) "Nope": unknown Kafka API name`,
 		`routing.groups.b (KPROXY_ROUTING_GROUPS_B) "fetch": already in group "a"`,
 		`limits.max_inflight_per_connection (KPROXY_LIMITS_MAX_INFLIGHT_PER_CONNECTION) "0": must be at least 1`,
+		`metrics.max_client_ids (KPROXY_METRICS_MAX_CLIENT_IDS) "0": must be at least 1`,
 	} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("missing %q in:\n%s", want, msg)

@@ -34,6 +34,7 @@ func Defaults() Config {
 			UnknownAPIs:     UnknownAPIsHide,
 		},
 		Admin:           Admin{Listen: "127.0.0.1:9644"},
+		Metrics:         Metrics{MaxClientIDs: 50},
 		Log:             Log{Level: "info", Format: "json"},
 		Limits:          Limits{MaxFrameBytes: 100 << 20, MaxInflightPerConnection: 256, MaxClientConnections: 1024, UpstreamAnswerGrace: 30 * time.Second},
 		ShutdownTimeout: 15 * time.Second,

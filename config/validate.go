@@ -56,6 +56,9 @@ func (c Config) Validate() error {
 	add(validateOrdering(c.Routing))
 
 	add(hostPort("admin.listen", c.Admin.Listen, true))
+	if c.Metrics.MaxClientIDs < 1 {
+		add(fieldError("metrics.max_client_ids", c.Metrics.MaxClientIDs, "must be at least 1"))
+	}
 	if _, err := zapcore.ParseLevel(c.Log.Level); err != nil {
 		add(fieldError("log.level", c.Log.Level, "want debug, info, warn or error"))
 	}

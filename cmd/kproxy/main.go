@@ -19,6 +19,7 @@ const usage = `kproxy: a Kafka sidecar proxy that removes head-of-line blocking.
 Usage:
   kproxy run [--config FILE]            run the proxy
   kproxy check-config [--config FILE]   print the effective configuration, or every problem in it
+  kproxy sessions [--admin ADDR]        what each client session of a running kproxy waits on (--json)
   kproxy demo [--workload]              run an embedded 3-broker cluster behind kproxy (--help: ports)
   kproxy bench [--quick] [flags]        measure kproxy against a direct connection and a blind TCP relay
   kproxy soak [--duration 60s]          mixed load through kproxy while injecting faults; verifies counts
@@ -50,6 +51,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runSoak(rest, stdout, stderr)
 	case "check-config":
 		err = checkConfig(rest, stdout)
+	case "sessions":
+		err = runSessions(rest, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "kproxy %s\n", version)
 	case "help", "-h", "--help":

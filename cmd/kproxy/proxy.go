@@ -93,7 +93,8 @@ func start(ctx context.Context, cfg config.Config, log *zap.Logger, reg *prometh
 	if err != nil {
 		return nil, err
 	}
-	adm, err := admin.Listen(cfg.Admin.Listen, admin.Handler(reg, srv, log), log)
+	debug := admin.DebugSessions(srv, admin.DebugAllowed(cfg.Admin.Listen, cfg.Admin.DebugEndpoints))
+	adm, err := admin.Listen(cfg.Admin.Listen, admin.Handler(reg, srv, log, debug), log)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@
 //	/metrics  Prometheus exposition of the registry handed in
 //	/healthz  200 while the process serves
 //	/readyz   200 once the proxy is ready, else 503 with a JSON reason
+//	/debug/sessions  what each client session is doing (DebugSessions)
 package admin
 
 import (
@@ -29,9 +30,13 @@ type Readiness interface {
 	NotReadyReason() string
 }
 
-// Handler serves /metrics from g and /healthz and /readyz from r.
-func Handler(g prometheus.Gatherer, r Readiness, log *zap.Logger) http.Handler {
+// Handler serves /metrics from g and /healthz and /readyz from r, and what
+// opts add.
+func Handler(g prometheus.Gatherer, r Readiness, log *zap.Logger, opts ...Option) http.Handler {
 	mux := http.NewServeMux()
+	for _, o := range opts {
+		o(mux)
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{
 		ErrorLog:      zap.NewStdLog(log.Named("metrics")),
 		ErrorHandling: promhttp.ContinueOnError, // a partial scrape beats none
@@ -52,7 +57,7 @@ func Handler(g prometheus.Gatherer, r Readiness, log *zap.Logger) http.Handler {
 	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprint(w, "kproxy admin: /metrics /healthz /readyz\n")
+		fmt.Fprint(w, "kproxy admin: /metrics /healthz /readyz /debug/sessions\n")
 	})
 	return mux
 }

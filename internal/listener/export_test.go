@@ -12,3 +12,5 @@ func (s *Server) ServeForTest(conn net.Conn) {
 
 // WatchStallsForTest starts the stall watcher Start would start.
 func (s *Server) WatchStallsForTest() { s.watchStalls() }
+
+var ClientIDLabel = clientIDLabel

@@ -40,8 +40,9 @@ type instruments struct {
 	m          *metrics.Metrics
 	protocol   *router.Protocol
 	classifier *router.Classifier
-	byKey      [129]atomic.Pointer[apiInstruments] // last entry: unknown keys
-	inflight   []prometheus.Gauge                  // by group
+	byKey      [129]atomic.Pointer[apiInstruments]      // last entry: unknown keys
+	throttled  [129]atomic.Pointer[throttleInstruments] // by key (throttle)
+	inflight   []prometheus.Gauge                       // by group
 	clientIn   prometheus.Counter
 	clientOut  prometheus.Counter
 
@@ -93,6 +94,29 @@ func (in *instruments) api(key int16) *apiInstruments {
 	}
 	in.byKey[idx].Store(a)
 	return a
+}
+
+// throttleInstruments are made on an API's first throttled answer, so that
+// the scrape carries throttle series only for APIs a broker throttled.
+type throttleInstruments struct {
+	answers, seconds prometheus.Counter
+}
+
+// throttle counts a broker answer's quota throttle time, read where the
+// answer opens with it (router.ResponseThrottle).
+func (in *instruments) throttle(key, version int16, afterCorrelation []byte) {
+	ms, ok := in.protocol.ResponseThrottle(key, version, afterCorrelation)
+	if !ok || ms <= 0 {
+		return
+	}
+	t := in.throttled[key].Load() // known: ResponseThrottle reads only known keys
+	if t == nil {
+		name := in.protocol.Name(key)
+		t = &throttleInstruments{answers: in.m.ThrottledResponses.WithLabelValues(name), seconds: in.m.ThrottleSeconds.WithLabelValues(name)}
+		in.throttled[key].Store(t)
+	}
+	t.answers.Inc()
+	t.seconds.Add(float64(ms) / 1000)
 }
 
 func (in *instruments) request(key int16, _ router.Group) { in.api(key).requests.Inc() }

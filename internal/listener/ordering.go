@@ -106,6 +106,7 @@ func (s *session) decideOrdering(h router.RequestHeader, body []byte) {
 		}
 	}
 	s.ord.decided = true
+	s.view.ordering.Store(&reason)
 	s.srv.instr.sessionOrdering(relaxed)
 	s.log.Info("session ordering", zap.String("ordering", orderingName(relaxed)), zap.String("reason", reason),
 		zap.ByteString("client_id", clientID), zap.ByteString("client_software_name", software))
@@ -149,6 +150,7 @@ func (s *session) holdRoute(body []byte, h router.RequestHeader) {
 		return // a malformed fetch goes to the broker as it is, to be refused there
 	}
 	s.srv.instr.fetchCapped.Inc()
+	s.view.capped.Add(1)
 	if s.srv.log.Core().Enabled(zap.DebugLevel) {
 		s.log.Debug("fetch wait capped", zap.Int32("correlation_id", h.CorrelationID), zap.Int32("max_wait_ms", was), zap.Int32("capped_ms", pol.budget))
 	}

@@ -151,6 +151,7 @@ func (s *session) terminateSASL(frame *bufpool.Buf, h router.RequestHeader) (han
 		resp.SASLAuthBytes = answer
 		if done {
 			st.stage = saslDone
+			s.saslPrincipal(st.conv.User())
 			s.log.Info("client authenticated", zap.String("user", st.conv.User()), zap.String("mechanism", st.mechanism))
 		}
 		reason, err := s.answerLocally(h, p.Answer(h, resp))

@@ -44,8 +44,9 @@ type Server struct {
 	laneOpts   upstream.LaneOptions
 	lim        *limits
 	bindHost   string
-	tls        *tls.Config // listen.tls; nil: plaintext
-	users      *auth.Users // listen.sasl.mode terminate; nil: reject
+	tls        *tls.Config   // listen.tls; nil: plaintext
+	users      *auth.Users   // listen.sasl.mode terminate; nil: reject
+	clients    *clientLabels // metrics.client_id_label; nil: off
 
 	mu        sync.Mutex
 	listeners map[int32]net.Listener // by node id; bootstrapNode for the bootstrap port
@@ -109,6 +110,7 @@ func New(cfg config.Config, log *zap.Logger, m *metrics.Metrics) (*Server, error
 		sessions:   map[*session]struct{}{},
 		stopped:    make(chan struct{}),
 		lim:        newLimits(log, m),
+		clients:    newClientLabels(m, classifier, cfg.Metrics.ClientIDLabel, cfg.Metrics.MaxClientIDs),
 	}
 	if users != nil {
 		s.rewriter.AdvertiseSASL()

@@ -34,7 +34,8 @@ type session struct {
 	// first dial so that every lane reaches the same broker.
 	seed string
 
-	clientSASL clientSASL // listen.sasl.mode terminate (sasl.go)
+	clientSASL clientSASL  // listen.sasl.mode terminate (sasl.go)
+	view       sessionView // for operators (snapshot.go)
 
 	sem chan struct{} // one token per request awaiting its answer
 	ord sessionOrdering
@@ -129,6 +130,7 @@ func (s *session) read() (reason string, err error) {
 		if reason, err := s.route(frame); err != nil {
 			return reason, err
 		}
+		s.countIn(4 + int(n)) // after route, which learns the client id
 	}
 }
 
@@ -195,6 +197,7 @@ func (s *session) route(frame *bufpool.Buf) (string, error) {
 			return reason, err
 		}
 	}
+	s.identify(h, body)
 	if !s.ord.decided {
 		s.decideOrdering(h, body)
 	}
@@ -242,6 +245,7 @@ func (s *session) route(frame *bufpool.Buf) (string, error) {
 		s.scopeRequest(owner, frame, h)
 	}
 	s.srv.instr.request(h.Key, group)
+	s.countRequest(group)
 	if err := s.send(group, frame, h.CorrelationID, expectResponse, owner); err != nil {
 		return reasonDialFailed, err
 	}
@@ -347,6 +351,7 @@ func (s *session) dropLane(l *upstream.Lane) {
 // broker addresses, then hand the answer to the writer.
 func (s *session) LaneResponse(owner any, frame *bufpool.Buf) {
 	sl := owner.(*slot)
+	s.srv.instr.throttle(sl.key, sl.version, frame.B[8:])
 	if s.srv.rewriter.NeedsRewrite(sl.key) {
 		out, rewrote, err := s.srv.rewriter.Rewrite(frame.B, sl.key, sl.version, s.srv)
 		if err != nil {
@@ -360,7 +365,9 @@ func (s *session) LaneResponse(owner any, frame *bufpool.Buf) {
 			s.srv.instr.rewrite(sl.key)
 		}
 	}
-	s.srv.instr.answered(sl.key, sl.group, time.Since(sl.sent))
+	took := time.Since(sl.sent)
+	s.srv.instr.answered(sl.key, sl.group, took)
+	s.countAnswered(sl.group, took)
 	s.complete(sl, frame)
 }
 
@@ -380,6 +387,7 @@ func (s *session) answerLocally(h router.RequestHeader, resp []byte) (string, er
 	}
 	g := s.srv.classifier.Classify(h.Key)
 	s.srv.instr.request(h.Key, g) // counted, but no upstream latency to observe
+	s.countRequest(g)
 	s.push(h, g, bufpool.Wrap(resp), 0)
 	s.deliver()
 	return "", nil

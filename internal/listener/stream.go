@@ -39,12 +39,14 @@ func (s *session) LaneStream(owner any, header []byte, body io.Reader, n int) (b
 	s.mu.Unlock()
 
 	s.srv.instr.answered(sl.key, sl.group, now.Sub(sl.sent))
+	s.countAnswered(sl.group, now.Sub(sl.sent))
 	s.srv.instr.hold[sl.group].Observe(0)
 	s.srv.metrics.StreamedResponses.Inc()
+	key, version := sl.key, sl.version
 	*sl = slot{snap: sl.snap[:0]}
 	slotPool.Put(sl)
 
-	upstreamErr, clientErr := s.copyAnswer(header, body, n)
+	upstreamErr, clientErr := s.copyAnswer(header, body, n, key, version)
 	<-s.sem
 	switch {
 	case upstreamErr != nil:
@@ -62,18 +64,30 @@ func (s *session) LaneStream(owner any, header []byte, body io.Reader, n int) (b
 	return true, nil
 }
 
+// throttlePeek is how much of a streamed answer's start the first read
+// waits for, so that the broker's throttle time (after the header's tag
+// section, usually empty) is read from it.
+const throttlePeek = 16
+
 // copyAnswer writes header and then n body bytes from body to the client.
-func (s *session) copyAnswer(header []byte, body io.Reader, n int) (upstreamErr, clientErr error) {
+func (s *session) copyAnswer(header []byte, body io.Reader, n int, key, version int16) (upstreamErr, clientErr error) {
 	buf := s.srv.pool.Get(min(streamChunk, n))
 	defer s.srv.pool.Put(buf)
 	w, err := s.conn.Write(header)
 	written := w
-	defer func() { s.srv.instr.clientOut.Add(float64(written)) }()
+	defer func() { s.srv.instr.clientOut.Add(float64(written)); s.countOut(written) }()
 	if err != nil {
 		return nil, err
 	}
-	for n > 0 {
-		r, err := body.Read(buf.B[:min(len(buf.B), n)])
+	for first := true; n > 0; first = false {
+		var r int
+		var err error
+		if first {
+			r, err = io.ReadAtLeast(body, buf.B[:min(len(buf.B), n)], min(throttlePeek, n))
+			s.srv.instr.throttle(key, version, buf.B[:r])
+		} else {
+			r, err = body.Read(buf.B[:min(len(buf.B), n)])
+		}
 		n -= r
 		if r > 0 {
 			w, werr := s.conn.Write(buf.B[:r])

@@ -76,6 +76,7 @@ func (s *session) handshake() (string, error) {
 		return reasonTLSHandshake, fmt.Errorf("client tls handshake: %w", err)
 	}
 	_ = tc.SetDeadline(time.Time{})
+	s.tlsPrincipal(tc.ConnectionState())
 	return "", nil
 }
 

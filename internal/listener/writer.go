@@ -103,6 +103,7 @@ func (s *session) flush() error {
 	s.out = s.iov
 	n, err := s.out.WriteTo(s.conn)
 	s.srv.instr.clientOut.Add(float64(n))
+	s.countOut(int(n))
 	for i, sl := range s.batch {
 		s.srv.pool.Put(sl.frame)
 		*sl = slot{snap: sl.snap[:0]}

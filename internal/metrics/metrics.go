@@ -38,6 +38,14 @@ type Metrics struct {
 	HolWaitAvoided         *prometheus.CounterVec // group
 	SessionOrdering        *prometheus.CounterVec // ordering
 	OrderingBarriers       *prometheus.CounterVec // from, to
+	ThrottledResponses     *prometheus.CounterVec // api
+	ThrottleSeconds        *prometheus.CounterVec // api
+
+	// Per-client figures, filled only with metrics.client_id_label.
+	ClientRequests        *prometheus.CounterVec   // client_id, group
+	ClientRequestDuration *prometheus.HistogramVec // client_id, group
+	ClientBytes           *prometheus.CounterVec   // client_id, direction
+	ClientIDOverflow      prometheus.Counter
 
 	// Limits (limits.go).
 	LimitHits                *prometheus.CounterVec // limit
@@ -106,6 +114,25 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 			Name: "kproxy_ordering_barriers_total", Help: "Requests held until an earlier request of another lane on the same client connection was answered, because their order changes the outcome (docs/ARCHITECTURE.md, Barriers); from is the earlier API, to the later."},
 			"from", "to"),
 	}
+	m.ThrottledResponses = f.counterVec(prometheus.CounterOpts{
+		Name: "kproxy_broker_throttled_responses_total", Help: "Broker answers carrying a quota throttle time above zero, per Kafka API (the APIs whose answers open with ThrottleMillis; not Produce or ApiVersions)."},
+		"api")
+	m.ThrottleSeconds = f.counterVec(prometheus.CounterOpts{
+		Name: "kproxy_broker_throttle_seconds_total", Help: "Sum of the throttle times brokers returned, per Kafka API: quota pressure on the clients behind kproxy."},
+		"api")
+	m.ClientRequests = f.counterVec(prometheus.CounterOpts{
+		Name: "kproxy_client_requests_total", Help: "Requests per client id and group (metrics.client_id_label)."},
+		"client_id", "group")
+	m.ClientRequestDuration = f.histogramVec(prometheus.HistogramOpts{
+		Name:    "kproxy_client_request_duration_seconds",
+		Help:    "Time from forwarding a request upstream to receiving its answer, per client id and group (metrics.client_id_label).",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 14)},
+		"client_id", "group")
+	m.ClientBytes = f.counterVec(prometheus.CounterOpts{
+		Name: "kproxy_client_bytes_total", Help: "Bytes read from (client_in) and written to (client_out) clients, per client id (metrics.client_id_label)."},
+		"client_id", "direction")
+	m.ClientIDOverflow = f.counter(prometheus.CounterOpts{
+		Name: "kproxy_client_id_overflow_total", Help: "Sessions counted under client_id=\"other\" because metrics.max_client_ids distinct client ids already had their own label."})
 	m.newLimits(f)
 	m.BuildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 	return m

@@ -45,3 +45,23 @@ func (p *Protocol) ClientSoftwareName(body []byte, h RequestHeader) (name []byte
 	}
 	return name, true, nil
 }
+
+// ClientSoftware returns the ClientSoftwareName and ClientSoftwareVersion
+// of an ApiVersions v3+ request frame body without copying; ok as for
+// ClientSoftwareName.
+func (p *Protocol) ClientSoftware(body []byte, h RequestHeader) (name, version []byte, ok bool) {
+	if h.Key != KeyApiVersions || h.Version < 3 || h.Version > p.MaxVersion(KeyApiVersions) {
+		return nil, nil, false
+	}
+	off, err := p.RequestBodyOffset(body, h)
+	if err != nil {
+		return nil, nil, false
+	}
+	r := reader{b: body, off: off}
+	name = r.compactNullableString()
+	version = r.compactNullableString()
+	if r.bad {
+		return nil, nil, false
+	}
+	return name, version, true
+}

@@ -35,11 +35,13 @@ type Protocol struct {
 	firstFlexible [keySpan]int16 // -1: never flexible or unknown key
 	maxVersion    [keySpan]int16 // -1: unknown key
 	names         [keySpan]string
+	throttleFirst [keySpan]uint64 // bit v: version v's response opens with ThrottleMillis (throttle.go)
 }
 
 // NewProtocol builds the tables from the kmsg this binary was built with.
 func NewProtocol() *Protocol {
 	p := new(Protocol)
+	p.throttleFirst = throttleAtStart()
 	for k := range int16(keySpan) {
 		p.firstFlexible[k], p.maxVersion[k] = -1, -1
 		req := kmsg.RequestForKey(k)

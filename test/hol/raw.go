@@ -31,6 +31,7 @@ type RawOptions struct {
 // RawRun is what a raw run saw.
 type RawRun struct {
 	HeartbeatLatencies, CommitLatencies []time.Duration
+	HeartbeatAnswered                   []time.Time // when each Heartbeat answer arrived
 	Fetches                             int
 }
 
@@ -100,6 +101,7 @@ func RunRaw(ctx context.Context, o RawOptions) (RawRun, error) {
 				run.Fetches++
 			case 12:
 				run.HeartbeatLatencies = append(run.HeartbeatLatencies, now.Sub(p.at))
+				run.HeartbeatAnswered = append(run.HeartbeatAnswered, now)
 			case 8:
 				run.CommitLatencies = append(run.CommitLatencies, now.Sub(p.at))
 			}

@@ -35,6 +35,7 @@ type GroupRun struct {
 	HeartbeatLatencies []time.Duration // written to answered, on the wire
 	CommitLatencies    []time.Duration
 	MaxHeartbeatGap    time.Duration // longest time between two Heartbeat answers
+	HeartbeatAnswered  []time.Time   // when each Heartbeat answer arrived
 }
 
 // Sarama's long poll outlasts its group session: every Heartbeat that
@@ -125,6 +126,7 @@ func RunSaramaGroup(ctx context.Context, o SaramaGroupOptions) (GroupRun, error)
 		HeartbeatLatencies: tap.Latencies(12),
 		CommitLatencies:    tap.Latencies(8),
 		MaxHeartbeatGap:    tap.MaxGap(12),
+		HeartbeatAnswered:  tap.Answered(12),
 	}, nil
 }
 

@@ -35,6 +35,13 @@ func (t *Tap) Latencies(key int16) []time.Duration {
 	return append([]time.Duration(nil), t.latencies[key]...)
 }
 
+// Answered returns when each answer to key arrived.
+func (t *Tap) Answered(key int16) []time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]time.Time(nil), t.answered[key]...)
+}
+
 // MaxGap is the longest time between two consecutive answers to key: for
 // a Heartbeat, about what the broker's session timer sees.
 func (t *Tap) MaxGap(key int16) time.Duration {

@@ -1,0 +1,19 @@
+package upstream
+
+// LaneInfo is what a lane can say about itself to an operator.
+type LaneInfo struct {
+	Upstream string // the broker address
+	// Pending are requests sent or queued that await an answer; Acks0 are
+	// acks=0 produces sent since the last answer.
+	Pending, Acks0 int
+	Closed         bool
+}
+
+// Info reads the lane's state; it takes the lane's lock briefly and is meant
+// for an occasional look, not for the forward path.
+func (l *Lane) Info() LaneInfo {
+	addr := l.conn.RemoteAddr().String()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return LaneInfo{Upstream: addr, Pending: len(l.pending) - l.head, Acks0: l.acks0, Closed: l.closed}
+}

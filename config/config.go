@@ -18,7 +18,22 @@ type Config struct {
 	Log             Log           `mapstructure:"log" yaml:"log"`
 	Limits          Limits        `mapstructure:"limits" yaml:"limits"`
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout" yaml:"shutdown_timeout"`
+	// ShutdownMode is what SIGTERM/SIGINT starts: wait_for_clients keeps
+	// serving, and accepting, until no client connection has been open for
+	// ShutdownQuietPeriod (the app beside kproxy has finished its last
+	// commit and left); stop_accepting closes the listeners at once. Both
+	// then let requests in flight finish, within ShutdownTimeout overall.
+	ShutdownMode string `mapstructure:"shutdown_mode" yaml:"shutdown_mode"`
+	// ShutdownQuietPeriod is how long no client connection must have been
+	// open before a wait_for_clients shutdown ends the wait.
+	ShutdownQuietPeriod time.Duration `mapstructure:"shutdown_quiet_period" yaml:"shutdown_quiet_period"`
 }
+
+// Shutdown modes.
+const (
+	ShutdownWaitForClients = "wait_for_clients"
+	ShutdownStopAccepting  = "stop_accepting"
+)
 
 // Upstream is how kproxy reaches the Kafka cluster.
 type Upstream struct {

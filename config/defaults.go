@@ -32,10 +32,12 @@ func Defaults() Config {
 			FetchWaitBudget: 200 * time.Millisecond,
 			HolWindow:       60 * time.Second,
 		},
-		Admin:           Admin{Listen: "127.0.0.1:9644"},
-		Log:             Log{Level: "info", Format: "json"},
-		Limits:          Limits{MaxFrameBytes: 100 << 20, MaxInflightPerConnection: 256, MaxClientConnections: 1024, UpstreamAnswerGrace: 30 * time.Second},
-		ShutdownTimeout: 15 * time.Second,
+		Admin:               Admin{Listen: "127.0.0.1:9644"},
+		Log:                 Log{Level: "info", Format: "json"},
+		Limits:              Limits{MaxFrameBytes: 100 << 20, MaxInflightPerConnection: 256, MaxClientConnections: 1024, UpstreamAnswerGrace: 30 * time.Second},
+		ShutdownTimeout:     15 * time.Second,
+		ShutdownMode:        ShutdownWaitForClients,
+		ShutdownQuietPeriod: 2 * time.Second,
 	}
 }
 

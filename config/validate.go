@@ -70,6 +70,13 @@ func (c Config) Validate() error {
 	}
 	add(positive("limits.upstream_answer_grace", c.Limits.UpstreamAnswerGrace))
 	add(positive("shutdown_timeout", c.ShutdownTimeout))
+	if c.ShutdownMode != ShutdownWaitForClients && c.ShutdownMode != ShutdownStopAccepting {
+		add(fieldError("shutdown_mode", c.ShutdownMode, "want %s or %s", ShutdownWaitForClients, ShutdownStopAccepting))
+	}
+	add(positive("shutdown_quiet_period", c.ShutdownQuietPeriod))
+	if c.ShutdownQuietPeriod >= c.ShutdownTimeout && c.ShutdownTimeout > 0 {
+		add(fieldError("shutdown_quiet_period", c.ShutdownQuietPeriod, "must be shorter than shutdown_timeout (%v)", c.ShutdownTimeout))
+	}
 	add(c.Upstream.TLS.validate())
 	add(c.Upstream.SASL.validate())
 	add(c.Listen.TLS.validate())

@@ -57,6 +57,11 @@ type Server struct {
 	sessWG   sync.WaitGroup
 	stopOnce sync.Once
 	stopped  chan struct{}
+
+	leaving atomic.Bool // a stop has begun (drain.go): not ready
+	// clientsChanged wakes WaitForClients when a client connection opens
+	// or closes.
+	clientsChanged chan struct{}
 }
 
 // New builds a server from a validated configuration.
@@ -107,6 +112,8 @@ func New(cfg config.Config, log *zap.Logger, m *metrics.Metrics) (*Server, error
 		sessions:   map[*session]struct{}{},
 		stopped:    make(chan struct{}),
 		lim:        newLimits(log, m),
+
+		clientsChanged: make(chan struct{}, 1),
 	}
 	if users != nil {
 		s.rewriter.AdvertiseSASL()
@@ -190,7 +197,7 @@ func (s *Server) fetchAndListen(ctx context.Context) error {
 // broker has a listener, the server is not shutting down, and no broker
 // currently refuses the proxy's TLS handshake or SASL credentials.
 func (s *Server) Ready() bool {
-	return s.ready.Load() && !isClosed(s.stopped) && s.dialer.AuthError() == nil
+	return s.ready.Load() && !s.stopping() && s.dialer.AuthError() == nil
 }
 
 // NotReadyReason says in a few words why Ready is false ("" when it is
@@ -200,7 +207,7 @@ func (s *Server) NotReadyReason() string {
 	switch {
 	case s.Ready():
 		return ""
-	case isClosed(s.stopped):
+	case s.stopping():
 		return "shutting down"
 	}
 	if err := s.dialer.AuthError(); err != nil {
@@ -233,6 +240,8 @@ func unreachable(err error) bool {
 	}
 	return len(errs) > 0
 }
+
+func (s *Server) stopping() bool { return s.leaving.Load() || isClosed(s.stopped) }
 
 func isClosed(c chan struct{}) bool {
 	select {
@@ -335,6 +344,7 @@ func (s *Server) startSession(conn net.Conn, nodeID int32) {
 	s.mu.Unlock()
 	s.metrics.ClientConnections.Inc()
 	s.metrics.ClientConnectionsTotal.Inc()
+	s.noteClients()
 	go sess.run()
 }
 
@@ -343,6 +353,7 @@ func (s *Server) endSession(sess *session) {
 	delete(s.sessions, sess)
 	s.mu.Unlock()
 	s.metrics.ClientConnections.Dec()
+	s.noteClients()
 	s.sessWG.Done()
 }
 

@@ -48,6 +48,10 @@ type Upstream struct {
 	// failed dials to it: 100ms after the first failure, doubling up to
 	// this. Dials in the wait fail at once. 0 disables the backoff.
 	DialBackoffMax time.Duration `mapstructure:"dial_backoff_max" yaml:"dial_backoff_max"`
+	// MetadataMaxAge is how often kproxy fetches the cluster's brokers
+	// itself, as clients do with metadata.max.age.ms; it also fetches them
+	// whenever a dial to a broker fails.
+	MetadataMaxAge time.Duration `mapstructure:"metadata_max_age" yaml:"metadata_max_age"`
 	// TLS to the brokers.
 	TLS UpstreamTLS `mapstructure:"tls" yaml:"tls"`
 	// SASL is the proxy's own identity at the brokers: every upstream

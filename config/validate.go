@@ -32,6 +32,7 @@ func (c Config) Validate() error {
 	}
 	add(positive("upstream.dial_timeout", c.Upstream.DialTimeout))
 	add(positive("upstream.idle_timeout", c.Upstream.IdleTimeout))
+	add(positive("upstream.metadata_max_age", c.Upstream.MetadataMaxAge))
 	if c.Upstream.DialBackoffMax < 0 {
 		add(fieldError("upstream.dial_backoff_max", c.Upstream.DialBackoffMax, "must not be negative (0 disables the backoff)"))
 	}

@@ -81,12 +81,12 @@ func New(cfg config.Config, log *zap.Logger, m *metrics.Metrics) (*Server, error
 		return nil, fmt.Errorf("listen.bootstrap: %w", err)
 	}
 	pool := bufpool.New()
-	dialer, err := upstream.NewDialer(cfg.Upstream, log)
+	dialer, err := upstream.NewDialer(cfg.Upstream, log, tlsReloadFailed(log, m))
 	if err != nil {
 		return nil, err
 	}
 	dialer.Backoff = upstream.NewBackoff(cfg.Upstream.DialBackoffMax)
-	serverTLS, err := newServerTLS(cfg.Listen.TLS)
+	serverTLS, err := newServerTLS(cfg.Listen.TLS, tlsReloadFailed(log, m))
 	if err != nil {
 		return nil, err
 	}

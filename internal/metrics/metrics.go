@@ -42,6 +42,9 @@ type Metrics struct {
 	LimitHits                *prometheus.CounterVec // limit
 	InflightBlockedSeconds   prometheus.Counter
 	ClientConnectionsRefused *prometheus.CounterVec // reason
+
+	// Reloads (reload.go).
+	TLSReloadFailures *prometheus.CounterVec // setting
 }
 
 // New registers kproxy's metrics on reg, with the Go runtime (go_*) and
@@ -103,6 +106,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 			"ordering"),
 	}
 	m.newLimits(f)
+	m.newReload(f)
 	m.BuildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 	return m
 }

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kproxy/kproxy/config"
+	"github.com/kproxy/kproxy/internal/tlsfiles"
 )
 
 // Dialer opens connections to brokers. TLS and SASL wrap here, so that every
@@ -36,11 +37,16 @@ type Dialer struct {
 }
 
 // NewDialer builds the dialer of cfg, reading the TLS files and checking
-// the SASL secrets once so that a bad path fails at start-up.
-func NewDialer(cfg config.Upstream, log *zap.Logger) (*Dialer, error) {
+// the SASL secrets once so that a bad path fails at start-up. onTLSFail
+// (may be nil) gives the report of a TLS file that changes and then fails
+// to load, per setting.
+func NewDialer(cfg config.Upstream, log *zap.Logger, onTLSFail func(setting string) tlsfiles.FailureFunc) (*Dialer, error) {
 	d := &Dialer{Timeout: cfg.DialTimeout, log: log}
+	if onTLSFail == nil {
+		onTLSFail = func(string) tlsfiles.FailureFunc { return nil }
+	}
 	if cfg.TLS.Enabled {
-		t, err := newClientTLS(cfg.TLS)
+		t, err := newClientTLS(cfg.TLS, onTLSFail)
 		if err != nil {
 			return nil, err
 		}

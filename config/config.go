@@ -19,7 +19,22 @@ type Config struct {
 	Log             Log           `mapstructure:"log" yaml:"log"`
 	Limits          Limits        `mapstructure:"limits" yaml:"limits"`
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout" yaml:"shutdown_timeout"`
+	// ShutdownMode is what SIGTERM/SIGINT starts: wait_for_clients keeps
+	// serving, and accepting, until no client connection has been open for
+	// ShutdownQuietPeriod (the app beside kproxy has finished its last
+	// commit and left); stop_accepting closes the listeners at once. Both
+	// then let requests in flight finish, within ShutdownTimeout overall.
+	ShutdownMode string `mapstructure:"shutdown_mode" yaml:"shutdown_mode"`
+	// ShutdownQuietPeriod is how long no client connection must have been
+	// open before a wait_for_clients shutdown ends the wait.
+	ShutdownQuietPeriod time.Duration `mapstructure:"shutdown_quiet_period" yaml:"shutdown_quiet_period"`
 }
+
+// Shutdown modes.
+const (
+	ShutdownWaitForClients = "wait_for_clients"
+	ShutdownStopAccepting  = "stop_accepting"
+)
 
 // Upstream is how kproxy reaches the Kafka cluster.
 type Upstream struct {
@@ -34,6 +49,10 @@ type Upstream struct {
 	// failed dials to it: 100ms after the first failure, doubling up to
 	// this. Dials in the wait fail at once. 0 disables the backoff.
 	DialBackoffMax time.Duration `mapstructure:"dial_backoff_max" yaml:"dial_backoff_max"`
+	// MetadataMaxAge is how often kproxy fetches the cluster's brokers
+	// itself, as clients do with metadata.max.age.ms; it also fetches them
+	// whenever a dial to a broker fails.
+	MetadataMaxAge time.Duration `mapstructure:"metadata_max_age" yaml:"metadata_max_age"`
 	// TLS to the brokers.
 	TLS UpstreamTLS `mapstructure:"tls" yaml:"tls"`
 	// SASL is the proxy's own identity at the brokers: every upstream

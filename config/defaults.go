@@ -13,6 +13,7 @@ func Defaults() Config {
 			DialTimeout:      10 * time.Second,
 			IdleTimeout:      5 * time.Minute,
 			DialBackoffMax:   5 * time.Second,
+			MetadataMaxAge:   5 * time.Minute,
 		},
 		Listen: Listen{
 			Bootstrap:      "127.0.0.1:9092",
@@ -33,11 +34,13 @@ func Defaults() Config {
 			HolWindow:       60 * time.Second,
 			UnknownAPIs:     UnknownAPIsHide,
 		},
-		Admin:           Admin{Listen: "127.0.0.1:9644"},
-		Metrics:         Metrics{MaxClientIDs: 50},
-		Log:             Log{Level: "info", Format: "json"},
-		Limits:          Limits{MaxFrameBytes: 100 << 20, MaxInflightPerConnection: 256, MaxClientConnections: 1024, UpstreamAnswerGrace: 30 * time.Second},
-		ShutdownTimeout: 15 * time.Second,
+		Admin:               Admin{Listen: "127.0.0.1:9644"},
+		Metrics:             Metrics{MaxClientIDs: 50},
+		Log:                 Log{Level: "info", Format: "json"},
+		Limits:              Limits{MaxFrameBytes: 100 << 20, MaxInflightPerConnection: 256, MaxClientConnections: 1024, UpstreamAnswerGrace: 30 * time.Second},
+		ShutdownTimeout:     15 * time.Second,
+		ShutdownMode:        ShutdownWaitForClients,
+		ShutdownQuietPeriod: 2 * time.Second,
 	}
 }
 

@@ -32,6 +32,7 @@ func (c Config) Validate() error {
 	}
 	add(positive("upstream.dial_timeout", c.Upstream.DialTimeout))
 	add(positive("upstream.idle_timeout", c.Upstream.IdleTimeout))
+	add(positive("upstream.metadata_max_age", c.Upstream.MetadataMaxAge))
 	if c.Upstream.DialBackoffMax < 0 {
 		add(fieldError("upstream.dial_backoff_max", c.Upstream.DialBackoffMax, "must not be negative (0 disables the backoff)"))
 	}
@@ -76,6 +77,13 @@ func (c Config) Validate() error {
 	}
 	add(positive("limits.upstream_answer_grace", c.Limits.UpstreamAnswerGrace))
 	add(positive("shutdown_timeout", c.ShutdownTimeout))
+	if c.ShutdownMode != ShutdownWaitForClients && c.ShutdownMode != ShutdownStopAccepting {
+		add(fieldError("shutdown_mode", c.ShutdownMode, "want %s or %s", ShutdownWaitForClients, ShutdownStopAccepting))
+	}
+	add(positive("shutdown_quiet_period", c.ShutdownQuietPeriod))
+	if c.ShutdownQuietPeriod >= c.ShutdownTimeout && c.ShutdownTimeout > 0 {
+		add(fieldError("shutdown_quiet_period", c.ShutdownQuietPeriod, "must be shorter than shutdown_timeout (%v)", c.ShutdownTimeout))
+	}
 	add(c.Upstream.TLS.validate())
 	add(c.Upstream.SASL.validate())
 	add(c.Listen.TLS.validate())

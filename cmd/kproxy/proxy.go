@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -58,21 +56,22 @@ func runProxy(args []string, stderr io.Writer) error {
 	}
 	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return serve(ctx, cfg, log, prometheus.NewRegistry())
+	sigs := notifyStop()
+	defer sigs.stop()
+	return serve(sigs, cfg, log, prometheus.NewRegistry())
 }
 
-// serve runs the proxy until ctx ends, then shuts down gracefully.
-func serve(ctx context.Context, cfg config.Config, log *zap.Logger, reg *prometheus.Registry) error {
-	p, err := start(ctx, cfg, log, reg)
+// serve runs the proxy until the first stop signal, then stops gracefully
+// (signals.go).
+func serve(sigs *stopSignals, cfg config.Config, log *zap.Logger, reg *prometheus.Registry) error {
+	p, err := start(sigs.begin, cfg, log, reg)
 	if err != nil {
 		return err
 	}
 	log.Info("kproxy started", zap.String("version", version), zap.String("bootstrap", p.srv.BootstrapAddr()), zap.String("admin", p.admin.Addr()), zap.Strings("upstream", cfg.Upstream.BootstrapServers))
-	<-ctx.Done()
-	log.Info("shutting down", zap.Duration("timeout", cfg.ShutdownTimeout))
-	if err := p.shutdown(cfg.ShutdownTimeout); err != nil {
+	<-sigs.begin.Done()
+	log.Info("shutting down", zap.String("mode", cfg.ShutdownMode), zap.Duration("timeout", cfg.ShutdownTimeout))
+	if err := p.stop(cfg, sigs.hurry); err != nil {
 		log.Warn("shutdown incomplete", zap.Error(err))
 	}
 	log.Info("kproxy stopped")

@@ -1,13 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -19,18 +21,12 @@ import (
 	"github.com/kproxy/kproxy/internal/rawclient"
 )
 
-// TestSIGTERMAnswersInFlightThenExits builds and runs the real binary,
-// sends SIGTERM while produce requests are held by the broker, and checks
-// that every one is answered, new connections are refused at once, and the
-// process exits 0 within shutdown_timeout.
+// TestSIGTERMAnswersInFlightThenExits builds and runs the real binary with
+// shutdown_mode stop_accepting, sends SIGTERM while produce requests are
+// held by the broker, and checks that every one is answered, new
+// connections are refused at once, and the process exits 0 within
+// shutdown_timeout.
 func TestSIGTERMAnswersInFlightThenExits(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	bin := filepath.Join(t.TempDir(), "kproxy")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
 	if err != nil {
 		t.Fatal(err)
@@ -45,33 +41,11 @@ func TestSIGTERMAnswersInFlightThenExits(t *testing.T) {
 		return nil, nil, false
 	})
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bootstrap := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(bin, "run")
-	cmd.Env = append(os.Environ(),
-		"KPROXY_UPSTREAM_BOOTSTRAP_SERVERS="+cluster.ListenAddrs()[0],
-		"KPROXY_LISTEN_BOOTSTRAP="+bootstrap,
-		"KPROXY_LISTEN_BROKER_PORT_BASE=0",
-		"KPROXY_ADMIN_LISTEN=127.0.0.1:0",
+	p := startKproxy(t, cluster.ListenAddrs()[0],
 		"KPROXY_SHUTDOWN_TIMEOUT="+shutdownTimeout.String(),
+		"KPROXY_SHUTDOWN_MODE=stop_accepting",
 	)
-	var logs bytes.Buffer
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	var exitErr error
-	go func() { exitErr = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	})
-	waitServing(t, bootstrap)
+	bootstrap := p.bootstrap
 
 	conns := make([]*rawclient.Conn, inflight)
 	for i := range conns {
@@ -92,10 +66,7 @@ func TestSIGTERMAnswersInFlightThenExits(t *testing.T) {
 		}
 	}
 
-	sigterm := time.Now()
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
+	sigterm := p.signal(syscall.SIGTERM)
 	// New connections are refused at once, while the produces are held.
 	for {
 		c, err := net.DialTimeout("tcp", bootstrap, time.Second)
@@ -111,26 +82,16 @@ func TestSIGTERMAnswersInFlightThenExits(t *testing.T) {
 	for i, c := range conns {
 		resp, err := c.Read()
 		if err != nil {
-			t.Fatalf("in-flight produce %d not answered: %v\n%s", i, err, logs.String())
+			t.Fatalf("in-flight produce %d not answered: %v\n%s", i, err, p.logs())
 		}
 		p := resp.Msg.(*kmsg.ProduceResponse)
 		if code := p.Topics[0].Partitions[0].ErrorCode; code != 0 {
 			t.Fatalf("produce %d answered with error code %d", i, code)
 		}
 	}
-	select {
-	case <-exited:
-		if exitErr != nil {
-			t.Fatalf("exit: %v\n%s", exitErr, logs.String())
-		}
-	case <-time.After(shutdownTimeout + 5*time.Second):
-		t.Fatalf("still running %v after SIGTERM", time.Since(sigterm))
-	}
-	if took := time.Since(sigterm); took > shutdownTimeout {
+	exitedAt := p.waitExit(t, shutdownTimeout+5*time.Second)
+	if took := exitedAt.Sub(sigterm); took > shutdownTimeout {
 		t.Fatalf("exited %v after SIGTERM, past shutdown_timeout %v", took, shutdownTimeout)
-	}
-	if !bytes.Contains(logs.Bytes(), []byte("kproxy stopped")) {
-		t.Fatalf("no clean stop in the log:\n%s", logs.String())
 	}
 }
 
@@ -160,4 +121,134 @@ func waitServing(t *testing.T, addr string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+var (
+	buildOnce sync.Once
+	builtDir  string
+	builtBin  string
+	buildErr  error
+)
+
+// removeBinary deletes the binary kproxyBinary built, if any (TestMain).
+func removeBinary() {
+	if builtDir != "" {
+		_ = os.RemoveAll(builtDir)
+	}
+}
+
+// kproxyBinary builds the command once per test run.
+func kproxyBinary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "kproxy-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtDir = dir
+		builtBin = filepath.Join(dir, "kproxy")
+		if out, err := exec.Command("go", "build", "-o", builtBin, ".").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return builtBin
+}
+
+// kproxyProc is the built binary running in a child process.
+type kproxyProc struct {
+	cmd       *exec.Cmd
+	bootstrap string
+	admin     string
+	out       lockedBuffer
+	exited    chan struct{}
+	exitErr   error
+	exitedAt  time.Time
+}
+
+// startKproxy runs the binary against the upstream seed, with extra
+// KPROXY_* settings, and waits until it serves.
+func startKproxy(t *testing.T, upstream string, env ...string) *kproxyProc {
+	t.Helper()
+	bin := kproxyBinary(t)
+	p := &kproxyProc{bootstrap: freeAddr(t), admin: freeAddr(t), exited: make(chan struct{})}
+	p.cmd = exec.Command(bin, "run")
+	p.cmd.Env = append(os.Environ(),
+		"KPROXY_UPSTREAM_BOOTSTRAP_SERVERS="+upstream,
+		"KPROXY_LISTEN_BOOTSTRAP="+p.bootstrap,
+		"KPROXY_LISTEN_BROKER_PORT_BASE=0",
+		"KPROXY_ADMIN_LISTEN="+p.admin,
+	)
+	p.cmd.Env = append(p.cmd.Env, env...)
+	p.cmd.Stderr = &p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.exitErr = p.cmd.Wait()
+		p.exitedAt = time.Now()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+		if t.Failed() {
+			t.Logf("kproxy log:\n%s", p.logs())
+		}
+	})
+	waitServing(t, p.bootstrap)
+	return p
+}
+
+func (p *kproxyProc) signal(sig os.Signal) time.Time {
+	at := time.Now()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		panic(err)
+	}
+	return at
+}
+
+func (p *kproxyProc) logs() string { return p.out.String() }
+
+// waitExit waits for the process to end, fails the test unless it ended
+// with status 0 after a clean stop, and returns when it ended.
+func (p *kproxyProc) waitExit(t *testing.T, within time.Duration) time.Time {
+	t.Helper()
+	select {
+	case <-p.exited:
+	case <-time.After(within):
+		t.Fatalf("kproxy still running after %v", within)
+	}
+	if p.exitErr != nil {
+		t.Fatalf("kproxy exit: %v", p.exitErr)
+	}
+	if !strings.Contains(p.logs(), "kproxy stopped") {
+		t.Fatal("no clean stop in the log")
+	}
+	return p.exitedAt
+}
+
+func (p *kproxyProc) running() bool {
+	select {
+	case <-p.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }

@@ -72,6 +72,9 @@ func sortedSections() []string {
 // shutdown_timeout before it kills the sidecar.
 func checkGracePeriod(t *testing.T, d *appsv1.Deployment, shutdownTimeout string) {
 	t.Helper()
+	if shutdownTimeout == "" {
+		shutdownTimeout = defaultSetting(t, "shutdown_timeout")
+	}
 	st, err := time.ParseDuration(shutdownTimeout)
 	if err != nil {
 		t.Errorf("%s: shutdown_timeout %q: %v", d.Name, shutdownTimeout, err)

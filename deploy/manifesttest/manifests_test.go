@@ -165,9 +165,9 @@ func TestNativeSidecar(t *testing.T) {
 		if findContainer(spec.Containers, sidecarName) != nil {
 			t.Errorf("%s: %q is both an init container and a container", d.Name, sidecarName)
 		}
-		if p := sidecar.StartupProbe; p != nil {
-			checkHTTPProbe(t, d.Name+" startupProbe", sidecar, p, "")
-		}
+		// The kubelet starts the app once this passes: kproxy must have
+		// its listeners and the cluster's brokers by then.
+		checkHTTPProbe(t, d.Name+" startupProbe", sidecar, sidecar.StartupProbe, "/readyz")
 		checkSidecarPod(t, m, d, sidecar)
 	}
 }
@@ -397,9 +397,7 @@ func checkConfigMount(t *testing.T, m manifests, d *appsv1.Deployment, sidecar *
 			return
 		}
 		cfg := parseKproxyConfig(t, cm.Name, data)
-		if s, ok := cfg["shutdown_timeout"].(string); ok {
-			checkGracePeriod(t, d, s)
-		}
+		checkGracePeriod(t, d, effectiveSetting(cfg, sidecar.Env, "shutdown_timeout"))
 		return
 	}
 	t.Errorf("%s: no volumeMount holds %s", d.Name, configPath)

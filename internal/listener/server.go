@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -59,6 +58,13 @@ type Server struct {
 	sessWG   sync.WaitGroup
 	stopOnce sync.Once
 	stopped  chan struct{}
+
+	leaving atomic.Bool // a stop has begun (drain.go): not ready
+	// clientsChanged wakes WaitForClients when a client connection opens
+	// or closes.
+	clientsChanged chan struct{}
+	// refreshWanted asks watchCluster (cluster.go) for a metadata fetch.
+	refreshWanted chan struct{}
 }
 
 // New builds a server from a validated configuration.
@@ -77,12 +83,12 @@ func New(cfg config.Config, log *zap.Logger, m *metrics.Metrics) (*Server, error
 		return nil, fmt.Errorf("listen.bootstrap: %w", err)
 	}
 	pool := bufpool.New()
-	dialer, err := upstream.NewDialer(cfg.Upstream, log)
+	dialer, err := upstream.NewDialer(cfg.Upstream, log, tlsReloadFailed(log, m))
 	if err != nil {
 		return nil, err
 	}
 	dialer.Backoff = upstream.NewBackoff(cfg.Upstream.DialBackoffMax)
-	serverTLS, err := newServerTLS(cfg.Listen.TLS)
+	serverTLS, err := newServerTLS(cfg.Listen.TLS, tlsReloadFailed(log, m))
 	if err != nil {
 		return nil, err
 	}
@@ -111,6 +117,9 @@ func New(cfg config.Config, log *zap.Logger, m *metrics.Metrics) (*Server, error
 		stopped:    make(chan struct{}),
 		lim:        newLimits(log, m),
 		clients:    newClientLabels(m, classifier, cfg.Metrics.ClientIDLabel, cfg.Metrics.MaxClientIDs),
+
+		clientsChanged: make(chan struct{}, 1),
+		refreshWanted:  make(chan struct{}, 1),
 	}
 	if users != nil {
 		s.rewriter.AdvertiseSASL()
@@ -118,6 +127,7 @@ func New(cfg config.Config, log *zap.Logger, m *metrics.Metrics) (*Server, error
 	if cfg.Routing.UnknownAPIs != config.UnknownAPIsForward {
 		s.rewriter.HideUnknownAPIs()
 	}
+	dialer.OnFailure = s.wantRefresh
 	s.laneOpts = upstream.LaneOptions{
 		Pool:          pool,
 		MaxFrameBytes: cfg.Limits.MaxFrameBytes,
@@ -145,27 +155,11 @@ func (s *Server) Start(ctx context.Context) error {
 	s.serve(ln, bootstrapNode)
 	s.watchStalls()
 
-	if err := s.discover(ctx); err == nil {
-		return nil
-	} else {
+	err = s.discover(ctx)
+	if err != nil {
 		s.log.Warn("upstream metadata unavailable, retrying", zap.Error(err))
 	}
-	s.accepts.Add(1)
-	go func() {
-		defer s.accepts.Done()
-		for delay := 250 * time.Millisecond; ; delay = min(2*delay, 10*time.Second) {
-			select {
-			case <-s.stopped:
-				return
-			case <-time.After(delay):
-			}
-			if err := s.discover(ctx); err == nil {
-				return
-			} else {
-				s.log.Warn("upstream metadata unavailable, retrying", zap.Error(err))
-			}
-		}
-	}()
+	s.watchCluster(err == nil)
 	return nil
 }
 
@@ -180,24 +174,12 @@ func (s *Server) discover(ctx context.Context) error {
 	return nil
 }
 
-func (s *Server) fetchAndListen(ctx context.Context) error {
-	brokers, err := s.dialer.FetchBrokers(ctx, s.brokers.Seeds())
-	if err != nil {
-		return err
-	}
-	for _, b := range brokers {
-		if _, _, err := s.Advertise(b.NodeID, b.Host, b.Port); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// Ready reports whether upstream metadata has been fetched and every known
-// broker has a listener, the server is not shutting down, and no broker
-// currently refuses the proxy's TLS handshake or SASL credentials.
+// Ready reports whether the latest fetch of upstream metadata succeeded
+// (every broker it named has a listener), the server is not shutting down,
+// and no broker of the cluster currently refuses the proxy's TLS handshake
+// or SASL credentials.
 func (s *Server) Ready() bool {
-	return s.ready.Load() && !isClosed(s.stopped) && s.dialer.AuthError() == nil
+	return s.ready.Load() && s.discErr.Load() == nil && !s.stopping() && s.dialer.AuthError() == nil
 }
 
 // NotReadyReason says in a few words why Ready is false ("" when it is
@@ -207,7 +189,7 @@ func (s *Server) NotReadyReason() string {
 	switch {
 	case s.Ready():
 		return ""
-	case isClosed(s.stopped):
+	case s.stopping():
 		return "shutting down"
 	}
 	if err := s.dialer.AuthError(); err != nil {
@@ -218,6 +200,9 @@ func (s *Server) NotReadyReason() string {
 		return "upstream metadata not fetched yet"
 	}
 	msg := strings.ReplaceAll((*p).Error(), "\n", "; ") // a joined error has one line per seed
+	if s.ready.Load() {
+		return "upstream cluster unreachable: no known broker answered metadata (" + msg + ")"
+	}
 	if unreachable(*p) {
 		return "upstream metadata not fetched: every seed unreachable (" + msg + ")"
 	}
@@ -240,6 +225,8 @@ func unreachable(err error) bool {
 	}
 	return len(errs) > 0
 }
+
+func (s *Server) stopping() bool { return s.leaving.Load() || isClosed(s.stopped) }
 
 func isClosed(c chan struct{}) bool {
 	select {
@@ -366,6 +353,7 @@ func (s *Server) startSession(conn net.Conn, nodeID int32) {
 	s.mu.Unlock()
 	s.metrics.ClientConnections.Inc()
 	s.metrics.ClientConnectionsTotal.Inc()
+	s.noteClients()
 	go sess.run()
 }
 
@@ -374,6 +362,7 @@ func (s *Server) endSession(sess *session) {
 	delete(s.sessions, sess)
 	s.mu.Unlock()
 	s.metrics.ClientConnections.Dec()
+	s.noteClients()
 	s.sessWG.Done()
 }
 

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kproxy/kproxy/config"
+	"github.com/kproxy/kproxy/internal/metrics"
 	"github.com/kproxy/kproxy/internal/tlsfiles"
 )
 
@@ -23,11 +24,11 @@ const tlsHandshakeTimeout = 10 * time.Second
 // newServerTLS is the TLS configuration of every client-facing listener,
 // nil without listen.tls.cert_file. Certificate, key and client CAs are
 // re-read when their files change; sessions already open keep theirs.
-func newServerTLS(c config.ListenTLS) (*tls.Config, error) {
+func newServerTLS(c config.ListenTLS, onFail func(setting string) tlsfiles.FailureFunc) (*tls.Config, error) {
 	if c.CertFile == "" {
 		return nil, nil
 	}
-	kp, err := tlsfiles.LoadKeyPair(c.CertFile, c.KeyFile)
+	kp, err := tlsfiles.LoadKeyPair(c.CertFile, c.KeyFile, onFail("listen.tls.cert_file"))
 	if err != nil {
 		return nil, fmt.Errorf("listen.tls.cert_file/key_file (%s, %s): %w", config.EnvVar("listen.tls.cert_file"), config.EnvVar("listen.tls.key_file"), err)
 	}
@@ -40,7 +41,7 @@ func newServerTLS(c config.ListenTLS) (*tls.Config, error) {
 	if c.ClientCAFile == "" {
 		return base, nil
 	}
-	pool, err := tlsfiles.LoadPool(c.ClientCAFile)
+	pool, err := tlsfiles.LoadPool(c.ClientCAFile, onFail("listen.tls.client_ca_file"))
 	if err != nil {
 		return nil, fmt.Errorf("listen.tls.client_ca_file (%s): %w", config.EnvVar("listen.tls.client_ca_file"), err)
 	}
@@ -101,4 +102,16 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// tlsReloadFailed returns the report of a failed certificate or CA reload
+// for one setting: a warning and kproxy_tls_reload_failures_total.
+func tlsReloadFailed(log *zap.Logger, m *metrics.Metrics) func(setting string) tlsfiles.FailureFunc {
+	return func(setting string) tlsfiles.FailureFunc {
+		failures := m.TLSReloadFailures.WithLabelValues(setting)
+		return func(err error) {
+			failures.Inc()
+			log.Warn("tls files changed but did not load", zap.String("setting", setting), zap.Error(err))
+		}
+	}
 }

@@ -51,6 +51,9 @@ type Metrics struct {
 	LimitHits                *prometheus.CounterVec // limit
 	InflightBlockedSeconds   prometheus.Counter
 	ClientConnectionsRefused *prometheus.CounterVec // reason
+
+	// Reloads (reload.go).
+	TLSReloadFailures *prometheus.CounterVec // setting
 }
 
 // New registers kproxy's metrics on reg, with the Go runtime (go_*) and
@@ -134,6 +137,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 	m.ClientIDOverflow = f.counter(prometheus.CounterOpts{
 		Name: "kproxy_client_id_overflow_total", Help: "Sessions counted under client_id=\"other\" because metrics.max_client_ids distinct client ids already had their own label."})
 	m.newLimits(f)
+	m.newReload(f)
 	m.BuildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 	return m
 }

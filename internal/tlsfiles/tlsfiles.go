@@ -9,6 +9,8 @@ import (
 	"crypto/x509"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -31,18 +33,26 @@ func stat(path string) (stamp, error) {
 
 // cached holds the value parsed from some files and the stamps it was
 // parsed at. A reload that fails keeps the last good value: a half-written
-// secret must not break new connections that the old one still serves.
+// secret must not break new connections that the old one still serves. The
+// failure is reported once per version of the files (onFail), and that
+// version is not parsed again on every handshake.
 type cached[T any] struct {
-	paths []string
-	parse func() (T, error)
+	paths  []string
+	parse  func() (T, error)
+	onFail FailureFunc
 
 	mu     sync.Mutex
 	stamps []stamp
 	val    T
+	failed []stamp // the version whose reload failed last; nil: none
 }
 
-func newCached[T any](parse func() (T, error), paths ...string) (*cached[T], error) {
-	c := &cached[T]{paths: paths, parse: parse}
+// FailureFunc is told that changed files could not be loaded, so the last
+// good certificate or CA bundle stays in service.
+type FailureFunc func(err error)
+
+func newCached[T any](parse func() (T, error), onFail FailureFunc, paths ...string) (*cached[T], error) {
+	c := &cached[T]{paths: paths, parse: parse, onFail: onFail}
 	if _, err := c.get(); err != nil {
 		return nil, err
 	}
@@ -54,13 +64,14 @@ func (c *cached[T]) get() (T, error) {
 	defer c.mu.Unlock()
 	stamps := make([]stamp, len(c.paths))
 	changed := c.stamps == nil
+	var statErr error
 	for i, p := range c.paths {
 		st, err := stat(p)
 		if err != nil {
-			if c.stamps != nil {
-				return c.val, nil // keep serving the last good value
+			if c.stamps == nil {
+				return c.val, err
 			}
-			return c.val, err
+			statErr = err // a zero stamp marks the missing file
 		}
 		stamps[i] = st
 		if c.stamps != nil && st != c.stamps[i] {
@@ -68,16 +79,28 @@ func (c *cached[T]) get() (T, error) {
 		}
 	}
 	if !changed {
+		c.failed = nil // back to the version in service
 		return c.val, nil
 	}
-	v, err := c.parse()
-	if err != nil {
-		if c.stamps != nil {
-			return c.val, nil
-		}
-		return v, err
+	if c.failed != nil && slices.Equal(stamps, c.failed) {
+		return c.val, nil // this version failed already
 	}
-	c.val, c.stamps = v, stamps
+	err := statErr
+	var v T
+	if err == nil {
+		v, err = c.parse()
+	}
+	if err != nil {
+		if c.stamps == nil {
+			return v, err
+		}
+		c.failed = stamps
+		if c.onFail != nil {
+			c.onFail(fmt.Errorf("%s: %w; the previous version stays in service", strings.Join(c.paths, ", "), err))
+		}
+		return c.val, nil // keep serving the last good value
+	}
+	c.val, c.stamps, c.failed = v, stamps, nil
 	return v, nil
 }
 
@@ -85,15 +108,16 @@ func (c *cached[T]) get() (T, error) {
 type KeyPair struct{ c *cached[*tls.Certificate] }
 
 // LoadKeyPair reads certFile and keyFile; it fails when they do not make a
-// key pair.
-func LoadKeyPair(certFile, keyFile string) (*KeyPair, error) {
+// key pair. A later change that does not load is reported to onFail (may
+// be nil).
+func LoadKeyPair(certFile, keyFile string, onFail FailureFunc) (*KeyPair, error) {
 	c, err := newCached(func() (*tls.Certificate, error) {
 		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 		if err != nil {
 			return nil, err
 		}
 		return &cert, nil
-	}, certFile, keyFile)
+	}, onFail, certFile, keyFile)
 	if err != nil {
 		return nil, err
 	}
@@ -109,8 +133,9 @@ func (k *KeyPair) Certificate() *tls.Certificate {
 // Pool is a CA bundle, re-read when its file changes.
 type Pool struct{ c *cached[*x509.CertPool] }
 
-// LoadPool reads a PEM bundle of CA certificates.
-func LoadPool(file string) (*Pool, error) {
+// LoadPool reads a PEM bundle of CA certificates. A later change that does
+// not load is reported to onFail (may be nil).
+func LoadPool(file string, onFail FailureFunc) (*Pool, error) {
 	c, err := newCached(func() (*x509.CertPool, error) {
 		pem, err := os.ReadFile(file)
 		if err != nil {
@@ -121,7 +146,7 @@ func LoadPool(file string) (*Pool, error) {
 			return nil, fmt.Errorf("%s: no PEM certificate found", file)
 		}
 		return pool, nil
-	}, file)
+	}, onFail, file)
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kproxy/kproxy/config"
+	"github.com/kproxy/kproxy/internal/tlsfiles"
 )
 
 // Dialer opens connections to brokers. TLS and SASL wrap here, so that every
@@ -30,14 +31,22 @@ type Dialer struct {
 	// Backoff, when set, refuses dials to a broker whose last dials
 	// failed, for a while (backoff.go).
 	Backoff *Backoff
+	// OnFailure, when set, is called after a dial that failed on its own
+	// (not cancelled by its caller): the cluster may have changed.
+	OnFailure func(addr string)
 }
 
 // NewDialer builds the dialer of cfg, reading the TLS files and checking
-// the SASL secrets once so that a bad path fails at start-up.
-func NewDialer(cfg config.Upstream, log *zap.Logger) (*Dialer, error) {
+// the SASL secrets once so that a bad path fails at start-up. onTLSFail
+// (may be nil) gives the report of a TLS file that changes and then fails
+// to load, per setting.
+func NewDialer(cfg config.Upstream, log *zap.Logger, onTLSFail func(setting string) tlsfiles.FailureFunc) (*Dialer, error) {
 	d := &Dialer{Timeout: cfg.DialTimeout, log: log}
+	if onTLSFail == nil {
+		onTLSFail = func(string) tlsfiles.FailureFunc { return nil }
+	}
 	if cfg.TLS.Enabled {
-		t, err := newClientTLS(cfg.TLS)
+		t, err := newClientTLS(cfg.TLS, onTLSFail)
 		if err != nil {
 			return nil, err
 		}
@@ -54,7 +63,15 @@ func NewDialer(cfg config.Upstream, log *zap.Logger) (*Dialer, error) {
 // Dial connects to addr within the dialer's timeout and, when configured,
 // completes the TLS handshake and SASL authentication: the connection it
 // returns is ready for client requests.
-func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
+func (d *Dialer) Dial(ctx context.Context, addr string) (_ net.Conn, err error) {
+	if d.OnFailure != nil {
+		parent := ctx
+		defer func() {
+			if err != nil && parent.Err() == nil {
+				d.OnFailure(addr)
+			}
+		}()
+	}
 	if err := d.Backoff.allow(addr); err != nil {
 		return nil, err
 	}
@@ -173,10 +190,11 @@ func (d *Dialer) AuthError() error {
 // Brokers is the table of upstream broker addresses by node id, learned from
 // metadata at start-up and from every response the proxy rewrites.
 type Brokers struct {
-	mu    sync.RWMutex
-	addrs map[int32]string
-	seeds []string
-	next  uint32
+	mu      sync.RWMutex
+	addrs   map[int32]string
+	seeds   []string
+	members map[int32]string // the latest metadata kproxy fetched itself (cluster.go)
+	next    uint32
 }
 
 // NewBrokers starts a table with the configured seed brokers.
@@ -211,14 +229,19 @@ func (b *Brokers) Addr(nodeID int32) (string, error) {
 }
 
 // Seeds returns the seed list rotated by one on each call, so that bootstrap
-// sessions spread over the seeds and a dead seed is not always first.
+// sessions spread over the seeds and a dead seed is not always first, then
+// every other broker known (cluster.go): when every seed is gone (the
+// cluster's brokers were all replaced) a bootstrap session still reaches
+// the cluster.
 func (b *Brokers) Seeds() []string {
 	b.mu.Lock()
 	n := len(b.seeds)
 	start := int(b.next) % max(n, 1)
 	b.next++
+	others := b.otherAddrs()
 	b.mu.Unlock()
-	out := make([]string, 0, n)
+	out := make([]string, 0, n+len(others))
 	out = append(out, b.seeds[start:]...)
-	return append(out, b.seeds[:start]...)
+	out = append(out, b.seeds[:start]...)
+	return append(out, others...)
 }

@@ -17,21 +17,21 @@ type clientTLS struct {
 	ca   *tlsfiles.Pool // nil: the system roots
 }
 
-func newClientTLS(c config.UpstreamTLS) (*clientTLS, error) {
+func newClientTLS(c config.UpstreamTLS, onFail func(setting string) tlsfiles.FailureFunc) (*clientTLS, error) {
 	t := &clientTLS{base: &tls.Config{
 		MinVersion:         tls.VersionTLS12,
 		ServerName:         c.ServerName,
 		InsecureSkipVerify: c.InsecureSkipVerify, //nolint:gosec // explicit operator choice, warned about at start-up
 	}}
 	if c.CAFile != "" {
-		pool, err := tlsfiles.LoadPool(c.CAFile)
+		pool, err := tlsfiles.LoadPool(c.CAFile, onFail("upstream.tls.ca_file"))
 		if err != nil {
 			return nil, fmt.Errorf("upstream.tls.ca_file (%s): %w", config.EnvVar("upstream.tls.ca_file"), err)
 		}
 		t.ca = pool
 	}
 	if c.CertFile != "" {
-		kp, err := tlsfiles.LoadKeyPair(c.CertFile, c.KeyFile)
+		kp, err := tlsfiles.LoadKeyPair(c.CertFile, c.KeyFile, onFail("upstream.tls.cert_file"))
 		if err != nil {
 			return nil, fmt.Errorf("upstream.tls.cert_file/key_file (%s, %s): %w", config.EnvVar("upstream.tls.cert_file"), config.EnvVar("upstream.tls.key_file"), err)
 		}

@@ -1,0 +1,124 @@
+package listener
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Refresh pacing: after a failed fetch kproxy retries from retryFirst,
+// doubling up to retryMax; a failed dial asks for a fetch at most once per
+// refreshMinGap.
+const (
+	retryFirst    = 250 * time.Millisecond
+	retryMax      = 10 * time.Second
+	refreshMinGap = time.Second
+)
+
+// watchCluster keeps kproxy's view of the cluster fresh until the server
+// stops: it fetches the brokers every upstream.metadata_max_age and soon
+// after a dial fails (Dialer.OnFailure), retrying with a backoff while
+// every broker it knows is unreachable. discovered says whether Start's
+// first fetch succeeded.
+func (s *Server) watchCluster(discovered bool) {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.accepts.Add(1)
+	go func() {
+		defer s.accepts.Done()
+		defer cancel()
+		retry := retryFirst
+		next := time.NewTimer(s.cfg.Upstream.MetadataMaxAge)
+		if !discovered {
+			next.Reset(retry)
+		}
+		defer next.Stop()
+		failing := !discovered
+		for {
+			select {
+			case <-s.stopped:
+				return
+			case <-next.C:
+			case <-s.refreshWanted:
+				if failing {
+					continue // already retrying on its own schedule
+				}
+			}
+			err := s.discover(ctx)
+			switch {
+			case err == nil:
+				failing, retry = false, retryFirst
+				next.Reset(s.cfg.Upstream.MetadataMaxAge)
+				// Dials failing in the meantime say nothing new.
+				select {
+				case <-s.refreshWanted:
+				case <-time.After(refreshMinGap):
+				case <-s.stopped:
+					return
+				}
+			default:
+				if ctx.Err() != nil {
+					return
+				}
+				s.log.Warn("upstream metadata unavailable, retrying", zap.Error(err), zap.Duration("retry_in", retry))
+				failing = true
+				next.Reset(retry)
+				retry = min(2*retry, retryMax)
+			}
+		}
+	}()
+	go func() {
+		<-s.stopped
+		cancel()
+	}()
+}
+
+// wantRefresh asks watchCluster for a fetch of the brokers; it never
+// blocks.
+func (s *Server) wantRefresh(string) {
+	select {
+	case s.refreshWanted <- struct{}{}:
+	default:
+	}
+}
+
+// fetchAndListen fetches the brokers, gives every one its client port,
+// closes the port of every broker that left since the last fetch, and
+// forgets the authentication failures of brokers that are gone.
+func (s *Server) fetchAndListen(ctx context.Context) error {
+	brokers, err := s.dialer.FetchBrokers(ctx, s.brokers.Seeds())
+	if err != nil {
+		return err
+	}
+	members := make(map[int32]string, len(brokers))
+	for _, b := range brokers {
+		if _, _, err := s.Advertise(b.NodeID, b.Host, b.Port); err != nil {
+			return err
+		}
+		members[b.NodeID] = net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port)))
+	}
+	for _, id := range s.brokers.SetMembers(members) {
+		s.closeBrokerPort(id)
+	}
+	s.dialer.ForgetAuthFailures(s.brokers.Current)
+	return nil
+}
+
+// closeBrokerPort closes the client port of a broker that left the
+// cluster: a client that still has it in its metadata is refused at once,
+// rather than accepted and then cut when the dial fails. Open sessions go
+// on; their next dial fails. A broker that comes back gets a port again
+// from Advertise.
+func (s *Server) closeBrokerPort(id int32) {
+	s.mu.Lock()
+	ln, ok := s.listeners[id]
+	delete(s.listeners, id)
+	s.mu.Unlock()
+	if !ok {
+		return
+	}
+	_ = ln.Close()
+	s.log.Info("broker left the cluster: its client port is closed", zap.Int32("broker", id), zap.String("addr", ln.Addr().String()))
+}

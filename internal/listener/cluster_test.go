@@ -1,0 +1,126 @@
+package listener_test
+
+import (
+	"errors"
+	"net"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kproxy/kproxy/config"
+	"github.com/kproxy/kproxy/internal/proxytest"
+)
+
+// TestPeriodicRefreshFollowsTheCluster: with no client at all, kproxy's own
+// metadata fetch gives a joining broker its port and closes the port of a
+// broker that left, which then refuses connections.
+func TestPeriodicRefreshFollowsTheCluster(t *testing.T) {
+	t.Parallel()
+	env := proxytest.Start(t, proxytest.Options{Config: func(c *config.Config) {
+		c.Upstream.MetadataMaxAge = 100 * time.Millisecond
+	}})
+	old := env.Proxy.BrokerAddrs()[2]
+	if _, _, err := env.Cluster.AddNode(7, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Cluster.RemoveNode(2); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "broker 7 to get a port and broker 2 to lose its own", func() bool {
+		addrs := env.Proxy.BrokerAddrs()
+		_, has7 := addrs[7]
+		_, has2 := addrs[2]
+		return has7 && !has2
+	})
+	if _, err := net.DialTimeout("tcp", old, time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("dial the port of the broker that left: %v, want connection refused", err)
+	}
+	if !env.Proxy.Ready() {
+		t.Fatalf("not ready: %s", env.Proxy.NotReadyReason())
+	}
+}
+
+// TestFailedDialRefreshes: the periodic fetch is out of reach, so only a
+// failed dial can tell kproxy that broker 2 left and broker 7 joined.
+func TestFailedDialRefreshes(t *testing.T) {
+	t.Parallel()
+	env := proxytest.Start(t, proxytest.Options{Config: func(c *config.Config) {
+		c.Upstream.MetadataMaxAge = time.Hour
+	}})
+	old := env.Proxy.BrokerAddrs()[2]
+	c := dialRaw(t, old, "raw-client") // accepted while broker 2 is still there
+	if _, _, err := env.Cluster.AddNode(7, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Cluster.RemoveNode(2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Send(kmsg.NewPtrMetadataRequest()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Read(); err == nil {
+		t.Fatal("answered through a broker that left")
+	}
+	waitFor(t, "broker 7 to get a port and broker 2 to lose its own", func() bool {
+		addrs := env.Proxy.BrokerAddrs()
+		_, has7 := addrs[7]
+		_, has2 := addrs[2]
+		return has7 && !has2
+	})
+}
+
+// TestAuthFailureOfALeftBrokerClearsReadiness: a broker that refused
+// kproxy's SASL credentials makes /readyz 503 while it is in the cluster,
+// and no longer once it has left.
+func TestAuthFailureOfALeftBrokerClearsReadiness(t *testing.T) {
+	t.Parallel()
+	const mech = config.SASLScram256
+	env := proxytest.Start(t, proxytest.Options{
+		Kfake: []kfake.Opt{kfake.EnableSASL(), kfake.Superuser(mech, "proxy", "secret")},
+		Config: func(c *config.Config) {
+			c.Upstream.SASL = config.UpstreamSASL{Mechanism: mech, Username: "proxy", Password: "secret"}
+			c.Upstream.MetadataMaxAge = 100 * time.Millisecond
+		},
+	})
+	var refuse2 atomic.Bool
+	env.Cluster.ControlKey(int16(kmsg.SASLAuthenticate), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		env.Cluster.KeepControl()
+		if !refuse2.Load() || env.Cluster.CurrentNode() != 2 {
+			return nil, nil, false
+		}
+		resp := kreq.ResponseKind().(*kmsg.SASLAuthenticateResponse)
+		resp.ErrorCode = kerr.SaslAuthenticationFailed.Code
+		return resp, nil, true
+	})
+	refuse2.Store(true)
+	c := dialRaw(t, env.Proxy.BrokerAddrs()[2], "raw-client")
+	if _, err := c.Send(kmsg.NewPtrMetadataRequest()); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = c.Read() // the lane's dial fails authentication
+	waitFor(t, "broker 2's refusal to make kproxy not ready", func() bool { return !env.Proxy.Ready() })
+	if err := env.Cluster.RemoveNode(2); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "readiness once broker 2 has left", env.Proxy.Ready)
+}
+
+// TestReadinessFollowsReachability: once no broker answers kproxy's own
+// metadata fetch, /readyz says the cluster is unreachable.
+func TestReadinessFollowsReachability(t *testing.T) {
+	t.Parallel()
+	env := proxytest.Start(t, proxytest.Options{Config: func(c *config.Config) {
+		c.Upstream.MetadataMaxAge = 100 * time.Millisecond
+	}})
+	env.Cluster.Close()
+	waitFor(t, "not ready with the cluster gone", func() bool { return !env.Proxy.Ready() })
+	if reason := env.Proxy.NotReadyReason(); !strings.Contains(reason, "upstream cluster unreachable") {
+		t.Fatalf("reason %q", reason)
+	}
+}

@@ -25,9 +25,8 @@ type fakeBroker struct {
 	versions []kmsg.ApiVersionsResponseApiKey
 
 	mu    sync.Mutex
-	conns int
+	conns []net.Conn
 	seen  []fakeRequest
-	got   chan fakeRequest
 }
 
 type fakeRequest struct {
@@ -45,8 +44,15 @@ func startFakeBroker(t *testing.T, versions ...kmsg.ApiVersionsResponseApiKey) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &fakeBroker{ln: ln, protocol: router.NewProtocol(), versions: versions, got: make(chan fakeRequest, 64)}
-	t.Cleanup(func() { ln.Close() })
+	b := &fakeBroker{ln: ln, protocol: router.NewProtocol(), versions: versions}
+	t.Cleanup(func() {
+		ln.Close()
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		for _, c := range b.conns {
+			c.Close()
+		}
+	})
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -54,10 +60,9 @@ func startFakeBroker(t *testing.T, versions ...kmsg.ApiVersionsResponseApiKey) *
 				return
 			}
 			b.mu.Lock()
-			b.conns++
-			id := b.conns
+			b.conns = append(b.conns, c)
+			id := len(b.conns)
 			b.mu.Unlock()
-			t.Cleanup(func() { c.Close() })
 			go b.serve(c, id)
 		}
 	}()
@@ -85,10 +90,6 @@ func (b *fakeBroker) serve(c net.Conn, id int) {
 		b.mu.Lock()
 		b.seen = append(b.seen, req)
 		b.mu.Unlock()
-		select {
-		case b.got <- req:
-		default:
-		}
 		if _, err := c.Write(b.answer(h)); err != nil {
 			return
 		}

@@ -16,8 +16,8 @@ import (
 // fakeBroker is a one-node Kafka upstream for APIs kfake does not serve
 // (an unknown key takes a whole kfake cluster down): it answers Metadata
 // with itself as node 0, ApiVersions with a fixed list that includes keys
-// kmsg does not know, StreamsGroupHeartbeat and Heartbeat with an empty
-// answer, and any key kmsg does not know with a fixed body. It records
+// kmsg does not know, StreamsGroupHeartbeat, Heartbeat and Fetch with an
+// empty answer, and any key kmsg does not know with a fixed body. It records
 // every request frame and the upstream connection it came on.
 type fakeBroker struct {
 	ln       net.Listener
@@ -119,6 +119,8 @@ func (b *fakeBroker) answer(h router.RequestHeader) []byte {
 		resp = s
 	case kmsg.Heartbeat:
 		resp = kmsg.NewPtrHeartbeatResponse()
+	case kmsg.Fetch:
+		resp = kmsg.NewPtrFetchResponse() // nothing to fetch, at once
 	default:
 		if b.protocol.Known(h.Key) {
 			return nil // not served: the test that sends it fails on the timeout

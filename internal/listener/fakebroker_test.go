@@ -16,8 +16,8 @@ import (
 // fakeBroker is a one-node Kafka upstream for APIs kfake does not serve
 // (an unknown key takes a whole kfake cluster down): it answers Metadata
 // with itself as node 0, ApiVersions with a fixed list that includes keys
-// kmsg does not know, StreamsGroupHeartbeat and Heartbeat with an empty
-// answer, and any key kmsg does not know with a fixed body. It records
+// kmsg does not know, StreamsGroupHeartbeat, Heartbeat and Fetch with an
+// empty answer, and any key kmsg does not know with a fixed body. It records
 // every request frame and the upstream connection it came on.
 type fakeBroker struct {
 	ln       net.Listener
@@ -25,9 +25,8 @@ type fakeBroker struct {
 	versions []kmsg.ApiVersionsResponseApiKey
 
 	mu    sync.Mutex
-	conns int
+	conns []net.Conn
 	seen  []fakeRequest
-	got   chan fakeRequest
 }
 
 type fakeRequest struct {
@@ -45,8 +44,15 @@ func startFakeBroker(t *testing.T, versions ...kmsg.ApiVersionsResponseApiKey) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &fakeBroker{ln: ln, protocol: router.NewProtocol(), versions: versions, got: make(chan fakeRequest, 64)}
-	t.Cleanup(func() { ln.Close() })
+	b := &fakeBroker{ln: ln, protocol: router.NewProtocol(), versions: versions}
+	t.Cleanup(func() {
+		ln.Close()
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		for _, c := range b.conns {
+			c.Close()
+		}
+	})
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -54,10 +60,9 @@ func startFakeBroker(t *testing.T, versions ...kmsg.ApiVersionsResponseApiKey) *
 				return
 			}
 			b.mu.Lock()
-			b.conns++
-			id := b.conns
+			b.conns = append(b.conns, c)
+			id := len(b.conns)
 			b.mu.Unlock()
-			t.Cleanup(func() { c.Close() })
 			go b.serve(c, id)
 		}
 	}()
@@ -85,10 +90,6 @@ func (b *fakeBroker) serve(c net.Conn, id int) {
 		b.mu.Lock()
 		b.seen = append(b.seen, req)
 		b.mu.Unlock()
-		select {
-		case b.got <- req:
-		default:
-		}
 		if _, err := c.Write(b.answer(h)); err != nil {
 			return
 		}
@@ -118,6 +119,8 @@ func (b *fakeBroker) answer(h router.RequestHeader) []byte {
 		resp = s
 	case kmsg.Heartbeat:
 		resp = kmsg.NewPtrHeartbeatResponse()
+	case kmsg.Fetch:
+		resp = kmsg.NewPtrFetchResponse() // nothing to fetch, at once
 	default:
 		if b.protocol.Known(h.Key) {
 			return nil // not served: the test that sends it fails on the timeout

@@ -187,22 +187,29 @@ func TestKIP848ConsumerGroup(t *testing.T) {
 		}
 	}
 	// Nothing more to fetch: every Fetch is now a 2 s long poll.
-	polls := make(chan struct{})
-	go func() {
-		defer close(polls)
-		for ctx.Err() == nil {
-			consumer.PollFetches(ctx)
-		}
-	}()
+	polls := pollUntilClosed(ctx, consumer)
 	waitForTap(t, ctx, "3 ConsumerGroupHeartbeats answered during a long poll", func() bool {
 		return answeredDuringLongPoll(tap.snapshot(), kmsg.ConsumerGroupHeartbeat) >= 3
 	})
+	consumer.Close()
+	<-polls
 	for _, r := range tap.snapshot() {
 		if r.key == int16(kmsg.JoinGroup) || r.key == int16(kmsg.SyncGroup) {
 			t.Fatalf("the consumer used the classic protocol (%s)", kmsg.NameForKey(r.key))
 		}
 	}
-	consumer.Close()
+}
+
+// pollUntilClosed polls in the background until the client is closed or
+// ctx ends; the channel closes then.
+func pollUntilClosed(ctx context.Context, cl *kgo.Client) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil && !cl.PollFetches(ctx).IsClientClosed() {
+		}
+	}()
+	return done
 }
 
 // TestHeartbeatNotBehindFetchOnOneSocket: a client that pipelines a long
@@ -345,11 +352,7 @@ func TestShareFetchLongPollNotStalled(t *testing.T) {
 	env.Cluster.SetGroupConfigs("gquiet", map[string]string{"share.auto.offset.reset": "earliest"})
 	ctx := ctxTimeout(t, 60*time.Second)
 	consumer := newClient(t, env.Bootstrap(), kgo.ConsumeTopics("quiet"), kgo.ShareGroup("gquiet"), kgo.FetchMaxWait(time.Second))
-	go func() {
-		for ctx.Err() == nil {
-			consumer.PollFetches(ctx)
-		}
-	}()
+	polls := pollUntilClosed(ctx, consumer)
 	const grace = 200 * time.Millisecond
 	stalled := func() float64 {
 		return testutil.ToFloat64(env.Metrics.SessionCloses.WithLabelValues("upstream_stalled"))
@@ -370,4 +373,5 @@ func TestShareFetchLongPollNotStalled(t *testing.T) {
 		t.Fatalf("%v sessions closed as upstream_stalled during share long polls", got)
 	}
 	consumer.Close()
+	<-polls
 }

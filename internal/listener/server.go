@@ -292,6 +292,9 @@ func (s *Server) AdvertiseController(nodeID int32, host string, port int32) (str
 // the bootstrap port.
 func controllerKey(nodeID int32) int32 { return -2 - nodeID }
 
+// controllerOf is the controller id a table key stands for, if it is one.
+func controllerOf(key int32) (int32, bool) { return -2 - key, key < bootstrapNode }
+
 func (s *Server) advertise(kind string, nodeID, key int32, listenPort int, host string, port int32, noPort string) (string, int32, error) {
 	upstreamAddr := net.JoinHostPort(host, strconv.Itoa(int(port)))
 	if s.brokers.Set(key, upstreamAddr) {

@@ -334,6 +334,9 @@ func (s *session) brokerLabel() string {
 	if s.broker == bootstrapNode {
 		return "bootstrap"
 	}
+	if id, ok := controllerOf(s.broker); ok {
+		return fmt.Sprintf("controller-%d", id)
+	}
 	return fmt.Sprint(s.broker)
 }
 

@@ -2,10 +2,12 @@ package listener_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -15,6 +17,7 @@ import (
 	"github.com/kproxy/kproxy/internal/loopback"
 	"github.com/kproxy/kproxy/internal/proxytest"
 	"github.com/kproxy/kproxy/internal/rawclient"
+	"github.com/kproxy/kproxy/internal/router"
 )
 
 // Keys kmsg does not know: the next one Kafka may add, and a vendor's.
@@ -196,4 +199,41 @@ func TestStreamsGroupHeartbeatForwarded(t *testing.T) {
 	if got := testutil.ToFloat64(env.Metrics.Requests.WithLabelValues("coordination", "StreamsGroupHeartbeat")); got != 1 {
 		t.Errorf("requests{coordination, StreamsGroupHeartbeat} = %v, want 1", got)
 	}
+}
+
+// TestStreamsGroupHeartbeatArmsFetchWaitBudget: on a strict session, a
+// StreamsGroupHeartbeat is a group member's request like the other
+// heartbeats, so the session's following long polls are capped at
+// routing.fetch_wait_budget.
+func TestStreamsGroupHeartbeatArmsFetchWaitBudget(t *testing.T) {
+	b, env := startOnFakeBroker(t, config.UnknownAPIsHide, nil)
+	c := dialRaw(t, env.Bootstrap(), "streams-app") // strict: nothing says relaxed
+	shb := kmsg.NewPtrStreamsGroupHeartbeatRequest()
+	shb.Group, shb.MemberID, shb.RebalanceTimeoutMillis = "app", "m", 30000
+	fetch := rawFetch("t", 5*time.Second)
+	for _, req := range []kmsg.Request{shb, fetch} {
+		if _, err := c.Send(req); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Read(); err != nil {
+			t.Fatalf("%s: %v", kmsg.NameForKey(req.Key()), err)
+		}
+	}
+	p := router.NewProtocol()
+	for _, r := range b.requests() {
+		if r.key != int16(kmsg.Fetch) {
+			continue
+		}
+		h, _ := router.ParseRequestHeader(r.frame[4:])
+		off, err := p.FetchMaxWaitOffset(r.frame[4:], h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		budget := env.Config.Routing.FetchWaitBudget
+		if got := time.Duration(binary.BigEndian.Uint32(r.frame[4+off:])) * time.Millisecond; got != budget {
+			t.Fatalf("the broker got MaxWaitMillis %v after a StreamsGroupHeartbeat, want the budget %v", got, budget)
+		}
+		return
+	}
+	t.Fatal("no Fetch reached the broker")
 }

@@ -227,3 +227,17 @@ func TestApiVersionsHideUnknown(t *testing.T) {
 		t.Error("forward mode caps what it does not decode, or not what it decodes")
 	}
 }
+
+// TestKeySpanCoversKmsg: every key kmsg knows fits the proxy's tables, so
+// none of them is taken for an unknown key and hidden.
+func TestKeySpanCoversKmsg(t *testing.T) {
+	if kmsg.MaxKey >= keySpan {
+		t.Fatalf("kmsg knows keys up to %d; raise keySpan (%d)", kmsg.MaxKey, keySpan)
+	}
+	p := NewProtocol()
+	for k := range int16(kmsg.MaxKey + 1) {
+		if (kmsg.RequestForKey(k) != nil) != p.Known(k) {
+			t.Errorf("key %d: kmsg knows it %v, the proxy %v", k, kmsg.RequestForKey(k) != nil, p.Known(k))
+		}
+	}
+}

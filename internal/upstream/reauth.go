@@ -32,8 +32,8 @@ import (
 // exchange wait one round trip more (plus the drain of a long poll that
 // was in flight). The timing (reauthSchedule, sasl.go) keeps to Kafka's
 // rules: the hold begins before the session expires, and two handshakes
-// are more than a second apart; with lifetimes under about 1.5 s that
-// parks requests until the handshake may go. A failed re-authentication is
+// are more than a second apart; with lifetimes under 2 s that parks
+// requests until the handshake may go. A failed re-authentication is
 // logged by the dialer and closes the lane: with parked requests that is a
 // failure the session sees, on an idle lane it is not.
 

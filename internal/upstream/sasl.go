@@ -196,11 +196,13 @@ func reauthAfter(lifetime time.Duration, jitter float64) time.Duration {
 // re-authentication of one connection. Kafka refuses a re-authentication
 // that starts less than one second after the previous one began
 // (KafkaChannel.maybeBeginServerReauthentication,
-// MIN_REAUTH_INTERVAL_ONE_SECOND_NANOS) with ILLEGAL_SASL_STATE. The broker
-// measures between the arrivals of the two handshakes, kproxy between
-// sending them; the margin absorbs a first handshake that travelled slower
-// than the second.
-const minReauthGap = time.Second + 200*time.Millisecond
+// MIN_REAUTH_INTERVAL_ONE_SECOND_NANOS) with ILLEGAL_SASL_STATE, which
+// costs the lane. The broker measures between reading the two handshakes,
+// kproxy between sending them; the half-second margin absorbs a first
+// handshake that a busy broker read later than the second. It costs
+// nothing at lifetimes of 2 s and more, where re-authentication is due
+// later anyway.
+const minReauthGap = 1500 * time.Millisecond
 
 // reauthSchedule says when, counted from the start of the previous
 // authentication (its SaslHandshake), the lane re-authenticates: from hold
@@ -212,9 +214,9 @@ const minReauthGap = time.Second + 200*time.Millisecond
 // that closes the connection, while a SaslHandshake still starts a
 // re-authentication. So the hold must begin before the lifetime runs out,
 // with a margin for the last request's trip, and the handshake must keep
-// minReauthGap after the previous one. With lifetimes under about 1.5 s the
-// two cannot both be met by writing on: requests are parked from hold until
-// the handshake, the only way to keep to both rules.
+// minReauthGap after the previous one. With lifetimes under 2 s the two
+// cannot both be met by writing on: requests are parked from hold until the
+// handshake, the only way to keep to both rules.
 func reauthSchedule(lifetime time.Duration, jitter float64) (hold, handshake time.Duration) {
 	handshake = max(reauthAfter(lifetime, jitter), minReauthGap)
 	latestHold := lifetime - min(lifetime/4, time.Second)

@@ -182,8 +182,10 @@ func TestDebugSessionsShowsKgoGroupMember(t *testing.T) {
 		}
 	}()
 	s := waitSession(t, url, "of a kgo group member with a fetch lane", func(s sessioninfo.Session) bool {
-		_, fetching := lane(s, "fetch")
-		return s.ClientID == "orders-app" && fetching
+		l, fetching := lane(s, "fetch")
+		// A Fetch is listed from the moment it is read; its lane shows an
+		// upstream once dialed.
+		return s.ClientID == "orders-app" && fetching && l.Upstream != ""
 	})
 	if s.SoftwareName != "kgo" || s.SoftwareVersion == "" {
 		t.Errorf("software %q %q, want kgo and a version", s.SoftwareName, s.SoftwareVersion)

@@ -24,6 +24,10 @@ func decodingRewriter(p *Protocol) *Rewriter {
 // splice has both rewritten and copied brokers.
 type oddMap struct{}
 
+func (oddMap) AdvertiseController(node int32, host string, port int32) (string, int32, error) {
+	return oddMap{}.Advertise(node, host, port)
+}
+
 func (oddMap) Advertise(node int32, host string, port int32) (string, int32, error) {
 	if node%2 == 0 {
 		return host, port, nil

@@ -9,16 +9,16 @@ import (
 
 // Well-known API keys the proxy treats specially.
 const (
-	KeyProduce          int16 = 0
-	KeyFetch            int16 = 1
-	KeyMetadata         int16 = 3
-	KeyFindCoordinator  int16 = 10
-	KeySaslHandshake    int16 = 17
-	KeyApiVersions      int16 = 18
-	KeySaslAuthenticate int16 = 36
-	KeyDescribeCluster  int16 = 60
-	KeyShareFetch       int16 = 78
-	KeyShareAcknowledge int16 = 79
+	KeyProduce          = int16(kmsg.Produce)
+	KeyFetch            = int16(kmsg.Fetch)
+	KeyMetadata         = int16(kmsg.Metadata)
+	KeyFindCoordinator  = int16(kmsg.FindCoordinator)
+	KeySaslHandshake    = int16(kmsg.SASLHandshake)
+	KeyApiVersions      = int16(kmsg.ApiVersions)
+	KeySaslAuthenticate = int16(kmsg.SASLAuthenticate)
+	KeyDescribeCluster  = int16(kmsg.DescribeCluster)
+	KeyShareFetch       = int16(kmsg.ShareFetch)
+	KeyShareAcknowledge = int16(kmsg.ShareAcknowledge)
 )
 
 // keySpan is one past the highest API key kmsg knows; keys at or above it

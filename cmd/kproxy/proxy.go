@@ -2,26 +2,21 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/kproxy/kproxy/config"
-	"github.com/kproxy/kproxy/internal/admin"
-	"github.com/kproxy/kproxy/internal/listener"
-	"github.com/kproxy/kproxy/internal/metrics"
+	"github.com/kproxy/kproxy/internal/sidecar"
 )
 
-func checkConfig(args []string, stdout io.Writer) error {
-	path, err := configFlag("check-config", args, stdout)
+func checkConfig(args []string, stdout, stderr io.Writer) error {
+	path, err := configFlag("kproxy check-config [--config FILE]", "Prints the effective configuration (secrets redacted), or every problem in it.", args, stdout, stderr)
 	if err != nil {
 		return err
 	}
@@ -40,8 +35,8 @@ func checkConfig(args []string, stdout io.Writer) error {
 	return nil
 }
 
-func runProxy(args []string, stderr io.Writer) error {
-	path, err := configFlag("run", args, stderr)
+func runProxy(args []string, stdout, stderr io.Writer) error {
+	path, err := configFlag("kproxy run [--config FILE]", "Runs the proxy until SIGINT or SIGTERM, then drains within shutdown_timeout.", args, stdout, stderr)
 	if err != nil {
 		return err
 	}
@@ -52,7 +47,7 @@ func runProxy(args []string, stderr io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
-	log, err := newLogger(cfg.Log)
+	log, err := sidecar.NewLogger(cfg.Log)
 	if err != nil {
 		return err
 	}
@@ -65,78 +60,16 @@ func runProxy(args []string, stderr io.Writer) error {
 
 // serve runs the proxy until ctx ends, then shuts down gracefully.
 func serve(ctx context.Context, cfg config.Config, log *zap.Logger, reg *prometheus.Registry) error {
-	p, err := start(ctx, cfg, log, reg)
+	p, err := sidecar.Start(ctx, cfg, log, reg, version)
 	if err != nil {
 		return err
 	}
-	log.Info("kproxy started", zap.String("version", version), zap.String("bootstrap", p.srv.BootstrapAddr()), zap.String("admin", p.admin.Addr()), zap.Strings("upstream", cfg.Upstream.BootstrapServers))
+	log.Info("kproxy started", zap.String("version", version), zap.String("bootstrap", p.Server.BootstrapAddr()), zap.String("admin", p.Admin.Addr()), zap.Strings("upstream", cfg.Upstream.BootstrapServers))
 	<-ctx.Done()
 	log.Info("shutting down", zap.Duration("timeout", cfg.ShutdownTimeout))
-	if err := p.shutdown(cfg.ShutdownTimeout); err != nil {
+	if err := p.Shutdown(cfg.ShutdownTimeout); err != nil {
 		log.Warn("shutdown incomplete", zap.Error(err))
 	}
 	log.Info("kproxy stopped")
 	return nil
-}
-
-// proxy is kproxy running: its Kafka listeners and its admin server.
-type proxy struct {
-	srv   *listener.Server
-	admin *admin.Server
-}
-
-// start binds the admin server, then the Kafka listeners. The admin server
-// comes first so that /healthz answers, and /readyz says why not ready,
-// while upstream metadata is still being fetched.
-func start(ctx context.Context, cfg config.Config, log *zap.Logger, reg *prometheus.Registry) (*proxy, error) {
-	srv, err := listener.New(cfg, log, metrics.New(reg, version))
-	if err != nil {
-		return nil, err
-	}
-	adm, err := admin.Listen(cfg.Admin.Listen, admin.Handler(reg, srv, log), log)
-	if err != nil {
-		return nil, err
-	}
-	if err := srv.Start(ctx); err != nil {
-		_ = adm.Shutdown(context.Background())
-		return nil, err
-	}
-	return &proxy{srv: srv, admin: adm}, nil
-}
-
-// shutdown drains the Kafka side within timeout (/readyz answers 503 and
-// /metrics stays up meanwhile), then stops the admin server.
-func (p *proxy) shutdown(timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	err := p.srv.Shutdown(ctx)
-	actx, acancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer acancel()
-	return errors.Join(err, p.admin.Shutdown(actx))
-}
-
-func newLogger(c config.Log) (*zap.Logger, error) {
-	return buildLogger(c, zapcore.Lock(os.Stderr))
-}
-
-// buildLogger makes the process logger: JSON lines (log.format json) or
-// human-readable lines (console), both with ISO 8601 times, stack traces
-// only at error, no sampling (lifecycle lines must not be dropped).
-func buildLogger(c config.Log, out zapcore.WriteSyncer) (*zap.Logger, error) {
-	level, err := zapcore.ParseLevel(c.Level)
-	if err != nil {
-		return nil, err
-	}
-	ec := zap.NewProductionEncoderConfig()
-	ec.EncodeTime = zapcore.ISO8601TimeEncoder
-	var enc zapcore.Encoder
-	switch c.Format {
-	case "console":
-		ec.EncodeLevel = zapcore.CapitalLevelEncoder
-		enc = zapcore.NewConsoleEncoder(ec)
-	default:
-		enc = zapcore.NewJSONEncoder(ec)
-	}
-	core := zapcore.NewCore(enc, out, zap.NewAtomicLevelAt(level))
-	return zap.New(core, zap.AddCaller(), zap.AddStacktrace(zapcore.ErrorLevel), zap.ErrorOutput(out)), nil
 }

@@ -1,4 +1,4 @@
-package main
+package sidecar
 
 import (
 	"bytes"
@@ -15,7 +15,7 @@ import (
 
 func TestLoggerFormatsAndLevel(t *testing.T) {
 	var buf bytes.Buffer
-	log, err := buildLogger(config.Log{Level: "info", Format: "json"}, zapcore.AddSync(&buf))
+	log, err := BuildLogger(config.Log{Level: "info", Format: "json"}, zapcore.AddSync(&buf))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func TestLoggerFormatsAndLevel(t *testing.T) {
 	}
 
 	buf.Reset()
-	log, err = buildLogger(config.Log{Level: "debug", Format: "console"}, zapcore.AddSync(&buf))
+	log, err = BuildLogger(config.Log{Level: "debug", Format: "console"}, zapcore.AddSync(&buf))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func TestLoggerFormatsAndLevel(t *testing.T) {
 		t.Errorf("stack trace below error level:\n%s", out)
 	}
 
-	if _, err := buildLogger(config.Log{Level: "loud", Format: "json"}, zapcore.AddSync(&buf)); err == nil {
+	if _, err := BuildLogger(config.Log{Level: "loud", Format: "json"}, zapcore.AddSync(&buf)); err == nil {
 		t.Error("log.level loud accepted")
 	}
 }

@@ -39,7 +39,8 @@ func Defaults() Config {
 	}
 }
 
-// DefaultGroups is DESIGN §3: which APIs get their own upstream connection.
+// DefaultGroups are the APIs that get their own upstream connection, by
+// group; every other API travels on "default".
 func DefaultGroups() map[string][]string {
 	return map[string][]string{
 		"produce": {"Produce"},

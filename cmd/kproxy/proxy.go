@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -20,17 +21,17 @@ func checkConfig(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		return err
+	cfg, problems := config.Check(path)
+	if errors.As(problems, new(*config.FileError)) {
+		return problems
 	}
 	out, err := cfg.YAML()
 	if err != nil {
 		return err
 	}
 	_, _ = stdout.Write(out)
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("invalid configuration:\n%w", err)
+	if problems != nil {
+		return fmt.Errorf("invalid configuration:\n%w", problems)
 	}
 	return nil
 }
@@ -40,11 +41,8 @@ func runProxy(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := config.Load(path)
+	cfg, err := config.Check(path)
 	if err != nil {
-		return err
-	}
-	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	log, err := sidecar.NewLogger(cfg.Log)

@@ -64,7 +64,7 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger, reg *prometh
 	}
 	log.Info("kproxy started", zap.String("version", version), zap.String("bootstrap", p.Server.BootstrapAddr()), zap.String("admin", p.Admin.Addr()), zap.Strings("upstream", cfg.Upstream.BootstrapServers))
 	<-ctx.Done()
-	log.Info("shutting down", zap.Duration("timeout", cfg.ShutdownTimeout))
+	log.Info("shutting down", zap.Float64("timeout_s", cfg.ShutdownTimeout.Seconds()))
 	if err := p.Shutdown(cfg.ShutdownTimeout); err != nil {
 		log.Warn("shutdown incomplete", zap.Error(err))
 	}

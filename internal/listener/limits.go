@@ -28,6 +28,9 @@ type limits struct {
 	// limits.max_inflight_per_connection.
 	blocked prometheus.Counter
 	refused map[string]prometheus.Counter
+	// failed rate-limits the warning for sessions closed by a failure, per
+	// close reason (sessionlog.go).
+	failed sessionFailureLogs
 }
 
 func newLimits(log *zap.Logger, m *metrics.Metrics) *limits {

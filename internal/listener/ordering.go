@@ -111,8 +111,12 @@ func (s *session) decideOrdering(h router.RequestHeader, body []byte) {
 	}
 	s.ord.decided = true
 	s.srv.instr.sessionOrdering(relaxed)
-	s.log.Info("session ordering", zap.String("ordering", orderingName(relaxed)), zap.String("reason", reason),
-		zap.ByteString("client_id", clientID), zap.ByteString("client_software_name", software))
+	id, sw := string(clientID), string(software) // copies: the frame is reused
+	s.mu.Lock()
+	s.stats.clientID, s.stats.software = id, sw
+	s.mu.Unlock()
+	s.log.Debug("session ordering", zap.String("ordering", orderingName(relaxed)), zap.String("reason", reason),
+		zap.String("client_id", id), zap.String("client_software_name", sw))
 	if relaxed {
 		s.ord.relaxed.Store(true)
 		s.deliver() // anything done and queued may go now

@@ -36,8 +36,9 @@ type session struct {
 
 	clientSASL clientSASL // listen.sasl.mode terminate (sasl.go)
 
-	sem chan struct{} // one token per request awaiting its answer
-	ord sessionOrdering
+	sem   chan struct{} // one token per request awaiting its answer
+	ord   sessionOrdering
+	stats sessionStats // for the close line (sessionlog.go)
 
 	mu         sync.Mutex
 	lanes      []*upstream.Lane // by router.Group
@@ -86,7 +87,7 @@ func newSession(srv *Server, conn net.Conn, broker int32) *session {
 // run is the session's reader; it returns when the session ends.
 func (s *session) run() {
 	defer s.srv.endSession(s)
-	s.log.Info("session opened")
+	s.log.Debug("session opened")
 	reason, err := s.read()
 	s.mu.Lock()
 	s.readerDone = true
@@ -123,6 +124,8 @@ func (s *session) read() (reason string, err error) {
 			return s.readError(err, true)
 		}
 		s.srv.instr.clientIn.Add(float64(len(frame.B)))
+		s.stats.bytesIn.Add(int64(len(frame.B)))
+		s.stats.requests.Add(1)
 		if reason, err := s.route(frame); err != nil {
 			return reason, err
 		}

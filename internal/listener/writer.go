@@ -4,8 +4,6 @@ import (
 	"sync"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/kproxy/kproxy/internal/bufpool"
 	"github.com/kproxy/kproxy/internal/router"
 	"github.com/kproxy/kproxy/internal/upstream"
@@ -103,6 +101,7 @@ func (s *session) flush() error {
 	s.out = s.iov
 	n, err := s.out.WriteTo(s.conn)
 	s.srv.instr.clientOut.Add(float64(n))
+	s.stats.bytesOut.Add(n)
 	for i, sl := range s.batch {
 		s.srv.pool.Put(sl.frame)
 		*sl = slot{snap: sl.snap[:0]}
@@ -122,6 +121,7 @@ func (s *session) close(reason string, err error) {
 		return
 	}
 	s.closed = true
+	clientID, software := s.stats.clientID, s.stats.software
 	lanes := append([]*upstream.Lane(nil), s.lanes...)
 	clear(s.lanes)
 	owed := s.slots[s.head:]
@@ -146,14 +146,5 @@ func (s *session) close(reason string, err error) {
 		}
 	}
 	s.srv.instr.sessionClosed(reason)
-	fields := []zap.Field{zap.String("reason", reason), zap.Duration("duration", time.Since(s.start))}
-	if len(owed) > 0 {
-		fields = append(fields, zap.Int("unanswered", len(owed)))
-	}
-	switch {
-	case err != nil && reason != reasonClientClosed:
-		s.log.Warn("session closed", append(fields, zap.Error(err))...)
-	default:
-		s.log.Info("session closed", fields...)
-	}
+	s.logClosed(reason, err, len(owed), clientID, software)
 }

@@ -98,7 +98,7 @@ func (s *Server) refusal() (string, []zap.Field) {
 	if !s.ready.Load() {
 		// Nothing to serve yet: a client that waited here would hang
 		// until its own timeout; closed, it retries at once.
-		return metrics.RefusedNotReady, []zap.Field{zap.String("why", "no upstream metadata yet: every seed unreachable")}
+		return metrics.RefusedNotReady, []zap.Field{zap.String("why", s.NotReadyReason())}
 	}
 	if max := s.cfg.Limits.MaxClientConnections; len(s.sessions) >= max {
 		return metrics.RefusedMaxClientConnections, []zap.Field{zap.Int("max_client_connections", max)}

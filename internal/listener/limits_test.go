@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"net"
+	"runtime"
 	"testing"
 	"time"
 
@@ -52,8 +53,9 @@ func TestMaxClientConnectionsClosesNewOnes(t *testing.T) {
 }
 
 // TestEverySeedUnreachableRefusesPromptly: with no upstream metadata the
-// proxy is not ready and closes clients at once instead of letting them
-// hang until their own timeouts.
+// proxy is not ready and refuses clients at once instead of letting them
+// hang until their own timeouts: on Linux the bootstrap port is not yet
+// listening; elsewhere the connection is accepted, reset and counted.
 func TestEverySeedUnreachableRefusesPromptly(t *testing.T) {
 	t.Parallel()
 	m := metrics.NewNop()
@@ -66,6 +68,9 @@ func TestEverySeedUnreachableRefusesPromptly(t *testing.T) {
 		if took := time.Since(start); took > 5*time.Second {
 			t.Fatalf("client held %v before being refused", took)
 		}
+	}
+	if runtime.GOOS == "linux" {
+		return // refused by the kernel: nothing to count
 	}
 	// The client may see the reset before the refusal is counted.
 	waitFor(t, "3 not-ready refusals counted", func() bool {

@@ -218,6 +218,10 @@ func TestUpstreamWrongPassword(t *testing.T) {
 	if env.Proxy.Ready() || !strings.Contains(fmt.Sprint(env.Proxy.NotReadyReason()), "SASL_AUTHENTICATION_FAILED") {
 		t.Errorf("Ready %v, NotReadyReason %q", env.Proxy.Ready(), env.Proxy.NotReadyReason())
 	}
+	// /readyz says why, not who: no user name, no password.
+	if reason := env.Proxy.NotReadyReason(); strings.Contains(reason, "proxy") || strings.Contains(reason, "wrong-password") {
+		t.Errorf("NotReadyReason names a credential: %q", reason)
+	}
 
 	start := time.Now()
 	if err := refusedRoundTrip(t, env.Bootstrap()); err == nil {

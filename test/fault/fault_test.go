@@ -95,7 +95,7 @@ func TestBrokerRemovedAndReadded(t *testing.T) {
 	if err := s.env.Cluster.RemoveNode(2); err != nil {
 		t.Fatal(err)
 	}
-	conns.Kill(addr) // the broker process is gone, and its connections with it
+	conns.Kill(addr)        // the broker process is gone, and its connections with it
 	time.Sleep(time.Second) // the fault: the broker stays away this long
 	if _, _, err := s.env.Cluster.AddNode(2, port); err != nil {
 		t.Fatal(err)

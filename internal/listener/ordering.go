@@ -12,7 +12,8 @@ import (
 	"github.com/kproxy/kproxy/internal/router"
 )
 
-// Ordering: how a session writes answers back (DESIGN §4). One writer
+// Ordering: how a session writes answers back (docs/CONFIGURATION.md,
+// "Answer ordering and the fetch wait budget"). One writer
 // serves both modes: strict writes the done answers at the head of the
 // queue, relaxed every done answer. A session only ever moves from strict
 // to relaxed, which only relaxes a constraint, so the switch is safe at any

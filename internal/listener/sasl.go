@@ -151,7 +151,10 @@ func (s *session) terminateSASL(frame *bufpool.Buf, h router.RequestHeader) (han
 		resp.SASLAuthBytes = answer
 		if done {
 			st.stage = saslDone
-			s.log.Info("client authenticated", zap.String("user", st.conv.User()), zap.String("mechanism", st.mechanism))
+			s.mu.Lock()
+			s.stats.user = st.conv.User()
+			s.mu.Unlock()
+			s.log.Debug("client authenticated", zap.String("user", st.conv.User()), zap.String("mechanism", st.mechanism))
 		}
 		reason, err := s.answerLocally(h, p.Answer(h, resp))
 		return true, reason, err

@@ -16,6 +16,7 @@ type sessionStats struct {
 
 	// guarded by session.mu: set when the ordering is decided
 	clientID, software string
+	user               string // listen.sasl.mode terminate: once authenticated
 }
 
 // sessionFailureLogs rate-limits the warning for sessions closed by a
@@ -37,7 +38,7 @@ func (f *sessionFailureLogs) allow(reason string, now time.Time) (ok bool, misse
 // logClosed writes the session's one line at info: who the client was, how
 // it was served and why it ended. A session ended by a failure is a warning
 // instead, with the error, at most one per burst.
-func (s *session) logClosed(reason string, err error, unanswered int, clientID, software string) {
+func (s *session) logClosed(reason string, err error, unanswered int, clientID, software, user string) {
 	ordering := config.OrderingStrict
 	if s.ord.relaxed.Load() {
 		ordering = config.OrderingRelaxed
@@ -51,6 +52,9 @@ func (s *session) logClosed(reason string, err error, unanswered int, clientID, 
 		zap.Int64("requests", s.stats.requests.Load()),
 		zap.Int64("bytes_in", s.stats.bytesIn.Load()),
 		zap.Int64("bytes_out", s.stats.bytesOut.Load()),
+	}
+	if user != "" {
+		fields = append(fields, zap.String("user", user))
 	}
 	if unanswered > 0 {
 		fields = append(fields, zap.Int("unanswered", unanswered))

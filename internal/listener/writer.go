@@ -121,7 +121,7 @@ func (s *session) close(reason string, err error) {
 		return
 	}
 	s.closed = true
-	clientID, software := s.stats.clientID, s.stats.software
+	clientID, software, user := s.stats.clientID, s.stats.software, s.stats.user
 	lanes := append([]*upstream.Lane(nil), s.lanes...)
 	clear(s.lanes)
 	owed := s.slots[s.head:]
@@ -146,5 +146,5 @@ func (s *session) close(reason string, err error) {
 		}
 	}
 	s.srv.instr.sessionClosed(reason)
-	s.logClosed(reason, err, len(owed), clientID, software)
+	s.logClosed(reason, err, len(owed), clientID, software, user)
 }

@@ -41,7 +41,8 @@ type Rewriter struct {
 	saslServer bool             // AdvertiseSASL (api_versions.go)
 }
 
-// NewRewriter builds the per-key dispatch table for the APIs of DESIGN §5.
+// NewRewriter builds the per-key dispatch table for the APIs whose answers
+// carry broker addresses (docs/COMPATIBILITY.md, "Broker addresses").
 func NewRewriter(p *Protocol) *Rewriter {
 	r := &Rewriter{p: p}
 	r.handlers[KeyProduce] = handler{scan: scanProduce, rewrite: rewriteProduce}

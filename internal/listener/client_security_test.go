@@ -23,31 +23,6 @@ import (
 	"github.com/kproxy/kproxy/internal/rawclient"
 )
 
-// secureEnv is kfake with SCRAM-SHA-512 behind kproxy, which terminates
-// client SASL for user "app" (password from a file) and "tools" (from the
-// environment), optionally with TLS on its listeners.
-func secureEnv(t *testing.T, listenTLS config.ListenTLS) *proxytest.Env {
-	t.Helper()
-	dir := t.TempDir()
-	pw := filepath.Join(dir, "app.pw")
-	if err := os.WriteFile(pw, []byte("app-secret\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("KPROXY_TEST_TOOLS_PW", "tools-secret")
-	return proxytest.Start(t, proxytest.Options{
-		Kfake: []kfake.Opt{kfake.EnableSASL(), kfake.Superuser(config.SASLScram512, "proxy", "upstream-secret"), kfake.SeedTopics(3, "t")},
-		Config: func(c *config.Config) {
-			c.Upstream.SASL = config.UpstreamSASL{Mechanism: config.SASLScram512, Username: "proxy", Password: "upstream-secret"}
-			c.Listen.TLS = listenTLS
-			c.Listen.SASL = config.ListenSASL{
-				Mode:       config.SASLModeTerminate,
-				Mechanisms: []string{config.SASLPlain, config.SASLScram256, config.SASLScram512},
-				Users:      map[string]string{"app": "file:" + pw, "tools": "env:KPROXY_TEST_TOOLS_PW"},
-			}
-		},
-	})
-}
-
 func TestClientTLSAndSASLTerminate(t *testing.T) {
 	ca := proxytest.NewCA(t, "proxy-ca")
 	_, certFile, keyFile := ca.Issue(t, "kproxy")

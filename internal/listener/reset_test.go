@@ -10,23 +10,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kproxy/kproxy/internal/loopback"
 	"github.com/kproxy/kproxy/internal/metrics"
 	"github.com/kproxy/kproxy/internal/proxytest"
-	"github.com/kproxy/kproxy/internal/rawclient"
 )
-
-// expectReset sends ApiVersions and expects the connection reset: a client
-// reads a clean close before its first answer as a TLS or SASL problem
-// (kgo fails the waiting records without retrying), but retries a reset.
-func expectReset(t *testing.T, addr string) {
-	t.Helper()
-	if err := refusedRoundTrip(t, addr); !errors.Is(err, syscall.ECONNRESET) {
-		t.Fatalf("read after the proxy gave up: %v, want a connection reset", err)
-	}
-}
 
 // TestUnreachableBrokerResetsClient: kgo producing through kproxy to a
 // broker that had just restarted failed 74 records in a 10-minute soak
@@ -72,26 +60,4 @@ func TestNotReadyRefusesConnection(t *testing.T) {
 			t.Fatalf("dial: %v, want connection refused", err)
 		}
 	}
-}
-
-// refusedRoundTrip sends ApiVersions on a new connection and returns why
-// no answer came, nil if one did. A connection the proxy resets at once may
-// fail in the dial itself.
-func refusedRoundTrip(t *testing.T, addr string) error {
-	t.Helper()
-	c, err := rawclient.Dial(addr)
-	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) {
-		return err
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.Conn.SetDeadline(time.Now().Add(10 * time.Second))
-	// The reset is reported once, to whichever call meets it first.
-	if _, err := c.Send(kmsg.NewPtrApiVersionsRequest()); err != nil {
-		return err
-	}
-	_, err = c.Read()
-	return err
 }

@@ -175,4 +175,14 @@ func TestNoSecretsInLogsOrMetrics(t *testing.T) {
 	if logs.FilterMessage("client sasl authentication failed").Len() == 0 {
 		t.Error("failed client authentication not logged")
 	}
+	// The authenticated sessions' close lines name their user.
+	good.Close()
+	waitFor(t, "an authenticated session's close line with its user", func() bool {
+		for _, e := range logs.FilterMessage("session closed").All() {
+			if e.ContextMap()["user"] == "app" && e.ContextMap()["reason"] == "client_closed" {
+				return true
+			}
+		}
+		return false
+	})
 }

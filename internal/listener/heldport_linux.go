@@ -56,14 +56,22 @@ func holdPort(addr string) (heldPort, error) {
 }
 
 func setupAndBind(fd, family int, sa syscall.Sockaddr) error {
-	// As net.Listen: a restarted proxy rebinds a port in TIME_WAIT.
-	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
-		return os.NewSyscallError("setsockopt", err)
-	}
 	if a6, ok := sa.(*syscall.SockaddrInet6); ok && family == syscall.AF_INET6 && a6.Addr == [16]byte{} {
 		_ = syscall.SetsockoptInt(fd, syscall.IPPROTO_IPV6, syscall.IPV6_V6ONLY, 0) // [::] takes IPv4 too
 	}
-	if err := syscall.Bind(fd, sa); err != nil {
+	// First without SO_REUSEADDR: on Linux a socket that is bound but not
+	// listening shares its port with any later one that sets it, so the
+	// port would not really be held. Only if the port is busy, try again
+	// with it, as net.Listen binds: a restarted proxy rebinds its port
+	// while connections of the previous one are in TIME_WAIT.
+	err := syscall.Bind(fd, sa)
+	if err == syscall.EADDRINUSE {
+		if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
+			return os.NewSyscallError("setsockopt", err)
+		}
+		err = syscall.Bind(fd, sa)
+	}
+	if err != nil {
 		return os.NewSyscallError("bind", err)
 	}
 	return nil

@@ -151,7 +151,7 @@ func TestDemo(t *testing.T) {
 }
 
 // TestExternalDemo is the client side of scripts/test's check of the README
-// quick start: it reads the banner of a `kproxy demo` process started
+// quick start: it reads the banner of a `kproxy-dev demo` process started
 // there (KPROXYTEST_DEMO_BANNER names the file) and lists the brokers.
 func TestExternalDemo(t *testing.T) {
 	path := os.Getenv("KPROXYTEST_DEMO_BANNER")

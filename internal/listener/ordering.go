@@ -179,7 +179,7 @@ func (s *session) orderingPushed(sl *slot) {
 // notes an answer held behind an unfinished Fetch (for the budget), and
 // credits the head-of-line wait the split avoided: every request sent while
 // sl was in flight, in another group, would have waited on a single socket
-// until sl's answer, now - its send time (README, "Head-of-line wait
+// until sl's answer, now - its send time (docs/CONFIGURATION.md, "Head-of-line wait
 // avoided"). Per-group prefix sums of counts and send times make that
 // O(groups) per answer; the uint64 arithmetic wraps, and the differences
 // are exact.

@@ -80,6 +80,12 @@ func setupAndBind(fd, family int, sa syscall.Sockaddr) error {
 func (b *boundSocket) Addr() net.Addr { return b.addr }
 
 func (b *boundSocket) Listen() (net.Listener, error) {
+	// Now, as net.Listen has it: the connections accepted inherit it, so
+	// that a restarted proxy can bind the port while they close.
+	if err := syscall.SetsockoptInt(b.fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
+		_ = b.Close()
+		return nil, os.NewSyscallError("setsockopt", err)
+	}
 	if err := syscall.Listen(b.fd, syscall.SOMAXCONN); err != nil {
 		_ = b.Close()
 		return nil, fmt.Errorf("listen on %s: %w", b.addr, os.NewSyscallError("listen", err))

@@ -67,3 +67,34 @@ func TestHeldPortRefusesUntilListening(t *testing.T) {
 }
 
 func itoa(n int) string { return (&net.TCPAddr{Port: n}).String()[1:] }
+
+// TestHeldPortRebindsWhileOldConnectionsClose: a restarted proxy holds its
+// bootstrap port again while connections the previous one accepted on it
+// are still open or closing, as net.Listen allows.
+func TestHeldPortRebindsWhileOldConnectionsClose(t *testing.T) {
+	held, err := holdPort("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := held.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	ln.Close() // the old proxy stops listening; its connection lingers
+
+	again, err := holdPort(ln.Addr().String())
+	if err != nil {
+		t.Fatalf("hold the port again: %v", err)
+	}
+	again.Close()
+}

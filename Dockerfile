@@ -26,6 +26,8 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
+# Only the sidecar: the developer tools (cmd/kproxy-dev) and their client
+# libraries stay out of the image.
 RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /kproxy ./cmd/kproxy
 
 FROM gcr.io/distroless/static-debian12:nonroot

@@ -254,7 +254,8 @@ func EnvVar(key string) string {
 	return string(out)
 }
 
-// fieldError names the key, its env var and the bad value.
+// fieldError names the key, the environment variable that sets it (for a
+// map entry, the map's) and the bad value.
 func fieldError(key string, value any, format string, args ...any) error {
-	return fmt.Errorf("%s (%s) %q: %s", key, EnvVar(key), fmt.Sprint(value), fmt.Sprintf(format, args...))
+	return fmt.Errorf("%s (%s) %q: %s", key, EnvVar(envKey(key)), fmt.Sprint(value), fmt.Sprintf(format, args...))
 }

@@ -1,22 +1,11 @@
 package config
 
 import (
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 )
-
-func writeFile(t *testing.T, body string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "kproxy.yaml")
-	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 func TestDefaultsApplyWithoutFile(t *testing.T) {
 	cfg, err := Load("")
@@ -108,8 +97,8 @@ func TestValidateListsEveryProblem(t *testing.T) {
 		`upstream.bootstrap_servers (KPROXY_UPSTREAM_BOOTSTRAP_SERVERS) "": is empty`,
 		`listen.bootstrap (KPROXY_LISTEN_BOOTSTRAP) "localhost": missing port in address`,
 		`log.format (KPROXY_LOG_FORMAT) "xml": want json or console`,
-		`routing.groups.a (KPROXY_ROUTING_GROUPS_A) "Nope": unknown Kafka API name`,
-		`routing.groups.b (KPROXY_ROUTING_GROUPS_B) "fetch": already in group "a"`,
+		`routing.groups.a (KPROXY_ROUTING_GROUPS) "Nope": unknown Kafka API name`,
+		`routing.groups.b (KPROXY_ROUTING_GROUPS) "fetch": already in group "a"`,
 		`limits.max_inflight_per_connection (KPROXY_LIMITS_MAX_INFLIGHT_PER_CONNECTION) "0": must be at least 1`,
 		`metrics.max_client_ids (KPROXY_METRICS_MAX_CLIENT_IDS) "0": must be at least 1`,
 	} {
@@ -199,7 +188,7 @@ func TestValidateSecurity(t *testing.T) {
 		`upstream.tls.key_file (KPROXY_UPSTREAM_TLS_KEY_FILE) "": is empty but upstream.tls.cert_file is set`,
 		`upstream.sasl.mechanism (KPROXY_UPSTREAM_SASL_MECHANISM) "SCRAM-SHA-1": want PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER`,
 		`listen.tls.client_ca_file (KPROXY_LISTEN_TLS_CLIENT_CA_FILE) "/ca.pem": set but listen.tls.cert_file is empty`,
-		`listen.sasl.users.app (KPROXY_LISTEN_SASL_USERS_APP) "[redacted]": want "file:PATH" or "env:VARIABLE"`,
+		`listen.sasl.users.app (KPROXY_LISTEN_SASL_USERS) "[redacted]": want "file:PATH" or "env:VARIABLE"`,
 	} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("missing %q in:\n%s", want, msg)

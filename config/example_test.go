@@ -10,23 +10,6 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// leaves flattens a Config into its keys (as Load knows them) and values.
-func leaves(prefix string, v reflect.Value, out map[string]any) map[string]any {
-	t := v.Type()
-	for i := range t.NumField() {
-		key := t.Field(i).Tag.Get("mapstructure")
-		if prefix != "" {
-			key = prefix + "." + key
-		}
-		if f := v.Field(i); f.Kind() == reflect.Struct {
-			leaves(key, f, out)
-		} else {
-			out[key] = f.Interface()
-		}
-	}
-	return out
-}
-
 // exampleOnly are keys without a default whose value in config/kproxy.yaml
 // is an example.
 var exampleOnly = map[string]bool{"upstream.bootstrap_servers": true}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
 )
@@ -98,5 +99,65 @@ func TestCheckConfigShowsEveryGroup(t *testing.T) {
 	}
 	if msg := errOut.String(); !strings.Contains(msg, `ShareFetch is in group "fetch" and ShareAcknowledge in group "default"`) {
 		t.Errorf("error does not name both APIs and their groups:\n%s", msg)
+	}
+}
+
+// TestHelpAndUsageExitCodes: --help on every command exits 0 and shows its
+// flags and where the configuration reference is; an unknown command, flag
+// or argument exits 2 with usage.
+func TestHelpAndUsageExitCodes(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"help"}, {"-h"}, {"run", "--help"}, {"check-config", "--help"}, {"check-config", "-h"}, {"version", "--help"}} {
+		var out, errOut bytes.Buffer
+		if code := run(args, &out, &errOut); code != 0 {
+			t.Errorf("%v: exit %d, want 0; stderr %q", args, code, errOut.String())
+		}
+		if !strings.Contains(out.String(), "Usage") {
+			t.Errorf("%v: no usage on stdout: %q", args, out.String())
+		}
+		if args[0] == "run" || args[0] == "check-config" || args[0] == "--help" {
+			for _, want := range []string{"--config", "docs/CONFIGURATION.md"} {
+				if !strings.Contains(out.String(), want) {
+					t.Errorf("%v: help lacks %q:\n%s", args, want, out.String())
+				}
+			}
+		}
+	}
+	for _, args := range [][]string{{}, {"frobnicate"}, {"run", "--frobnicate"}, {"check-config", "extra"}, {"version", "--x"}, {"demo"}} {
+		var out, errOut bytes.Buffer
+		if code := run(args, &out, &errOut); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+		if !strings.Contains(errOut.String(), "Usage") && !strings.Contains(errOut.String(), "usage") {
+			t.Errorf("%v: no usage on stderr: %q", args, errOut.String())
+		}
+	}
+}
+
+// TestCheckConfigRejectsUnknownKeys: the misspellings a user makes fail
+// check-config, each named with the key meant.
+func TestCheckConfigRejectsUnknownKeys(t *testing.T) {
+	path := t.TempDir() + "/kproxy.yaml"
+	if err := os.WriteFile(path, []byte("routng:\n  ordering: strict\nupstream:\n  bootstrap_server: [kafka:9092]\n  dial_timeout: ten seconds\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KPROXY_ROUTING_ORDRING", "strict")
+	var out, errOut bytes.Buffer
+	if code := run([]string{"check-config", "--config", path}, &out, &errOut); code != 1 {
+		t.Fatalf("exit %d, want 1: %s", code, errOut.String())
+	}
+	for _, want := range []string{
+		"routng: unknown key; did you mean routing?",
+		"upstream.bootstrap_server: unknown key; did you mean upstream.bootstrap_servers?",
+		`upstream.dial_timeout (KPROXY_UPSTREAM_DIAL_TIMEOUT) "ten seconds": want a duration`,
+		"KPROXY_ROUTING_ORDRING: unknown environment variable; did you mean KPROXY_ROUTING_ORDERING",
+		"KPROXY_UPSTREAM_BOOTSTRAP_SERVERS",
+	} {
+		if !strings.Contains(errOut.String(), want) {
+			t.Errorf("missing %q in:\n%s", want, errOut.String())
+		}
+	}
+	errOut.Reset()
+	if code := run([]string{"run", "--config", path}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "routng: unknown key") {
+		t.Errorf("run: exit %d: %s", code, errOut.String())
 	}
 }

@@ -1,56 +1,47 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/kproxy/kproxy/config"
-	"github.com/kproxy/kproxy/internal/admin"
-	"github.com/kproxy/kproxy/internal/listener"
-	"github.com/kproxy/kproxy/internal/metrics"
+	"github.com/kproxy/kproxy/internal/sidecar"
 )
 
-func checkConfig(args []string, stdout io.Writer) error {
-	path, err := configFlag("check-config", args, stdout)
+func checkConfig(args []string, stdout, stderr io.Writer) error {
+	path, err := configFlag("kproxy check-config [--config FILE]", "Prints the effective configuration (secrets redacted), or every problem in it.", args, stdout, stderr)
 	if err != nil {
 		return err
 	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		return err
+	cfg, problems := config.Check(path)
+	if errors.As(problems, new(*config.FileError)) {
+		return problems
 	}
 	out, err := cfg.YAML()
 	if err != nil {
 		return err
 	}
 	_, _ = stdout.Write(out)
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("invalid configuration:\n%w", err)
+	if problems != nil {
+		return fmt.Errorf("invalid configuration:\n%w", problems)
 	}
 	return nil
 }
 
-func runProxy(args []string, stderr io.Writer) error {
-	path, err := configFlag("run", args, stderr)
+func runProxy(args []string, stdout, stderr io.Writer) error {
+	path, err := configFlag("kproxy run [--config FILE]", "Runs the proxy until SIGINT or SIGTERM, then stops as shutdown_mode says, within shutdown_timeout.", args, stdout, stderr)
 	if err != nil {
 		return err
 	}
-	cfg, err := config.Load(path)
+	cfg, err := config.Check(path)
 	if err != nil {
-		return err
-	}
-	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
-	log, err := newLogger(cfg.Log)
+	log, err := sidecar.NewLogger(cfg.Log)
 	if err != nil {
 		return err
 	}
@@ -64,79 +55,16 @@ func runProxy(args []string, stderr io.Writer) error {
 // serve runs the proxy until the first stop signal, then stops gracefully
 // (signals.go).
 func serve(sigs *stopSignals, cfg config.Config, log *zap.Logger, reg *prometheus.Registry) error {
-	p, err := start(sigs.begin, cfg, log, reg)
+	p, err := sidecar.Start(sigs.begin, cfg, log, reg, version)
 	if err != nil {
 		return err
 	}
-	log.Info("kproxy started", zap.String("version", version), zap.String("bootstrap", p.srv.BootstrapAddr()), zap.String("admin", p.admin.Addr()), zap.Strings("upstream", cfg.Upstream.BootstrapServers))
+	log.Info("kproxy started", zap.String("version", version), zap.String("bootstrap", p.Server.BootstrapAddr()), zap.String("admin", p.Admin.Addr()), zap.Strings("upstream", cfg.Upstream.BootstrapServers))
 	<-sigs.begin.Done()
-	log.Info("shutting down", zap.String("mode", cfg.ShutdownMode), zap.Duration("timeout", cfg.ShutdownTimeout))
-	if err := p.stop(cfg, sigs.hurry); err != nil {
+	log.Info("shutting down", zap.String("mode", cfg.ShutdownMode), zap.Float64("timeout_s", cfg.ShutdownTimeout.Seconds()))
+	if err := stop(p, cfg, sigs.hurry); err != nil {
 		log.Warn("shutdown incomplete", zap.Error(err))
 	}
 	log.Info("kproxy stopped")
 	return nil
-}
-
-// proxy is kproxy running: its Kafka listeners and its admin server.
-type proxy struct {
-	srv   *listener.Server
-	admin *admin.Server
-}
-
-// start binds the admin server, then the Kafka listeners. The admin server
-// comes first so that /healthz answers, and /readyz says why not ready,
-// while upstream metadata is still being fetched.
-func start(ctx context.Context, cfg config.Config, log *zap.Logger, reg *prometheus.Registry) (*proxy, error) {
-	srv, err := listener.New(cfg, log, metrics.New(reg, version))
-	if err != nil {
-		return nil, err
-	}
-	debug := admin.DebugSessions(srv, admin.DebugAllowed(cfg.Admin.Listen, cfg.Admin.DebugEndpoints))
-	adm, err := admin.Listen(cfg.Admin.Listen, admin.Handler(reg, srv, log, debug), log)
-	if err != nil {
-		return nil, err
-	}
-	if err := srv.Start(ctx); err != nil {
-		_ = adm.Shutdown(context.Background())
-		return nil, err
-	}
-	return &proxy{srv: srv, admin: adm}, nil
-}
-
-// shutdown drains the Kafka side within timeout (/readyz answers 503 and
-// /metrics stays up meanwhile), then stops the admin server.
-func (p *proxy) shutdown(timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	err := p.srv.Shutdown(ctx)
-	actx, acancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer acancel()
-	return errors.Join(err, p.admin.Shutdown(actx))
-}
-
-func newLogger(c config.Log) (*zap.Logger, error) {
-	return buildLogger(c, zapcore.Lock(os.Stderr))
-}
-
-// buildLogger makes the process logger: JSON lines (log.format json) or
-// human-readable lines (console), both with ISO 8601 times, stack traces
-// only at error, no sampling (lifecycle lines must not be dropped).
-func buildLogger(c config.Log, out zapcore.WriteSyncer) (*zap.Logger, error) {
-	level, err := zapcore.ParseLevel(c.Level)
-	if err != nil {
-		return nil, err
-	}
-	ec := zap.NewProductionEncoderConfig()
-	ec.EncodeTime = zapcore.ISO8601TimeEncoder
-	var enc zapcore.Encoder
-	switch c.Format {
-	case "console":
-		ec.EncodeLevel = zapcore.CapitalLevelEncoder
-		enc = zapcore.NewConsoleEncoder(ec)
-	default:
-		enc = zapcore.NewJSONEncoder(ec)
-	}
-	core := zapcore.NewCore(enc, out, zap.NewAtomicLevelAt(level))
-	return zap.New(core, zap.AddCaller(), zap.AddStacktrace(zapcore.ErrorLevel), zap.ErrorOutput(out)), nil
 }

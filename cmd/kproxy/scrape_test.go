@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/kproxy/kproxy/internal/loopback"
+	"github.com/kproxy/kproxy/internal/sidecar"
 )
 
 // requireTool finds a binary of Debian's prometheus package. CI (env CI
@@ -50,12 +51,12 @@ func startWithTraffic(t *testing.T) string {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	p, err := start(context.Background(), cfg, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), prometheus.NewRegistry())
+	p, err := sidecar.Start(context.Background(), cfg, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), prometheus.NewRegistry(), version)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = p.shutdown(5 * time.Second) })
-	admin := "http://" + p.admin.Addr()
+	t.Cleanup(func() { _ = p.Shutdown(5 * time.Second) })
+	admin := "http://" + p.Admin.Addr()
 	deadline := time.Now().Add(10 * time.Second)
 	for httpGet(t, admin+"/readyz").code != http.StatusOK {
 		if time.Now().After(deadline) {
@@ -66,7 +67,7 @@ func startWithTraffic(t *testing.T) string {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	producer, err := kgo.NewClient(kgo.SeedBrokers(p.srv.BootstrapAddr()), kgo.DefaultProduceTopic("obs"))
+	producer, err := kgo.NewClient(kgo.SeedBrokers(p.Server.BootstrapAddr()), kgo.DefaultProduceTopic("obs"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +78,7 @@ func startWithTraffic(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
-	consumer, err := kgo.NewClient(kgo.SeedBrokers(p.srv.BootstrapAddr()), kgo.ConsumeTopics("obs"),
+	consumer, err := kgo.NewClient(kgo.SeedBrokers(p.Server.BootstrapAddr()), kgo.ConsumeTopics("obs"),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +91,7 @@ func startWithTraffic(t *testing.T) string {
 		}
 		got += fs.NumRecords()
 	}
-	return p.admin.Addr()
+	return p.Admin.Addr()
 }
 
 type httpReply struct {

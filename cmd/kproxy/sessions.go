@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kproxy/kproxy/config"
+	"github.com/kproxy/kproxy/internal/cli"
 	"github.com/kproxy/kproxy/internal/sessioninfo"
 )
 
@@ -21,8 +21,8 @@ import (
 // It speaks HTTP only, so it works through `kubectl port-forward`.
 
 func runSessions(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("sessions", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("kproxy sessions [--admin ADDR] [--json] [--limit N]",
+		"Prints what each client session of a running kproxy is doing, from its\nadmin server's /debug/sessions (docs/METRICS.md, \"Seeing inside a running sidecar\").")
 	defaultAdmin := os.Getenv(config.EnvVar("admin.listen"))
 	if defaultAdmin == "" {
 		defaultAdmin = config.Defaults().Admin.Listen
@@ -30,11 +30,8 @@ func runSessions(args []string, stdout, stderr io.Writer) error {
 	addr := fs.String("admin", defaultAdmin, "kproxy admin server, host:port or URL (default: "+config.EnvVar("admin.listen")+" or admin.listen's default)")
 	asJSON := fs.Bool("json", false, "print /debug/sessions as it is served")
 	limit := fs.Int("limit", 100, "at most this many sessions, the most stuck first")
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, stdout, stderr); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 	body, err := fetchSessions(*addr, *limit)
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/kproxy/kproxy/internal/loopback"
 	"github.com/kproxy/kproxy/internal/rawclient"
 	"github.com/kproxy/kproxy/internal/sessioninfo"
+	"github.com/kproxy/kproxy/internal/sidecar"
 )
 
 // TestSessionsCommandRendersParkedFetch runs kproxy as `kproxy run` wires it,
@@ -35,15 +36,15 @@ func TestSessionsCommandRendersParkedFetch(t *testing.T) {
 	}
 	t.Cleanup(cluster.Close)
 	cfg := loopback.Config(cluster.ListenAddrs())
-	p, err := start(context.Background(), cfg, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), prometheus.NewRegistry())
+	p, err := sidecar.Start(context.Background(), cfg, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), prometheus.NewRegistry(), version)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = p.shutdown(5 * time.Second) })
-	for !p.srv.Ready() {
+	t.Cleanup(func() { _ = p.Shutdown(5 * time.Second) })
+	for !p.Server.Ready() {
 		time.Sleep(10 * time.Millisecond)
 	}
-	c, err := rawclient.Dial(p.srv.BrokerAddrs()[0])
+	c, err := rawclient.Dial(p.Server.BrokerAddrs()[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +62,7 @@ func TestSessionsCommandRendersParkedFetch(t *testing.T) {
 	sessions := func(args ...string) string {
 		t.Helper()
 		var out, errOut bytes.Buffer
-		if code := run(append([]string{"sessions", "--admin", p.admin.Addr()}, args...), &out, &errOut); code != 0 {
+		if code := run(append([]string{"sessions", "--admin", p.Admin.Addr()}, args...), &out, &errOut); code != 0 {
 			t.Fatalf("kproxy sessions %v: exit %d: %s", args, code, errOut.String())
 		}
 		return out.String()
@@ -104,7 +105,7 @@ func TestSessionsCommandRendersParkedFetch(t *testing.T) {
 	// The client leaves before the proxy shuts down, which would otherwise
 	// wait for the parked Fetch.
 	c.Close()
-	for _, total := p.srv.Sessions(0); total > 0; _, total = p.srv.Sessions(0) {
+	for _, total := p.Server.Sessions(0); total > 0; _, total = p.Server.Sessions(0) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kproxy/kproxy/config"
+	"github.com/kproxy/kproxy/internal/sidecar"
 )
 
 // stopSignals turns SIGTERM and SIGINT into the stages of a stop: the
@@ -67,21 +68,21 @@ func inFlightReserve(timeout time.Duration) time.Duration {
 // inFlightReserve; then it stops accepting, lets requests in flight finish
 // and closes what is left at the deadline. A token on hurry ends the stage
 // under way.
-func (p *proxy) stop(cfg config.Config, hurry <-chan struct{}) error {
+func stop(p *sidecar.Proxy, cfg config.Config, hurry <-chan struct{}) error {
 	deadline := time.Now().Add(cfg.ShutdownTimeout)
 	if cfg.ShutdownMode == config.ShutdownWaitForClients {
 		wait, cancel := context.WithDeadline(context.Background(), deadline.Add(-inFlightReserve(cfg.ShutdownTimeout)))
 		stopOnHurry(wait, cancel, hurry)
-		p.srv.WaitForClients(wait, cfg.ShutdownQuietPeriod)
+		p.Server.WaitForClients(wait, cfg.ShutdownQuietPeriod)
 		cancel()
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	stopOnHurry(ctx, cancel, hurry)
-	err := p.srv.Shutdown(ctx)
+	err := p.Server.Shutdown(ctx)
 	actx, acancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer acancel()
-	return errors.Join(err, p.admin.Shutdown(actx))
+	return errors.Join(err, p.Admin.Shutdown(actx))
 }
 
 func stopOnHurry(ctx context.Context, cancel func(), hurry <-chan struct{}) {

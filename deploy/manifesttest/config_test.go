@@ -115,16 +115,12 @@ func TestDecodeKproxyConfigRejectsUnknownKeys(t *testing.T) {
 }
 
 // TestConfigAcceptedByKproxy runs `kproxy check-config` on the ConfigMap's
-// config with the sidecar's environment, once the main module has the
-// binary; until then it is skipped.
+// config with the sidecar's environment.
 func TestConfigAcceptedByKproxy(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds kproxy")
 	}
 	root := filepath.Dir(deployDir(t))
-	if _, err := os.Stat(filepath.Join(root, "cmd", "kproxy")); err != nil {
-		t.Skip("cmd/kproxy does not exist yet")
-	}
 	bin := filepath.Join(t.TempDir(), "kproxy")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/kproxy")
 	build.Dir = root

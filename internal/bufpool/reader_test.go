@@ -100,14 +100,24 @@ func TestReaderStream(t *testing.T) {
 
 func TestReaderParksBufferWhileIdle(t *testing.T) {
 	c, s := tcpPair(t)
-	r := New().NewReader(s, 4096)
+	pool := New()
+	r := pool.NewReader(s, 4096)
 	got := make(chan error, 1)
 	var b [3]byte
 	go func() {
 		_, err := io.ReadFull(r, b[:])
 		got <- err
 	}()
-	time.Sleep(50 * time.Millisecond) // the reader parks on an empty socket
+	// The reader finds the socket empty and parks, giving its buffer back:
+	// the pool's kept slot for its class fills.
+	class := classOf(4096)
+	deadline := time.Now().Add(10 * time.Second)
+	for pool.kept[class].Load() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the reader did not park on an empty socket within 10s")
+		}
+		time.Sleep(time.Millisecond) // polling the condition
+	}
 	if _, err := c.Write([]byte("abcdef")); err != nil {
 		t.Fatal(err)
 	}

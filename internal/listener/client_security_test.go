@@ -23,31 +23,6 @@ import (
 	"github.com/kproxy/kproxy/internal/rawclient"
 )
 
-// secureEnv is kfake with SCRAM-SHA-512 behind kproxy, which terminates
-// client SASL for user "app" (password from a file) and "tools" (from the
-// environment), optionally with TLS on its listeners.
-func secureEnv(t *testing.T, listenTLS config.ListenTLS) *proxytest.Env {
-	t.Helper()
-	dir := t.TempDir()
-	pw := filepath.Join(dir, "app.pw")
-	if err := os.WriteFile(pw, []byte("app-secret\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("KPROXY_TEST_TOOLS_PW", "tools-secret")
-	return proxytest.Start(t, proxytest.Options{
-		Kfake: []kfake.Opt{kfake.EnableSASL(), kfake.Superuser(config.SASLScram512, "proxy", "upstream-secret"), kfake.SeedTopics(3, "t")},
-		Config: func(c *config.Config) {
-			c.Upstream.SASL = config.UpstreamSASL{Mechanism: config.SASLScram512, Username: "proxy", Password: "upstream-secret"}
-			c.Listen.TLS = listenTLS
-			c.Listen.SASL = config.ListenSASL{
-				Mode:       config.SASLModeTerminate,
-				Mechanisms: []string{config.SASLPlain, config.SASLScram256, config.SASLScram512},
-				Users:      map[string]string{"app": "file:" + pw, "tools": "env:KPROXY_TEST_TOOLS_PW"},
-			}
-		},
-	})
-}
-
 func TestClientTLSAndSASLTerminate(t *testing.T) {
 	ca := proxytest.NewCA(t, "proxy-ca")
 	_, certFile, keyFile := ca.Issue(t, "kproxy")
@@ -200,4 +175,14 @@ func TestNoSecretsInLogsOrMetrics(t *testing.T) {
 	if logs.FilterMessage("client sasl authentication failed").Len() == 0 {
 		t.Error("failed client authentication not logged")
 	}
+	// The authenticated sessions' close lines name their user.
+	good.Close()
+	waitFor(t, "an authenticated session's close line with its user", func() bool {
+		for _, e := range logs.FilterMessage("session closed").All() {
+			if e.ContextMap()["user"] == "app" && e.ContextMap()["reason"] == "client_closed" {
+				return true
+			}
+		}
+		return false
+	})
 }

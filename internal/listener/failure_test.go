@@ -20,33 +20,6 @@ import (
 	"github.com/kproxy/kproxy/internal/rawclient"
 )
 
-// expectClosed waits for the proxy to close conn.
-func expectClosed(t *testing.T, conn net.Conn) {
-	t.Helper()
-	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	buf := make([]byte, 64)
-	for {
-		_, err := conn.Read(buf)
-		if err == nil {
-			continue
-		}
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			t.Fatal("proxy did not close the connection")
-		}
-		return
-	}
-}
-
-// roundTripWorks proves another client is untouched.
-func roundTripWorks(t *testing.T, cl *kgo.Client, value string) {
-	t.Helper()
-	ctx := ctxTimeout(t, 20*time.Second)
-	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "t", Value: []byte(value)}).FirstErr(); err != nil {
-		t.Fatalf("healthy client broken after %s: %v", value, err)
-	}
-}
-
 func TestBadInputClosesOnlyThatSession(t *testing.T) {
 	t.Parallel()
 	env := proxytest.Start(t, proxytest.Options{Kfake: []kfake.Opt{kfake.SeedTopics(1, "t")}})
@@ -92,17 +65,6 @@ func TestBadInputClosesOnlyThatSession(t *testing.T) {
 			return testutil.ToFloat64(env.Metrics.FrameErrors.WithLabelValues(tc.reason)) == before+1
 		})
 		roundTripWorks(t, healthy, tc.name)
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 

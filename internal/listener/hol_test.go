@@ -14,24 +14,6 @@ import (
 
 const holWait = 5 * time.Second
 
-// leaderAddrs returns the address of the partition leader of topic/0,
-// directly at kfake and through the proxy.
-func leaderAddrs(t *testing.T, env *proxytest.Env, topic string) (direct, proxied string) {
-	t.Helper()
-	leader := env.Cluster.LeaderFor(topic, 0)
-	addrs := env.Proxy.BrokerAddrs()
-	proxied, ok := addrs[leader]
-	if !ok {
-		t.Fatalf("proxy has no listener for broker %d: %v", leader, addrs)
-	}
-	for i, a := range env.Cluster.ListenAddrs() {
-		if int32(i) == leader {
-			direct = a
-		}
-	}
-	return direct, proxied
-}
-
 type fetchThenProduce struct {
 	fetchTook, produceTook time.Duration
 	fetchRecords           int

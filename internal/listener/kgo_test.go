@@ -1,7 +1,6 @@
 package listener_test
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"strconv"
@@ -17,22 +16,6 @@ import (
 
 	"github.com/kproxy/kproxy/internal/proxytest"
 )
-
-func ctxTimeout(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-func newClient(t *testing.T, bootstrap string, opts ...kgo.Opt) *kgo.Client {
-	t.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(bootstrap)}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return cl
-}
 
 // proxyPorts are every port the proxy listens on for clients.
 func proxyPorts(env *proxytest.Env) map[string]bool {
@@ -92,27 +75,6 @@ func TestKgoIdempotentProduceConsumeGroup(t *testing.T) {
 	if committed != n {
 		t.Fatalf("committed offsets sum to %d, want %d", committed, n)
 	}
-}
-
-// consumeExactly polls until n distinct records arrived, failing on
-// duplicates.
-func consumeExactly(t *testing.T, ctx context.Context, cl *kgo.Client, n int) map[string]bool {
-	t.Helper()
-	seen := make(map[string]bool, n)
-	for len(seen) < n {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("consumed %d of %d before timeout", len(seen), n)
-		}
-		fs.EachError(func(topic string, p int32, err error) { t.Errorf("fetch %s/%d: %v", topic, p, err) })
-		fs.EachRecord(func(r *kgo.Record) {
-			if seen[string(r.Value)] {
-				t.Errorf("duplicate record %s", r.Value)
-			}
-			seen[string(r.Value)] = true
-		})
-	}
-	return seen
 }
 
 func TestKgoTransaction(t *testing.T) {

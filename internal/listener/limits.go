@@ -28,6 +28,9 @@ type limits struct {
 	// limits.max_inflight_per_connection.
 	blocked prometheus.Counter
 	refused map[string]prometheus.Counter
+	// failed rate-limits the warning for sessions closed by a failure, per
+	// close reason (sessionlog.go).
+	failed sessionFailureLogs
 }
 
 func newLimits(log *zap.Logger, m *metrics.Metrics) *limits {
@@ -95,7 +98,7 @@ func (s *Server) refusal() (string, []zap.Field) {
 	if !s.ready.Load() {
 		// Nothing to serve yet: a client that waited here would hang
 		// until its own timeout; closed, it retries at once.
-		return metrics.RefusedNotReady, []zap.Field{zap.String("why", "no upstream metadata yet: every seed unreachable")}
+		return metrics.RefusedNotReady, []zap.Field{zap.String("why", s.NotReadyReason())}
 	}
 	if max := s.cfg.Limits.MaxClientConnections; len(s.sessions) >= max {
 		return metrics.RefusedMaxClientConnections, []zap.Field{zap.Int("max_client_connections", max)}

@@ -1,35 +1,21 @@
 package listener_test
 
 import (
-	"context"
 	"encoding/binary"
 	"net"
+	"runtime"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
 
 	"github.com/kproxy/kproxy/config"
-	"github.com/kproxy/kproxy/internal/listener"
-	"github.com/kproxy/kproxy/internal/loopback"
 	"github.com/kproxy/kproxy/internal/metrics"
 	"github.com/kproxy/kproxy/internal/proxytest"
 	"github.com/kproxy/kproxy/internal/rawclient"
 )
-
-func metadataWorks(t *testing.T, c *rawclient.Conn) {
-	t.Helper()
-	if _, err := c.Send(kmsg.NewPtrMetadataRequest()); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Read(); err != nil {
-		t.Fatalf("metadata through the proxy: %v", err)
-	}
-}
 
 func TestMaxClientConnectionsClosesNewOnes(t *testing.T) {
 	t.Parallel()
@@ -52,8 +38,9 @@ func TestMaxClientConnectionsClosesNewOnes(t *testing.T) {
 }
 
 // TestEverySeedUnreachableRefusesPromptly: with no upstream metadata the
-// proxy is not ready and closes clients at once instead of letting them
-// hang until their own timeouts.
+// proxy is not ready and refuses clients at once instead of letting them
+// hang until their own timeouts: on Linux the bootstrap port is not yet
+// listening; elsewhere the connection is accepted, reset and counted.
 func TestEverySeedUnreachableRefusesPromptly(t *testing.T) {
 	t.Parallel()
 	m := metrics.NewNop()
@@ -67,36 +54,13 @@ func TestEverySeedUnreachableRefusesPromptly(t *testing.T) {
 			t.Fatalf("client held %v before being refused", took)
 		}
 	}
+	if runtime.GOOS == "linux" {
+		return // refused by the kernel: nothing to count
+	}
 	// The client may see the reset before the refusal is counted.
 	waitFor(t, "3 not-ready refusals counted", func() bool {
 		return testutil.ToFloat64(m.ClientConnectionsRefused.WithLabelValues(metrics.RefusedNotReady)) == 3
 	})
-}
-
-// notReadyProxy starts a proxy whose only seed refuses connections and
-// returns its bootstrap address.
-func notReadyProxy(t *testing.T) string { return notReadyProxyMetrics(t, metrics.NewNop()) }
-
-func notReadyProxyMetrics(t *testing.T, m *metrics.Metrics) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := ln.Addr().String()
-	ln.Close()
-	srv, err := listener.New(loopback.Config([]string{dead}), zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel)), m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
-	if srv.Ready() {
-		t.Fatal("ready with every seed unreachable")
-	}
-	return srv.BootstrapAddr()
 }
 
 // TestInflightCapStallCounted: a client owed max_inflight answers is not

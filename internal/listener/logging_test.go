@@ -68,10 +68,12 @@ func matches(m map[string]any, fields map[string]string) bool {
 
 var snakeCase = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
-// TestLifecycleLogs checks the operator-facing log contract: listeners,
-// broker discovery and session open/close at info with their fields,
-// per-request detail at debug, protocol and dial failures at warn with the
-// reason in words; messages constant and lowercase, fields snake_case.
+// TestLifecycleLogs checks the operator-facing log contract: listeners and
+// broker discovery at info; one info line per session, at its close, with
+// who the client was and what went through; its opening, its ordering and
+// per-request detail at debug; protocol and dial failures at warn with the
+// reason in words, one per burst of a kind; messages constant and
+// lowercase, fields snake_case.
 func TestLifecycleLogs(t *testing.T) {
 	t.Parallel()
 	core, logs := observer.New(zapcore.DebugLevel)
@@ -90,6 +92,7 @@ func TestLifecycleLogs(t *testing.T) {
 	}
 	_ = c.Conn.SetDeadline(time.Now().Add(10 * time.Second))
 	client := c.Conn.LocalAddr().String()
+	c.ClientID = "log-test-client"
 	corr, err := c.Send(kmsg.NewPtrMetadataRequest())
 	if err != nil {
 		t.Fatal(err)
@@ -98,15 +101,30 @@ func TestLifecycleLogs(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = c.Close()
-	w.want(zapcore.InfoLevel, "session opened", map[string]string{"client": client, "broker": "-1"})
+	w.want(zapcore.DebugLevel, "session opened", map[string]string{"client": client, "broker": "-1"})
+	w.want(zapcore.DebugLevel, "session ordering", map[string]string{"client": client, "ordering": "strict", "client_id": "log-test-client"})
 	w.want(zapcore.DebugLevel, "request", map[string]string{
 		"client": client, "api": "Metadata", "api_key": "3", "api_version": "*",
 		"correlation_id": fmt.Sprint(corr), "group": "default",
 	})
 	w.want(zapcore.DebugLevel, "lane dialed", map[string]string{"client": client, "group": "default", "upstream": "*"})
-	closed := w.want(zapcore.InfoLevel, "session closed", map[string]string{"client": client, "reason": "client_closed"})
-	if d, ok := closed["duration"].(time.Duration); !ok || d <= 0 {
-		t.Errorf("session closed: duration %v (%T), want a positive duration", closed["duration"], closed["duration"])
+	closed := w.want(zapcore.InfoLevel, "session closed", map[string]string{
+		"client": client, "reason": "client_closed", "client_id": "log-test-client", "client_software_name": "",
+		"ordering": "strict", "requests": "1",
+	})
+	if d, ok := closed["duration_s"].(float64); !ok || d <= 0 {
+		t.Errorf("session closed: duration_s %v (%T), want positive seconds", closed["duration_s"], closed["duration_s"])
+	}
+	if in, _ := closed["bytes_in"].(int64); in < 12 {
+		t.Errorf("session closed: bytes_in %v, want at least the request's size", closed["bytes_in"])
+	}
+	if out, _ := closed["bytes_out"].(int64); out < 8 {
+		t.Errorf("session closed: bytes_out %v, want at least the answer's size", closed["bytes_out"])
+	}
+	for _, e := range logs.All() {
+		if e.Level >= zapcore.InfoLevel && e.ContextMap()["client"] == client && e.Message != "session closed" {
+			t.Errorf("a clean session logged %q at %s; want only its close line at info", e.Message, e.Level)
+		}
 	}
 
 	// A protocol failure: HTTP on the Kafka port, at warn with the reason.
@@ -123,6 +141,29 @@ func TestLifecycleLogs(t *testing.T) {
 	w.want(zapcore.WarnLevel, "session closed", map[string]string{
 		"client": httpClient, "reason": "bad_frame", "error": "HTTP request on a Kafka port",
 	})
+
+	// The same failure again at once: counted, not logged again (burst).
+	conn, err = net.DialTimeout("tcp", env.Bootstrap(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Write([]byte("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	expectClosed(t, conn)
+	_ = conn.Close()
+	waitFor(t, "the second bad_frame close counted", func() bool {
+		return testutil.ToFloat64(env.Metrics.SessionCloses.WithLabelValues("bad_frame")) == 2
+	})
+	badFrameWarnings := 0
+	for _, e := range logs.FilterMessage("session closed").All() {
+		if e.Level == zapcore.WarnLevel && e.ContextMap()["reason"] == "bad_frame" {
+			badFrameWarnings++
+		}
+	}
+	if badFrameWarnings != 1 {
+		t.Errorf("%d warnings for 2 bad_frame closes within %v, want 1", badFrameWarnings, 10*time.Second)
+	}
 
 	// A dial failure: the broker is gone when the session first needs it.
 	env.Cluster.Close()

@@ -14,9 +14,9 @@ import (
 
 // Ordering: how a session writes answers back (docs/ARCHITECTURE.md,
 // "Ordering modes"). One writer serves both modes: strict writes the done
-// answers at the head of the queue, relaxed every done answer. A session only ever moves from strict
-// to relaxed, which only relaxes a constraint, so the switch is safe at any
-// point.
+// answers at the head of the queue, relaxed every done answer. A session
+// only ever moves from strict to relaxed, which only relaxes a constraint,
+// so the switch is safe at any point.
 
 // Reasons a session got its ordering, for the log.
 const (
@@ -108,8 +108,9 @@ func (s *session) decideOrdering(h router.RequestHeader, body []byte) {
 	s.ord.decided = true
 	s.view.ordering.Store(&reason)
 	s.srv.instr.sessionOrdering(relaxed)
-	s.log.Info("session ordering", zap.String("ordering", orderingName(relaxed)), zap.String("reason", reason),
-		zap.ByteString("client_id", clientID), zap.ByteString("client_software_name", software))
+	id, sw := string(clientID), string(software) // copies: the frame is reused
+	s.log.Debug("session ordering", zap.String("ordering", orderingName(relaxed)), zap.String("reason", reason),
+		zap.String("client_id", id), zap.String("client_software_name", sw))
 	if relaxed {
 		s.ord.relaxed.Store(true)
 		s.deliver() // anything done and queued may go now
@@ -173,7 +174,7 @@ func (s *session) orderingPushed(sl *slot) {
 // notes an answer held behind an unfinished Fetch (for the budget), and
 // credits the head-of-line wait the split avoided: every request sent while
 // sl was in flight, in another group, would have waited on a single socket
-// until sl's answer, now - its send time (README, "Head-of-line wait
+// until sl's answer, now - its send time (docs/CONFIGURATION.md, "Head-of-line wait
 // avoided"). Per-group prefix sums of counts and send times make that
 // O(groups) per answer; the uint64 arithmetic wraps, and the differences
 // are exact.

@@ -21,19 +21,6 @@ type round struct {
 	heartbeatFirst       bool
 }
 
-// dialRaw opens a raw single-socket client with a bounded lifetime.
-func dialRaw(t *testing.T, addr, clientID string) *rawclient.Conn {
-	t.Helper()
-	c, err := rawclient.Dial(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.ClientID = clientID
-	t.Cleanup(func() { c.Close() })
-	_ = c.Conn.SetDeadline(time.Now().Add(time.Minute))
-	return c
-}
-
 // fetchThenHeartbeat runs rounds of [Fetch parked for wait on an empty
 // partition, then Heartbeat] pipelined on one connection.
 func fetchThenHeartbeat(t *testing.T, c *rawclient.Conn, topic string, rounds int, wait time.Duration) []round {

@@ -152,7 +152,7 @@ func (s *session) terminateSASL(frame *bufpool.Buf, h router.RequestHeader) (han
 		if done {
 			st.stage = saslDone
 			s.saslPrincipal(st.conv.User())
-			s.log.Info("client authenticated", zap.String("user", st.conv.User()), zap.String("mechanism", st.mechanism))
+			s.log.Debug("client authenticated", zap.String("user", st.conv.User()), zap.String("mechanism", st.mechanism))
 		}
 		reason, err := s.answerLocally(h, p.Answer(h, resp))
 		return true, reason, err

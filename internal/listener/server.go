@@ -49,6 +49,7 @@ type Server struct {
 
 	mu        sync.Mutex
 	listeners map[int32]net.Listener // by node id; bootstrapNode for the bootstrap port
+	held      heldPort               // the bootstrap port until ready (heldport.go)
 	sessions  map[*session]struct{}
 	closing   bool
 
@@ -138,21 +139,21 @@ func New(cfg config.Config, log *zap.Logger, m *metrics.Metrics) (*Server, error
 	return s, nil
 }
 
-// Start binds the bootstrap listener and begins discovering brokers: one
+// Start binds the bootstrap port and begins discovering brokers: one
 // listener per broker named in the upstream metadata. Discovery retries in
 // the background until it succeeds or the server stops, so the proxy comes
 // up even while every seed is unreachable (Ready reports false meanwhile).
+// The bootstrap port accepts clients once the first discovery succeeds;
+// until then connecting to it is refused (heldport.go).
 func (s *Server) Start(ctx context.Context) error {
 	s.warnInsecure()
-	ln, err := s.listen(s.cfg.Listen.Bootstrap)
+	held, err := holdPort(s.cfg.Listen.Bootstrap)
 	if err != nil {
 		return fmt.Errorf("listen.bootstrap (%s) %q: %w", config.EnvVar("listen.bootstrap"), s.cfg.Listen.Bootstrap, err)
 	}
 	s.mu.Lock()
-	s.listeners[bootstrapNode] = ln
+	s.held = held
 	s.mu.Unlock()
-	s.log.Info("listening", zap.String("listener", "bootstrap"), zap.String("addr", ln.Addr().String()))
-	s.serve(ln, bootstrapNode)
 	s.watchStalls()
 
 	err = s.discover(ctx)
@@ -171,7 +172,32 @@ func (s *Server) discover(ctx context.Context) error {
 	}
 	s.discErr.Store(nil)
 	s.ready.Store(true)
+	s.openBootstrap()
 	return nil
+}
+
+// openBootstrap starts accepting clients on the held bootstrap port.
+func (s *Server) openBootstrap() {
+	s.mu.Lock()
+	held := s.held
+	s.held = nil
+	if held == nil || s.closing {
+		s.mu.Unlock()
+		return
+	}
+	ln, err := held.Listen()
+	if err != nil {
+		s.mu.Unlock()
+		s.log.Error("bootstrap listener failed", zap.Error(err))
+		return
+	}
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls)
+	}
+	s.listeners[bootstrapNode] = ln
+	s.mu.Unlock()
+	s.log.Info("listening", zap.String("listener", "bootstrap"), zap.String("addr", ln.Addr().String()))
+	s.serve(ln, bootstrapNode)
 }
 
 // Ready reports whether the latest fetch of upstream metadata succeeded
@@ -193,13 +219,13 @@ func (s *Server) NotReadyReason() string {
 		return "shutting down"
 	}
 	if err := s.dialer.AuthError(); err != nil {
-		return "upstream authentication failing: " + err.Error()
+		return "upstream authentication failing: " + withoutUsers(err)
 	}
 	p := s.discErr.Load()
 	if p == nil {
 		return "upstream metadata not fetched yet"
 	}
-	msg := strings.ReplaceAll((*p).Error(), "\n", "; ") // a joined error has one line per seed
+	msg := strings.ReplaceAll(withoutUsers(*p), "\n", "; ") // a joined error has one line per seed
 	if s.ready.Load() {
 		return "upstream cluster unreachable: no known broker answered metadata (" + msg + ")"
 	}
@@ -258,6 +284,9 @@ func (s *Server) listenerAddr(id int32) string {
 	defer s.mu.Unlock()
 	if ln, ok := s.listeners[id]; ok {
 		return ln.Addr().String()
+	}
+	if id == bootstrapNode && s.held != nil {
+		return s.held.Addr().String()
 	}
 	return ""
 }
@@ -377,6 +406,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.closing = true
 	for _, ln := range s.listeners {
 		_ = ln.Close()
+	}
+	if s.held != nil {
+		_ = s.held.Close()
+		s.held = nil
 	}
 	sessions := make([]*session, 0, len(s.sessions))
 	for sess := range s.sessions {

@@ -90,7 +90,7 @@ func newSession(srv *Server, conn net.Conn, broker int32) *session {
 // run is the session's reader; it returns when the session ends.
 func (s *session) run() {
 	defer s.srv.endSession(s)
-	s.log.Info("session opened")
+	s.log.Debug("session opened")
 	reason, err := s.read()
 	s.mu.Lock()
 	s.readerDone = true

@@ -23,7 +23,7 @@ const reasonUpstreamStalled = "upstream_stalled"
 //
 // One watcher per server scans the answers sessions owe a few times per
 // grace period; it sets no socket deadlines, so idle connections cost
-// nothing.
+// nothing (a deadline only while a request is in flight).
 
 // stallTick is how often the watcher looks, for a given grace.
 func stallTick(grace time.Duration) time.Duration {

@@ -16,20 +16,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
-	"go.uber.org/zap/zaptest"
-	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/kproxy/kproxy/config"
 	"github.com/kproxy/kproxy/internal/proxytest"
 )
-
-// observed is a logger that both prints (zaptest) and records every entry.
-func observed(t *testing.T, level zapcore.Level) (*zap.Logger, *observer.ObservedLogs) {
-	core, logs := observer.New(level)
-	tee := zapcore.NewTee(core, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)).Core())
-	return zap.New(tee), logs
-}
 
 // produceConsume sends n records through a client that knows nothing of
 // SASL or TLS and reads them back.
@@ -217,6 +207,10 @@ func TestUpstreamWrongPassword(t *testing.T) {
 	}
 	if env.Proxy.Ready() || !strings.Contains(fmt.Sprint(env.Proxy.NotReadyReason()), "SASL_AUTHENTICATION_FAILED") {
 		t.Errorf("Ready %v, NotReadyReason %q", env.Proxy.Ready(), env.Proxy.NotReadyReason())
+	}
+	// /readyz says why, not who: no user name, no password.
+	if reason := env.Proxy.NotReadyReason(); strings.Contains(reason, "proxy") || strings.Contains(reason, "wrong-password") {
+		t.Errorf("NotReadyReason names a credential: %q", reason)
 	}
 
 	start := time.Now()

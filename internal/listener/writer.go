@@ -4,8 +4,6 @@ import (
 	"sync"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/kproxy/kproxy/internal/bufpool"
 	"github.com/kproxy/kproxy/internal/router"
 	"github.com/kproxy/kproxy/internal/upstream"
@@ -147,14 +145,5 @@ func (s *session) close(reason string, err error) {
 		}
 	}
 	s.srv.instr.sessionClosed(reason)
-	fields := []zap.Field{zap.String("reason", reason), zap.Duration("duration", time.Since(s.start))}
-	if len(owed) > 0 {
-		fields = append(fields, zap.Int("unanswered", len(owed)))
-	}
-	switch {
-	case err != nil && reason != reasonClientClosed:
-		s.log.Warn("session closed", append(fields, zap.Error(err))...)
-	default:
-		s.log.Info("session closed", fields...)
-	}
+	s.logClosed(reason, err, len(owed))
 }

@@ -108,7 +108,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		FetchWaitCapped: f.counter(prometheus.CounterOpts{
 			Name: "kproxy_fetch_wait_capped_total", Help: "Fetch and ShareFetch requests whose MaxWaitMillis was lowered to routing.fetch_wait_budget."}),
 		HolWaitAvoided: f.counterVec(prometheus.CounterOpts{
-			Name: "kproxy_hol_wait_avoided_seconds_total", Help: "Estimated broker-side wait that requests of this group would have spent behind earlier requests of other groups on a single connection (see README)."},
+			Name: "kproxy_hol_wait_avoided_seconds_total", Help: "Estimated broker-side wait that requests of this group would have spent behind earlier requests of other groups on a single connection (see docs/METRICS.md)."},
 			"group"),
 		SessionOrdering: f.counterVec(prometheus.CounterOpts{
 			Name: "kproxy_session_ordering_total", Help: "Client sessions by the answer ordering chosen for them: strict or relaxed."},

@@ -15,7 +15,7 @@ import (
 	"github.com/kproxy/kproxy/internal/metrics"
 )
 
-// family is what the README's Metrics table says of one metric.
+// family is what the docs/METRICS.md's Metrics table says of one metric.
 type family struct {
 	typ    string
 	labels []string // sorted
@@ -25,11 +25,11 @@ func (f family) String() string {
 	return fmt.Sprintf("%s {%s}", f.typ, strings.Join(f.labels, ", "))
 }
 
-// readmeTable parses the table under "## Metrics" in the README:
+// readmeTable parses the table under "## Metrics" in docs/METRICS.md:
 // | `name` | type | `label`, `label` | meaning |
 func readmeTable(t *testing.T) map[string]family {
 	t.Helper()
-	f, err := os.Open("../../README.md")
+	f, err := os.Open("../../docs/METRICS.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func readmeTable(t *testing.T) map[string]family {
 			cells[i] = strings.TrimSpace(cells[i])
 		}
 		if len(cells) != 4 {
-			t.Fatalf("README Metrics table: want 4 cells (name, type, labels, meaning): %q", line)
+			t.Fatalf("docs/METRICS.md Metrics table: want 4 cells (name, type, labels, meaning): %q", line)
 		}
 		if cells[0] == "name" || strings.HasPrefix(cells[0], "---") {
 			continue
@@ -71,7 +71,7 @@ func readmeTable(t *testing.T) map[string]family {
 		}
 		slices.Sort(labels)
 		if _, dup := out[name]; dup {
-			t.Errorf("README Metrics table lists %s twice", name)
+			t.Errorf("docs/METRICS.md Metrics table lists %s twice", name)
 		}
 		out[name] = family{typ: cells[1], labels: labels}
 	}
@@ -79,7 +79,7 @@ func readmeTable(t *testing.T) map[string]family {
 		t.Fatal(err)
 	}
 	if len(out) == 0 {
-		t.Fatal("README.md: no table under ## Metrics")
+		t.Fatal("docs/METRICS.md: no table under ## Metrics")
 	}
 	return out
 }
@@ -133,7 +133,7 @@ func registered(t *testing.T) map[string]family {
 	return out
 }
 
-// TestReadmeMetricsTableMatchesCode: README's Metrics table and the
+// TestReadmeMetricsTableMatchesCode: docs/METRICS.md's Metrics table and the
 // registry list the same metrics, with the same types and labels. A metric
 // added to the code fails here until it has its row.
 func TestReadmeMetricsTableMatchesCode(t *testing.T) {
@@ -142,15 +142,15 @@ func TestReadmeMetricsTableMatchesCode(t *testing.T) {
 		d, ok := doc[name]
 		switch {
 		case !ok:
-			t.Errorf("%s (%s) is exported but missing from README.md's Metrics table: add | `%s` | %s | %s | meaning |",
+			t.Errorf("%s (%s) is exported but missing from docs/METRICS.md's Metrics table: add | `%s` | %s | %s | meaning |",
 				name, c, name, c.typ, "`"+strings.Join(c.labels, "`, `")+"`")
 		case d.typ != c.typ || !slices.Equal(d.labels, c.labels):
-			t.Errorf("%s: README.md says %s, the code exports %s", name, d, c)
+			t.Errorf("%s: docs/METRICS.md says %s, the code exports %s", name, d, c)
 		}
 	}
 	for name := range doc {
 		if _, ok := code[name]; !ok {
-			t.Errorf("README.md's Metrics table lists %s, which the code does not export", name)
+			t.Errorf("docs/METRICS.md's Metrics table lists %s, which the code does not export", name)
 		}
 	}
 }

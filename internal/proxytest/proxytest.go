@@ -90,8 +90,11 @@ func startProxy(t testing.TB, cfg config.Config, log *zap.Logger, wait bool) *En
 		_ = srv.Shutdown(ctx)
 	})
 	deadline := time.Now().Add(10 * time.Second)
-	for wait && !srv.Ready() && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	for wait && !srv.Ready() {
+		if time.Now().After(deadline) {
+			t.Fatalf("proxy not ready within 10s: %s", srv.NotReadyReason())
+		}
+		time.Sleep(10 * time.Millisecond) // polling a condition, bounded above
 	}
 	return &Env{Proxy: srv, Config: cfg, Registry: reg, Metrics: m}
 }

@@ -1,7 +1,7 @@
 // Package rawclient is a legacy single-socket Kafka client built from kmsg
 // frames: every request goes over one connection, pipelined, the way a
 // client without per-purpose connections sends them. Tests use it to show
-// head-of-line blocking; `kproxy demo --workload` uses it to show it live.
+// head-of-line blocking; `kproxy-dev demo --workload` uses it to show it live.
 package rawclient
 
 import (

@@ -94,7 +94,7 @@ func TestBarrierFollowsGroups(t *testing.T) {
 
 func scopesOf(t *testing.T, p *Protocol, req kmsg.Request) Scopes {
 	t.Helper()
-	body := requestBody(p, req, kmsg.StringPtr("barrier-test"))
+	body := requestBody(p, req, 42, kmsg.StringPtr("barrier-test"))
 	h, err := ParseRequestHeader(body)
 	if err != nil {
 		t.Fatal(err)
@@ -142,7 +142,7 @@ func TestRequestScopes(t *testing.T) {
 		t.Errorf("AddPartitionsToTxn v4 (a batch of transactions) scopes %v, want any", got)
 	}
 	// A body cut short cannot say what it names: it matches everything.
-	body := requestBody(p, commitRequestFor("a"), kmsg.StringPtr("barrier-test"))
+	body := requestBody(p, commitRequestFor("a"), 42, kmsg.StringPtr("barrier-test"))
 	h, _ := ParseRequestHeader(body)
 	off, err := p.RequestBodyOffset(body, h)
 	if err != nil {

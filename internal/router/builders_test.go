@@ -293,3 +293,22 @@ func fetchResponse(addr addrFunc, recordBytes int) *kmsg.FetchResponse {
 	}
 	return r
 }
+
+// requestBody is a request frame body (no size prefix) as a client sends
+// it: header v1, or v2 for a flexible version, then the kmsg-encoded
+// request. A nil clientID is encoded as a null string.
+func requestBody(p *Protocol, req kmsg.Request, corr int32, clientID *string) []byte {
+	b := binary.BigEndian.AppendUint16(nil, uint16(req.Key()))
+	b = binary.BigEndian.AppendUint16(b, uint16(req.GetVersion()))
+	b = binary.BigEndian.AppendUint32(b, uint32(corr))
+	if clientID == nil {
+		b = binary.BigEndian.AppendUint16(b, 0xffff)
+	} else {
+		b = binary.BigEndian.AppendUint16(b, uint16(len(*clientID)))
+		b = append(b, *clientID...)
+	}
+	if p.FlexibleRequest(req.Key(), req.GetVersion()) {
+		b = append(b, 0)
+	}
+	return req.AppendTo(b)
+}

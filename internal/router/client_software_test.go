@@ -16,7 +16,7 @@ func TestClientSoftwareNameEveryVersion(t *testing.T) {
 				req := kmsg.NewPtrApiVersionsRequest()
 				req.SetVersion(v)
 				req.ClientSoftwareName, req.ClientSoftwareVersion = "confluent-kafka-python", "1.7.0-rdkafka-2.0.2"
-				body := requestBody(p, req, clientID)
+				body := requestBody(p, req, 42, clientID)
 				h, _ := ParseRequestHeader(body)
 				name, ok, err := p.ClientSoftwareName(body, h)
 				if err != nil {
@@ -61,7 +61,7 @@ func BenchmarkClientSoftwareName(b *testing.B) {
 	req := kmsg.NewPtrApiVersionsRequest()
 	req.SetVersion(3)
 	req.ClientSoftwareName, req.ClientSoftwareVersion = "librdkafka", "2.0.2"
-	body := requestBody(p, req, &id)
+	body := requestBody(p, req, 42, &id)
 	h, _ := ParseRequestHeader(body)
 	b.ReportAllocs()
 	for b.Loop() {

@@ -9,25 +9,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// requestBody frames a request the way a client sends it and returns the
-// frame body (everything after the size prefix). A nil clientID is encoded
-// as a null string.
-func requestBody(p *Protocol, req kmsg.Request, clientID *string) []byte {
-	b := binary.BigEndian.AppendUint16(nil, uint16(req.Key()))
-	b = binary.BigEndian.AppendUint16(b, uint16(req.GetVersion()))
-	b = binary.BigEndian.AppendUint32(b, 42)
-	if clientID == nil {
-		b = binary.BigEndian.AppendUint16(b, 0xffff)
-	} else {
-		b = binary.BigEndian.AppendUint16(b, uint16(len(*clientID)))
-		b = append(b, *clientID...)
-	}
-	if p.FlexibleRequest(req.Key(), req.GetVersion()) {
-		b = append(b, 0)
-	}
-	return req.AppendTo(b)
-}
-
 // decodeRequest reads a request frame body back with kmsg.
 func decodeRequest(t *testing.T, p *Protocol, body []byte, into kmsg.Request) {
 	t.Helper()
@@ -117,7 +98,7 @@ func TestCapFetchWaitEveryVersion(t *testing.T) {
 		for v := int16(0); v <= req.MaxVersion(); v++ {
 			for _, clientID := range []*string{&id, nil} {
 				t.Run(fmt.Sprintf("%s/v%d/client_id=%v", c.name, v, clientID != nil), func(t *testing.T) {
-					body := requestBody(p, c.build(v, 9000), clientID)
+					body := requestBody(p, c.build(v, 9000), 42, clientID)
 					h, _ := ParseRequestHeader(body)
 					was, capped, err := p.CapFetchWait(body, h, 200)
 					if err != nil || !capped || was != 9000 {
@@ -125,7 +106,7 @@ func TestCapFetchWaitEveryVersion(t *testing.T) {
 					}
 					c.check(t, body, v, 200)
 
-					body = requestBody(p, c.build(v, 150), clientID)
+					body = requestBody(p, c.build(v, 150), 42, clientID)
 					was, capped, err = p.CapFetchWait(body, h, 200)
 					if err != nil || capped || was != 150 {
 						t.Fatalf("below the cap: CapFetchWait = %d, %v, %v; want 150, false, nil", was, capped, err)
@@ -140,7 +121,7 @@ func TestCapFetchWaitEveryVersion(t *testing.T) {
 func TestCapFetchWaitRefuses(t *testing.T) {
 	p := NewProtocol()
 	id := "c"
-	full := requestBody(p, fetchRequest(11, 9000), &id)
+	full := requestBody(p, fetchRequest(11, 9000), 42, &id)
 	h, _ := ParseRequestHeader(full)
 	// Cut inside MaxWaitMillis and inside the client id: never a patch out
 	// of bounds.
@@ -149,7 +130,7 @@ func TestCapFetchWaitRefuses(t *testing.T) {
 			t.Errorf("truncated to %d bytes: err = %v, want ErrTruncated", n, err)
 		}
 	}
-	share := requestBody(p, shareFetchRequest(1, 9000), &id)
+	share := requestBody(p, shareFetchRequest(1, 9000), 42, &id)
 	hs, _ := ParseRequestHeader(share)
 	if _, _, err := p.CapFetchWait(share[:len(share)-len(shareFetchRequest(1, 0).AppendTo(nil))+20], hs, 200); !errors.Is(err, ErrTruncated) {
 		t.Errorf("truncated ShareFetch: err = %v, want ErrTruncated", err)
@@ -168,7 +149,7 @@ func TestCapFetchWaitRefuses(t *testing.T) {
 func BenchmarkCapFetchWait(b *testing.B) {
 	p := NewProtocol()
 	id := "consumer-1"
-	body := requestBody(p, fetchRequest(p.MaxVersion(KeyFetch), 9000), &id)
+	body := requestBody(p, fetchRequest(p.MaxVersion(KeyFetch), 9000), 42, &id)
 	h, _ := ParseRequestHeader(body)
 	off, err := p.FetchMaxWaitOffset(body, h)
 	if err != nil {

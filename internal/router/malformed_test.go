@@ -75,26 +75,35 @@ func TestRewriteTruncated(t *testing.T) {
 }
 
 // TestRewriteGarbage feeds random bodies behind valid headers and random
-// bytes into valid frames: errors are fine, panics are not.
+// bytes into valid frames: every result keeps Rewrite's contract
+// (checkRewrite), and garbage is refused, not passed on rewritten.
 func TestRewriteGarbage(t *testing.T) {
 	p := NewProtocol()
 	rw := NewRewriter(p)
 	rng := rand.New(rand.NewPCG(1, 2))
+	refused := 0
 	for _, s := range seedFrames(p) {
 		for range 200 {
 			frame := append([]byte(nil), s.frame...)
 			for range 1 + rng.IntN(4) {
 				frame[8+rng.IntN(len(frame)-8)] = byte(rng.Uint32())
 			}
-			_, _, _ = rw.Rewrite(frame, s.key, s.version, newFakeMap())
+			checkRewrite(t, rw, frame, s.key, s.version)
 
 			junk := make([]byte, 9+rng.IntN(64))
 			for i := range junk {
 				junk[i] = byte(rng.Uint32())
 			}
 			binary.BigEndian.PutUint32(junk, uint32(len(junk)-4))
-			_, _, _ = rw.Rewrite(junk, s.key, s.version, newFakeMap())
+			if _, err := checkRewrite(t, rw, junk, s.key, s.version); err != nil {
+				refused++
+			}
 		}
+	}
+	// Random bytes behind a size prefix rarely decode as an answer that
+	// needs rewriting; most must be refused.
+	if total := 200 * len(seedFrames(p)); refused < total/2 {
+		t.Errorf("only %d of %d random bodies refused", refused, total)
 	}
 }
 
@@ -105,31 +114,41 @@ func FuzzRewrite(f *testing.F) {
 		f.Add(s.frame, s.key, s.version)
 	}
 	f.Fuzz(func(t *testing.T, frame []byte, key, version int16) {
-		out, rewrote, err := rw.Rewrite(frame, key, version, newFakeMap())
-		switch {
-		case err != nil:
-			if out != nil {
-				t.Fatal("error with a frame to send")
-			}
-			return
-		case !rewrote:
-			if !sameSlice(out, frame) {
-				t.Fatal("unchanged but not the upstream frame")
-			}
-			return
-		}
-		if len(out) < 8 || binary.BigEndian.Uint32(out) != uint32(len(out)-4) {
-			t.Fatalf("bad size prefix in %x", out)
-		}
-		if string(out[4:8]) != string(frame[4:8]) {
-			t.Fatal("correlation id changed")
-		}
-		// What the proxy sends must read back, and need nothing more.
-		again, rewrote, err := rw.Rewrite(out, key, version, newFakeMap())
-		if err != nil || rewrote || !sameSlice(again, out) {
-			t.Fatalf("second pass: rewrote=%v err=%v", rewrote, err)
-		}
+		checkRewrite(t, rw, frame, key, version)
 	})
+}
+
+// checkRewrite holds Rewrite to its contract on any input: an error comes
+// with no frame to send; an unchanged answer is the upstream frame itself;
+// a rewritten one has a true size prefix, the same correlation id, and
+// reads back needing nothing more. It reports whether frame was rewritten.
+func checkRewrite(t *testing.T, rw *Rewriter, frame []byte, key, version int16) (rewrote bool, err error) {
+	t.Helper()
+	out, rewrote, err := rw.Rewrite(frame, key, version, newFakeMap())
+	switch {
+	case err != nil:
+		if out != nil {
+			t.Fatalf("key %d v%d: error %v with a frame to send", key, version, err)
+		}
+		return false, err
+	case !rewrote:
+		if !sameSlice(out, frame) {
+			t.Fatalf("key %d v%d: unchanged but not the upstream frame", key, version)
+		}
+		return false, nil
+	}
+	if len(out) < 8 || binary.BigEndian.Uint32(out) != uint32(len(out)-4) {
+		t.Fatalf("key %d v%d: bad size prefix in %x", key, version, out)
+	}
+	if string(out[4:8]) != string(frame[4:8]) {
+		t.Fatalf("key %d v%d: correlation id changed", key, version)
+	}
+	// What the proxy sends must read back, and need nothing more.
+	again, rewroteAgain, err := rw.Rewrite(out, key, version, newFakeMap())
+	if err != nil || rewroteAgain || !sameSlice(again, out) {
+		t.Fatalf("key %d v%d: second pass: rewrote=%v err=%v", key, version, rewroteAgain, err)
+	}
+	return true, nil
 }
 
 // TestSeedFramesDecode guards the seeds: each must be what kmsg itself reads.

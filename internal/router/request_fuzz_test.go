@@ -1,30 +1,11 @@
 package router
 
 import (
-	"encoding/binary"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
-
-// encodeRequestBody is a request frame body (no size prefix) as a client
-// sends it: header v1 or v2 by version, then the kmsg-encoded request.
-func encodeRequestBody(p *Protocol, req kmsg.Request, corr int32, clientID *string) []byte {
-	b := binary.BigEndian.AppendUint16(nil, uint16(req.Key()))
-	b = binary.BigEndian.AppendUint16(b, uint16(req.GetVersion()))
-	b = binary.BigEndian.AppendUint32(b, uint32(corr))
-	if clientID == nil {
-		b = binary.BigEndian.AppendUint16(b, 0xffff)
-	} else {
-		b = binary.BigEndian.AppendUint16(b, uint16(len(*clientID)))
-		b = append(b, *clientID...)
-	}
-	if p.FlexibleRequest(req.Key(), req.GetVersion()) {
-		b = append(b, 0)
-	}
-	return req.AppendTo(b)
-}
 
 const seedTimeout = 12345 * time.Millisecond
 
@@ -58,7 +39,7 @@ func requestSeeds(p *Protocol) [][]byte {
 		for v := range p.MaxVersion(key) + 1 {
 			req := timedRequest(key)
 			req.SetVersion(v)
-			seeds = append(seeds, encodeRequestBody(p, req, int32(v)+1, strp("client")))
+			seeds = append(seeds, requestBody(p, req, int32(v)+1, strp("client")))
 		}
 	}
 	return seeds

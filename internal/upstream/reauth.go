@@ -176,7 +176,7 @@ func (l *Lane) reauthenticate(notBefore time.Time) (time.Duration, time.Time, er
 	}
 	d.succeeded(r.conn.addr)
 	if d.log != nil {
-		d.log.Debug("lane re-authenticated", zap.String("upstream", r.conn.addr), zap.Duration("session_lifetime", lifetime))
+		d.log.Debug("lane re-authenticated", zap.String("upstream", r.conn.addr), zap.Float64("session_lifetime_s", lifetime.Seconds()))
 	}
 	l.release()
 	return lifetime, started, nil

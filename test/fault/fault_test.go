@@ -91,12 +91,12 @@ func TestBrokerRemovedAndReadded(t *testing.T) {
 	_, portStr, _ := net.SplitHostPort(addr)
 	port, _ := strconv.Atoi(portStr)
 	s.start()
-	time.Sleep(500 * time.Millisecond)
+	s.waitProduced(100)
 	if err := s.env.Cluster.RemoveNode(2); err != nil {
 		t.Fatal(err)
 	}
-	conns.Kill(addr) // the broker process is gone, and its connections with it
-	time.Sleep(time.Second)
+	conns.Kill(addr)        // the broker process is gone, and its connections with it
+	time.Sleep(time.Second) // the fault: the broker stays away this long
 	if _, _, err := s.env.Cluster.AddNode(2, port); err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,13 @@ func TestSlowBroker(t *testing.T) {
 		return nil, nil, false
 	})
 	s.start()
-	time.Sleep(4 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
+	for testutil.ToFloat64(s.env.Metrics.SessionCloses.WithLabelValues("upstream_stalled")) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the stuck request did not close its session as stalled within 30s")
+		}
+		time.Sleep(20 * time.Millisecond) // polling the condition
+	}
 	slow.Store(false)
 	s.verify()
 	if got := testutil.ToFloat64(s.env.Metrics.SessionCloses.WithLabelValues("upstream_stalled")); got < 1 {
@@ -158,7 +164,7 @@ func TestSlowBroker(t *testing.T) {
 // refuses clients promptly while not ready, and serves once a seed answers.
 func TestEverySeedUnreachableAtStartup(t *testing.T) {
 	t.Parallel()
-	port := freePort(t)
+	port := proxytest.FreePort(t)
 	cfg := loopback.Config([]string{"127.0.0.1:" + strconv.Itoa(port)})
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg, "test")
@@ -175,7 +181,8 @@ func TestEverySeedUnreachableAtStartup(t *testing.T) {
 		t.Fatal("ready with no cluster")
 	}
 	start := time.Now()
-	// Refused with a reset, possibly in the dial itself.
+	// Refused: on Linux the dial itself ("connection refused"), elsewhere a
+	// reset.
 	if c, err := rawclient.Dial(env.Bootstrap()); err == nil {
 		_ = c.Conn.SetDeadline(time.Now().Add(10 * time.Second))
 		_, _ = c.Send(kmsg.NewPtrApiVersionsRequest())
@@ -213,8 +220,8 @@ func TestEverySeedUnreachableAtStartup(t *testing.T) {
 // one starts on the same ports while the workload runs.
 func TestProxyRestartedWhileClientsRun(t *testing.T) {
 	t.Parallel()
-	ports := map[int32]int{0: freePort(t), 1: freePort(t), 2: freePort(t)}
-	bootstrap := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	ports := map[int32]int{0: proxytest.FreePort(t), 1: proxytest.FreePort(t), 2: proxytest.FreePort(t)}
+	bootstrap := "127.0.0.1:" + strconv.Itoa(proxytest.FreePort(t))
 	var cfg config.Config
 	s := newScenario(t, options{config: func(c *config.Config) {
 		c.Listen.Bootstrap = bootstrap
@@ -223,13 +230,13 @@ func TestProxyRestartedWhileClientsRun(t *testing.T) {
 	}})
 	s.start()
 	for range 2 {
-		time.Sleep(time.Second)
+		s.waitProduced(100)
 		ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 		if err := s.env.Proxy.Shutdown(ctx); err != nil {
 			t.Logf("shutdown: %v", err)
 		}
 		cancel()
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond) // the fault: no proxy for this long
 		next := proxytest.StartProxy(t, cfg, zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel)))
 		if !next.Proxy.Ready() {
 			t.Fatal("restarted proxy not ready")

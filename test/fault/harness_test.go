@@ -8,7 +8,6 @@ package fault_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"strconv"
 	"sync"
@@ -282,15 +281,18 @@ func (s *scenario) verify() {
 	t.Logf("ok: %d records exactly once, commits at the end of every partition (%d commit errors retried)", records, s.commitErrs.Load())
 }
 
-// freePort returns a loopback port nothing listens on right now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// waitProduced waits (bounded) until the workload has produced n more
+// records than when called: the faults that follow hit a running workload.
+func (s *scenario) waitProduced(n int64) {
+	s.t.Helper()
+	want := s.produced.Load() + n
+	deadline := time.Now().Add(30 * time.Second)
+	for s.produced.Load() < want {
+		if time.Now().After(deadline) {
+			s.t.Fatalf("the workload produced %d records in 30s, want %d", s.produced.Load(), want)
+		}
+		time.Sleep(10 * time.Millisecond) // polling the condition
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // every runs fn every d until the producer is done.

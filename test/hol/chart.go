@@ -140,7 +140,7 @@ func latencyPanel(b *bytes.Buffer, rec Recording) {
 
 func benchPanel(b *bytes.Buffer, rows []BenchRatio) {
 	top := benchTop
-	text(b, plotLeft, top, "start", 16, "bold", "kproxy ÷ blind TCP relay (kproxy bench)")
+	text(b, plotLeft, top, "start", 16, "bold", "kproxy ÷ blind TCP relay (kproxy-dev bench)")
 	text(b, plotLeft, top+20, "start", 12, "", "throughput: higher is better; latency: lower is better; 1 = as fast as a relay that parses nothing")
 	top += 40
 	maxRatio := benchMaxRat

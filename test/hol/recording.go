@@ -14,7 +14,7 @@ import (
 )
 
 // Recording is what the head-of-line chart is drawn from: the experiment's
-// Heartbeat timings per client and path, and a `kproxy bench` run's ratios
+// Heartbeat timings per client and path, and a `kproxy-dev bench` run's ratios
 // against the blind relay. The experiment writes it (-record) and redraws
 // the chart from it (-from), so the chart in the README can be regenerated
 // without running the clients again.
@@ -45,7 +45,7 @@ const (
 	MeasureGap     = "gap"
 )
 
-// BenchRatio is one row of `kproxy bench`: kproxy's figure over the relay's.
+// BenchRatio is one row of `kproxy-dev bench`: kproxy's figure over the relay's.
 type BenchRatio struct {
 	Workload string  `json:"workload"`
 	Unit     string  `json:"unit"`
@@ -84,7 +84,7 @@ func round3(x float64) float64 {
 	return v
 }
 
-// ParseBenchTable reads the Markdown table `kproxy bench` prints and keeps
+// ParseBenchTable reads the Markdown table `kproxy-dev bench` prints and keeps
 // the throughput and latency rows' "kproxy ÷ relay" column (the cost rows
 // are differences over direct, not comparable on one axis).
 func ParseBenchTable(r io.Reader) ([]BenchRatio, error) {

@@ -22,7 +22,7 @@ type client struct {
 	name     string
 	goClient bool
 	// idMatching: the client matches answers to requests by correlation id,
-	// so kproxy may answer out of request order (docs/ARCHITECTURE.md, "Ordering modes").
+	// so kproxy may answer out of request order (docs/CONFIGURATION.md, "Answer ordering").
 	idMatching bool
 	run        func(ctx context.Context, o options, s scenario) result
 }

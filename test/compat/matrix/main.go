@@ -17,7 +17,7 @@
 // Ordering modes come from -orderings. A mode the configuration of this
 // build rejects (config.Validate) is recorded as "not run", never as a pass.
 // Modes other than strict only run for clients that match responses by
-// correlation id (docs/ARCHITECTURE.md, "Ordering modes").
+// correlation id (docs/CONFIGURATION.md, "Answer ordering").
 //
 // Exit status: 0 when every row that ran passed, 1 when any failed, 2 on
 // bad usage.

@@ -4,7 +4,7 @@
 // budget, relaxed) and, on each path, a raw strict single-socket consumer,
 // a raw id-matching one and an IBM/sarama consumer group, all at once. It
 // prints one Markdown table, and with -chart draws the Heartbeat timings
-// over the run (and, with -bench, a `kproxy bench` table's ratios against
+// over the run (and, with -bench, a `kproxy-dev bench` table's ratios against
 // the relay) as an SVG chart. -record saves what the chart is drawn from;
 // -from redraws the chart from such a recording without running anything.
 //
@@ -51,7 +51,7 @@ func main() {
 	record := flag.String("record", "", "write the Heartbeat timings (and bench ratios) the chart is drawn from to this JSON file")
 	chart := flag.String("chart", "", "draw the SVG chart to this file")
 	from := flag.String("from", "", "draw the chart from this recording instead of running the clients")
-	benchTable := flag.String("bench", "", "a `kproxy bench` output whose kproxy ÷ relay ratios go on the chart")
+	benchTable := flag.String("bench", "", "a `kproxy-dev bench` output whose kproxy ÷ relay ratios go on the chart")
 	flag.Parse()
 	if err := main1(*duration, *rawWait, *record, *chart, *from, *benchTable); err != nil {
 		fmt.Fprintln(os.Stderr, "experiment:", err)

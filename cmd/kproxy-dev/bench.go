@@ -3,32 +3,28 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/kproxy/kproxy/internal/bench"
+	"github.com/kproxy/kproxy/internal/cli"
 )
 
 // runBench measures kproxy against a direct connection and a blind TCP
 // relay over an in-process kfake cluster, and prints the table.
 func runBench(args []string, stdout, stderr io.Writer) error {
 	opts := bench.Defaults()
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("kproxy-dev bench [flags]", "Measures kproxy against a direct connection and a blind TCP relay over an in-process cluster, and prints the table.")
 	quick := fs.Bool("quick", false, "a short run for CI: every row, small numbers")
 	verbose := fs.Bool("v", false, "print progress to stderr")
 	fs.DurationVar(&opts.Duration, "duration", opts.Duration, "length of one throughput measurement (one path, one round)")
 	fs.IntVar(&opts.Rounds, "rounds", opts.Rounds, "alternations of direct → relay → kproxy per workload")
 	fs.IntVar(&opts.Samples, "samples", opts.Samples, "round trips per latency measurement")
 	fs.IntVar(&opts.IdleConns, "idle-conns", opts.IdleConns, "connections held open for the memory row")
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, stdout, stderr); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 	if *quick {
 		q := bench.Quick()

@@ -1,4 +1,4 @@
-package main
+package sidecar
 
 import (
 	"bytes"
@@ -15,12 +15,12 @@ import (
 
 func TestLoggerFormatsAndLevel(t *testing.T) {
 	var buf bytes.Buffer
-	log, err := buildLogger(config.Log{Level: "info", Format: "json"}, zapcore.AddSync(&buf))
+	log, err := BuildLogger(config.Log{Level: "info", Format: "json"}, zapcore.AddSync(&buf))
 	if err != nil {
 		t.Fatal(err)
 	}
 	log.Debug("request", zap.Int32("correlation_id", 7))
-	log.Info("session closed", zap.String("reason", "client_closed"), zap.Duration("duration", 1500*time.Millisecond))
+	log.Info("session closed", zap.String("reason", "client_closed"), zap.Float64("duration_s", 1.5))
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	if len(lines) != 1 {
 		t.Fatalf("want only the info line at log.level info, got:\n%s", buf.String())
@@ -29,7 +29,7 @@ func TestLoggerFormatsAndLevel(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[0]), &rec); err != nil {
 		t.Fatalf("log.format json: not a JSON line: %v\n%s", err, lines[0])
 	}
-	if rec["level"] != "info" || rec["msg"] != "session closed" || rec["reason"] != "client_closed" || rec["duration"] != 1.5 {
+	if rec["level"] != "info" || rec["msg"] != "session closed" || rec["reason"] != "client_closed" || rec["duration_s"] != 1.5 {
 		t.Errorf("json line: %v", rec)
 	}
 	if ts, _ := rec["ts"].(string); ts == "" {
@@ -39,7 +39,7 @@ func TestLoggerFormatsAndLevel(t *testing.T) {
 	}
 
 	buf.Reset()
-	log, err = buildLogger(config.Log{Level: "debug", Format: "console"}, zapcore.AddSync(&buf))
+	log, err = BuildLogger(config.Log{Level: "debug", Format: "console"}, zapcore.AddSync(&buf))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func TestLoggerFormatsAndLevel(t *testing.T) {
 		t.Errorf("stack trace below error level:\n%s", out)
 	}
 
-	if _, err := buildLogger(config.Log{Level: "loud", Format: "json"}, zapcore.AddSync(&buf)); err == nil {
+	if _, err := BuildLogger(config.Log{Level: "loud", Format: "json"}, zapcore.AddSync(&buf)); err == nil {
 		t.Error("log.level loud accepted")
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -17,10 +16,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/kproxy/kproxy/config"
+	"github.com/kproxy/kproxy/internal/cli"
 	"github.com/kproxy/kproxy/internal/listener"
+	"github.com/kproxy/kproxy/internal/sidecar"
 )
 
-// demoOptions are the flags of `kproxy demo`.
+// demoOptions are the flags of `kproxy-dev demo`.
 type demoOptions struct {
 	bootstrap      string
 	brokerPortBase int
@@ -31,22 +32,18 @@ type demoOptions struct {
 	reportEvery    time.Duration // the workload's report interval; tests shorten it
 }
 
-func parseDemoFlags(args []string, stderr io.Writer) (demoOptions, error) {
+func parseDemoFlags(args []string, stdout, stderr io.Writer) (demoOptions, error) {
 	def := config.Defaults()
 	o := demoOptions{reportEvery: time.Second}
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("kproxy-dev demo [flags]", "Runs an embedded 3-broker Kafka cluster (kfake) with kproxy in front of it, and prints where to connect.")
 	fs.StringVar(&o.bootstrap, "bootstrap", def.Listen.Bootstrap, "client bootstrap address, host:port (port 0: any free port)")
 	fs.IntVar(&o.brokerPortBase, "broker-port-base", def.Listen.BrokerPortBase, "broker N listens on this + N (0: any free port)")
 	fs.StringVar(&o.admin, "admin", def.Admin.Listen, "admin HTTP address (/metrics, /healthz, /readyz), host:port")
 	fs.StringVar(&o.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
 	fs.BoolVar(&o.workload, "workload", false, "also run a legacy single-socket client (a long-poll Fetch with a Heartbeat behind it) directly and through kproxy, and print the heartbeat latency on each path every second")
 	fs.DurationVar(&o.fetchWait, "fetch-wait", 3*time.Second, "with --workload: the Fetch's MaxWaitMillis (its long poll)")
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, stdout, stderr); err != nil {
 		return o, err
-	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 	if o.fetchWait <= 0 {
 		return o, fmt.Errorf("--fetch-wait %v: must be positive", o.fetchWait)
@@ -54,9 +51,9 @@ func parseDemoFlags(args []string, stderr io.Writer) (demoOptions, error) {
 	return o, nil
 }
 
-// runDemo is `kproxy demo`: it serves until SIGINT or SIGTERM.
+// runDemo is `kproxy-dev demo`: it serves until SIGINT or SIGTERM.
 func runDemo(args []string, stdout, stderr io.Writer) error {
-	o, err := parseDemoFlags(args, stderr)
+	o, err := parseDemoFlags(args, stdout, stderr)
 	if err != nil {
 		return err
 	}
@@ -91,18 +88,18 @@ func demo(ctx context.Context, o demoOptions, stdout io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	log, err := newLogger(cfg.Log)
+	log, err := sidecar.NewLogger(cfg.Log)
 	if err != nil {
 		return err
 	}
 	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
-	p, err := start(ctx, cfg, log, prometheus.NewRegistry())
+	p, err := sidecar.Start(ctx, cfg, log, prometheus.NewRegistry(), version)
 	if err != nil {
 		return err
 	}
-	srv := p.srv
+	srv := p.Server
 	defer func() {
-		_ = p.shutdown(cfg.ShutdownTimeout)
+		_ = p.Shutdown(cfg.ShutdownTimeout)
 		fmt.Fprintln(stdout, "kproxy demo stopped")
 	}()
 	if err := waitReady(ctx, srv, 10*time.Second); err != nil || ctx.Err() != nil {
@@ -144,8 +141,8 @@ func waitReady(ctx context.Context, srv *listener.Server, timeout time.Duration)
 	return nil
 }
 
-func printBanner(w io.Writer, p *proxy, upstream []string) {
-	srv := p.srv
+func printBanner(w io.Writer, p *sidecar.Proxy, upstream []string) {
+	srv := p.Server
 	bootstrap := srv.BootstrapAddr()
 	fmt.Fprintf(w, "kproxy %s demo: an embedded 3-broker Kafka cluster (kfake) behind kproxy\n\n", version)
 	fmt.Fprintf(w, "  bootstrap  %s\n", bootstrap)
@@ -162,7 +159,7 @@ func printBanner(w io.Writer, p *proxy, upstream []string) {
 		}
 		fmt.Fprintf(w, "  broker %d   %s  -> kfake %s\n", id, brokers[int32(id)], up)
 	}
-	fmt.Fprintf(w, "  admin      %s  (/metrics, /healthz, /readyz)\n\n", adminURL(p.admin.Addr()))
+	fmt.Fprintf(w, "  admin      %s  (/metrics, /healthz, /readyz)\n\n", adminURL(p.Admin.Addr()))
 	fmt.Fprintf(w, "Try it (topics are created on first use):\n")
 	fmt.Fprintf(w, "  kcat -b %s -L\n", bootstrap)
 	fmt.Fprintf(w, "  echo hello | kcat -b %s -t demo -P && kcat -b %s -t demo -C -e\n\n", bootstrap, bootstrap)

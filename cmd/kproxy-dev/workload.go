@@ -1,6 +1,6 @@
 package main
 
-// The --workload of `kproxy demo`: a legacy single-socket client that sends a
+// The --workload of `kproxy-dev demo`: a legacy single-socket client that sends a
 // long-poll Fetch with a Heartbeat right behind it on one connection, round
 // after round, once straight to the broker and once through kproxy, and a
 // report of the heartbeat's latency on both paths every second.

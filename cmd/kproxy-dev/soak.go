@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"regexp"
@@ -21,9 +20,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kproxy/kproxy/config"
+	"github.com/kproxy/kproxy/internal/cli"
 	"github.com/kproxy/kproxy/internal/listener"
 	"github.com/kproxy/kproxy/internal/loopback"
 	"github.com/kproxy/kproxy/internal/metrics"
+	"github.com/kproxy/kproxy/internal/sidecar"
 )
 
 // Soak topics and groups: one per client library, so each is checked on
@@ -63,13 +64,12 @@ const (
 
 func runSoak(args []string, stdout, stderr io.Writer) error {
 	s := &soak{out: stdout}
-	fs := flag.NewFlagSet("soak", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("kproxy-dev soak [flags]", "Runs kgo and sarama producers and consumer groups through kproxy against an embedded cluster while injecting faults, and checks that every acknowledged record is consumed.")
 	fs.DurationVar(&s.duration, "duration", 60*time.Second, "how long to produce while injecting faults")
 	fs.DurationVar(&s.faultEvery, "fault-every", 3*time.Second, "time between injected faults")
 	fs.IntVar(&s.rate, "rate", 300, "records per second per producer")
 	logLevel := fs.String("log-level", "error", "kproxy log level")
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -93,7 +93,7 @@ func runSoak(args []string, stdout, stderr io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	log, err := newLogger(cfg.Log)
+	log, err := sidecar.NewLogger(cfg.Log)
 	if err != nil {
 		return err
 	}

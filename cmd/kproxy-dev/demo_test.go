@@ -151,7 +151,7 @@ func TestDemo(t *testing.T) {
 }
 
 // TestExternalDemo is the client side of scripts/test's check of the README
-// quick start: it reads the banner of a `kproxy demo` process started
+// quick start: it reads the banner of a `kproxy-dev demo` process started
 // there (KPROXYTEST_DEMO_BANNER names the file) and lists the brokers.
 func TestExternalDemo(t *testing.T) {
 	path := os.Getenv("KPROXYTEST_DEMO_BANNER")
@@ -167,18 +167,18 @@ func TestExternalDemo(t *testing.T) {
 }
 
 func TestDemoFlags(t *testing.T) {
-	o, err := parseDemoFlags([]string{"--bootstrap", "127.0.0.1:29092", "--broker-port-base", "29192", "--admin", "127.0.0.1:29644", "--workload", "--fetch-wait", "5s"}, &bytes.Buffer{})
+	o, err := parseDemoFlags([]string{"--bootstrap", "127.0.0.1:29092", "--broker-port-base", "29192", "--admin", "127.0.0.1:29644", "--workload", "--fetch-wait", "5s"}, &bytes.Buffer{}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if o.bootstrap != "127.0.0.1:29092" || o.brokerPortBase != 29192 || o.admin != "127.0.0.1:29644" || !o.workload || o.fetchWait != 5*time.Second {
 		t.Errorf("flags not applied: %+v", o)
 	}
-	if o, _ := parseDemoFlags(nil, &bytes.Buffer{}); o.bootstrap != "127.0.0.1:9092" || o.brokerPortBase != 19092 || o.admin != "127.0.0.1:9644" {
+	if o, _ := parseDemoFlags(nil, &bytes.Buffer{}, &bytes.Buffer{}); o.bootstrap != "127.0.0.1:9092" || o.brokerPortBase != 19092 || o.admin != "127.0.0.1:9644" {
 		t.Errorf("defaults are not the proxy's: %+v", o)
 	}
 	var errOut bytes.Buffer
-	if code := run([]string{"demo", "extra"}, &bytes.Buffer{}, &errOut); code != 1 || !strings.Contains(errOut.String(), "unexpected arguments") {
+	if code := run([]string{"demo", "extra"}, &bytes.Buffer{}, &errOut); code != 2 || !strings.Contains(errOut.String(), "unexpected arguments") {
 		t.Errorf("stray argument: exit %d, %q", code, errOut.String())
 	}
 }

@@ -41,6 +41,7 @@ type Server struct {
 	rewriter   *router.Rewriter
 	pool       *bufpool.Pool
 	laneOpts   upstream.LaneOptions
+	upstreams  *upstream.Pool // ready upstream connections of closed sessions; nil: off
 	lim        *limits
 	bindHost   string
 	tls        *tls.Config   // listen.tls; nil: plaintext
@@ -116,6 +117,7 @@ func New(cfg config.Config, log *zap.Logger, m *metrics.Metrics) (*Server, error
 		sessions:   map[*session]struct{}{},
 		stopped:    make(chan struct{}),
 		lim:        newLimits(log, m),
+		upstreams:  upstream.NewPool(cfg.Upstream.Pool.MaxIdlePerBroker, cfg.Upstream.Pool.IdleTimeout, m),
 		clients:    newClientLabels(m, classifier, cfg.Metrics.ClientIDLabel, cfg.Metrics.MaxClientIDs),
 
 		clientsChanged: make(chan struct{}, 1),
@@ -391,6 +393,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
+		s.upstreams.Close()
 		return nil
 	case <-ctx.Done():
 	}
@@ -400,5 +403,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	<-done
+	s.upstreams.Close()
 	return fmt.Errorf("shutdown: %w; sessions with requests still in flight were closed", ctx.Err())
 }

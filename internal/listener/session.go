@@ -290,7 +290,7 @@ func (s *session) lane(g router.Group) (*upstream.Lane, error) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		l.Close()
+		l.Release() // unused: back to the upstream pool
 		return nil, errors.New("session closed")
 	}
 	s.lanes[g] = l

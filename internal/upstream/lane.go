@@ -94,23 +94,25 @@ func NewLane(conn net.Conn, h Handler, opts *LaneOptions, gauge prometheus.Gauge
 }
 
 func newLane(conn net.Conn, h Handler, opts *LaneOptions, gauge prometheus.Gauge, home *Pool, addr string) *Lane {
+	idleSince := time.Now() // a connection just dialed
+	if pc, ok := conn.(*pooledConn); ok {
+		conn, idleSince = pc.Conn, pc.idleSince
+	}
 	ac, expires := conn.(*authConn)
 	if expires {
 		conn = ac.Conn
 	}
 	l := &Lane{
-		conn:     conn,
-		h:        h,
-		opts:     opts,
-		gauge:    gauge,
-		wake:     make(chan struct{}, 1),
-		done:     make(chan struct{}),
-		coalesce: !hasWritev(conn),
-		home:     home,
-		addr:     addr,
-	}
-	if home != nil {
-		l.idleSince = time.Now()
+		conn:      conn,
+		h:         h,
+		opts:      opts,
+		gauge:     gauge,
+		wake:      make(chan struct{}, 1),
+		done:      make(chan struct{}),
+		coalesce:  !hasWritev(conn),
+		home:      home,
+		addr:      addr,
+		idleSince: idleSince,
 	}
 	gauge.Inc()
 	go l.write()

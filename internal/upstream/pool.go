@@ -35,12 +35,13 @@ type Pool struct {
 }
 
 type idleConn struct {
-	conn    net.Conn // an *authConn when its SASL session expires
-	addr    string
-	retire  time.Time // when it must have been handed out or closed
-	reason  string    // why it retires then: idle_timeout or auth_expiry
-	timer   *time.Timer
-	removed bool // taken or discarded; guarded by Pool.mu
+	conn      net.Conn // an *authConn when its SASL session expires
+	addr      string
+	idleSince time.Time // its last traffic: the broker's idle clock
+	retire    time.Time // when it must have been handed out or closed
+	reason    string    // why it retires then: idle_timeout or auth_expiry
+	timer     *time.Timer
+	removed   bool // taken or discarded; guarded by Pool.mu
 }
 
 // NewPool returns a pool of at most maxIdlePerBroker connections per broker
@@ -102,7 +103,7 @@ func (p *Pool) Take(addrs ...string) (net.Conn, string) {
 				continue
 			}
 			p.hits.Inc()
-			return ic.conn, addr
+			return &pooledConn{Conn: ic.conn, idleSince: ic.idleSince}, addr
 		}
 	}
 	p.misses.Inc()
@@ -130,7 +131,7 @@ func (p *Pool) pop(addr string) *idleConn {
 // or closes it when it could not be handed out anyway. At the bound the
 // oldest connection goes: the newest has the most time left.
 func (p *Pool) put(addr string, conn net.Conn, idleSince time.Time) {
-	ic := &idleConn{conn: conn, addr: addr, retire: idleSince.Add(p.idleTimeout), reason: metrics.PoolDiscardIdleTimeout}
+	ic := &idleConn{conn: conn, addr: addr, idleSince: idleSince, retire: idleSince.Add(p.idleTimeout), reason: metrics.PoolDiscardIdleTimeout}
 	if ac, ok := conn.(*authConn); ok {
 		if at := ac.retireAt(); at.Before(ic.retire) {
 			ic.retire, ic.reason = at, metrics.PoolDiscardAuthExpiry
@@ -187,6 +188,14 @@ func (p *Pool) expire(ic *idleConn) {
 	p.mu.Unlock()
 	p.discards.WithLabelValues(ic.reason).Inc()
 	_ = ic.conn.Close()
+}
+
+// pooledConn is a connection Take handed out. It keeps the time of its last
+// traffic for the lane that takes it (NewLane unwraps it), so that a lane
+// given back without carrying anything does not restart the idle clock.
+type pooledConn struct {
+	net.Conn
+	idleSince time.Time
 }
 
 // discard counts a connection closed instead of pooled.

@@ -1,7 +1,13 @@
 package upstream
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"math/big"
 	"net"
 	"os"
 	"testing"
@@ -119,7 +125,7 @@ func TestPoolReuseAcrossLanes(t *testing.T) {
 		t.Fatalf("send on a released lane: %v, want ErrLaneClosed", err)
 	}
 	taken, addr := p.Take("other:9092", "broker:9092")
-	if taken != conn || addr != "broker:9092" {
+	if unwrap(taken) != conn || addr != "broker:9092" {
 		t.Fatalf("took %v at %q, want the released connection at broker:9092", taken, addr)
 	}
 	if got := testutil.ToFloat64(m.PoolHits); got != 1 {
@@ -242,10 +248,11 @@ func TestPoolBounded(t *testing.T) {
 		t.Fatalf("full discards %v, want 1", got)
 	}
 	brokerSeesClose(t, brokers[0])
-	if taken, _ := p.Take("b:1"); taken != conns[2] {
+	taken2, _ := p.Take("b:1")
+	if unwrap(taken2) != conns[2] {
 		t.Fatal("Take did not hand out the most recently pooled connection")
 	}
-	p.put("b:2", conns[2], time.Now())
+	p.put("b:2", unwrap(taken2), time.Now())
 	if n := p.Idle("b:2"); n != 1 {
 		t.Fatalf("another broker's bound is its own: %d pooled, want 1", n)
 	}
@@ -304,7 +311,7 @@ func TestPoolSASLExpiry(t *testing.T) {
 	at := time.Now().Add(-time.Second)
 	p.put("b:1", &authConn{Conn: fresh, lifetime: lifetime, at: at}, time.Now())
 	taken, _ := p.Take("b:1")
-	ac, ok := taken.(*authConn)
+	ac, ok := unwrap(taken).(*authConn)
 	if !ok || ac.Conn != fresh || ac.lifetime != lifetime || !ac.at.Equal(at) {
 		t.Fatalf("took %#v, want the connection with its SASL session (lifetime %v, at %v)", taken, lifetime, at)
 	}
@@ -327,7 +334,7 @@ func TestReleaseCarriesLatestSASLSession(t *testing.T) {
 	l.Release()
 	waitDone(t, h)
 	taken, _ := p.Take("broker:9092")
-	ac, ok := taken.(*authConn)
+	ac, ok := unwrap(taken).(*authConn)
 	if !ok || ac.Conn != conn || ac.lifetime != 2*time.Hour || !ac.at.Equal(reauthAt) {
 		t.Fatalf("took %#v, want the connection with the re-authenticated session", taken)
 	}
@@ -348,4 +355,100 @@ func TestReleaseWithoutPoolCloses(t *testing.T) {
 	if c, _ := nilPool.Take("broker:9092"); c != nil {
 		t.Fatal("a nil pool handed out a connection")
 	}
+}
+
+// unwrap is the connection under what Take hands out.
+func unwrap(c net.Conn) net.Conn {
+	if pc, ok := c.(*pooledConn); ok {
+		return pc.Conn
+	}
+	return c
+}
+
+// TestPoolKeepsTheIdleClock: a connection taken and given back without
+// carrying a request keeps the time of its last traffic; one that carried
+// one restarts from its answer.
+func TestPoolKeepsTheIdleClock(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	p, _ := testPool(t, 4, time.Minute)
+	conn, broker := tcpPair(t)
+	last := time.Now().Add(-30 * time.Second)
+	p.put("broker:9092", conn, last)
+	taken, _ := p.Take("broker:9092")
+	l, h := pooledLane(t, p, taken)
+	l.Release()
+	waitDone(t, h)
+	idleSince := func() time.Time {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.idle["broker:9092"][0].idleSince
+	}
+	if got := idleSince(); !got.Equal(last) {
+		t.Fatalf("unused lane gave back idle since %v, want %v", got, last)
+	}
+	taken, _ = p.Take("broker:9092")
+	l, h = pooledLane(t, p, taken)
+	before := time.Now()
+	laneRoundTrip(t, l, h, broker, 1)
+	l.Release()
+	waitDone(t, h)
+	if got := idleSince(); got.Before(before) {
+		t.Fatalf("lane that carried a request gave back idle since %v, before its answer", got)
+	}
+}
+
+// tlsPair is tcpPair under TLS 1.3, handshake done; the server sends
+// session tickets after the handshake, as Go's and Java's do.
+func tlsPair(t *testing.T) (proxy, broker net.Conn) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), DNSNames: []string{"broker"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rawProxy, rawBroker := tcpPair(t)
+	server := tls.Server(rawBroker, &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}})
+	client := tls.Client(rawProxy, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13})
+	errs := make(chan error, 1)
+	go func() { errs <- server.Handshake() }()
+	if err := client.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close(); server.Close() })
+	return client, server
+}
+
+// TestPoolReuseOverTLS: interrupting a TLS lane's reader with a deadline
+// leaves the TLS state intact (a timeout is not a permanent error in
+// crypto/tls), so the next lane reads and writes records where the last
+// one stopped.
+func TestPoolReuseOverTLS(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	p, m := testPool(t, 4, time.Minute)
+	conn, broker := tlsPair(t)
+	l, h := pooledLane(t, p, conn)
+	laneRoundTrip(t, l, h, broker, 1)
+	l.Release()
+	if err := waitDone(t, h); err != nil {
+		t.Fatal(err)
+	}
+	taken, _ := p.Take("broker:9092")
+	if taken == nil {
+		t.Fatalf("TLS connection not pooled (discards: unclean %v, broken %v)",
+			discards(m, metrics.PoolDiscardUnclean), discards(m, metrics.PoolDiscardBroken))
+	}
+	l2, h2 := pooledLane(t, p, taken)
+	for corr := int32(2); corr < 5; corr++ {
+		laneRoundTrip(t, l2, h2, broker, corr)
+	}
+	l2.Close()
+	waitDone(t, h2)
 }

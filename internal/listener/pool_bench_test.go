@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
@@ -35,14 +36,14 @@ func BenchmarkShortLivedClients(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(cluster.Close)
-	start := func(poolMax int) string {
+	start := func(poolMax int) *proxytest.Env {
 		cfg := loopback.Config(cluster.ListenAddrs())
 		cfg.Upstream.SASL = config.UpstreamSASL{Mechanism: config.SASLScram512, Username: "proxy", Password: "proxy-secret"}
 		cfg.Upstream.Pool.MaxIdlePerBroker = poolMax
 		if err := cfg.Validate(); err != nil {
 			b.Fatal(err)
 		}
-		return proxytest.StartProxy(b, cfg, zaptest.NewLogger(b, zaptest.Level(zap.WarnLevel))).Bootstrap()
+		return proxytest.StartProxy(b, cfg, zaptest.NewLogger(b, zaptest.Level(zap.WarnLevel)))
 	}
 	type path struct {
 		name string
@@ -50,7 +51,8 @@ func BenchmarkShortLivedClients(b *testing.B) {
 		took []time.Duration
 	}
 	direct := cluster.ListenAddrs()[0]
-	noPool, pooled := start(0), start(config.Defaults().Upstream.Pool.MaxIdlePerBroker)
+	noPoolEnv, pooledEnv := start(0), start(config.Defaults().Upstream.Pool.MaxIdlePerBroker)
+	noPool, pooled := noPoolEnv.Bootstrap(), pooledEnv.Bootstrap()
 	auth := kgo.SASL(scram.Auth{User: "proxy", Pass: "proxy-secret"}.AsSha512Mechanism())
 	paths := []*path{
 		{name: "direct (client SCRAM-SHA-512)", run: func(ctx context.Context, i int) error {
@@ -92,6 +94,8 @@ func BenchmarkShortLivedClients(b *testing.B) {
 		b.Logf("  %-30s p50 %6.1f ms  p90 %6.1f ms  p50 ÷ direct %.2f",
 			p.name, ms(q[len(q)/2]), ms(q[len(q)*9/10]), float64(q[len(q)/2])/float64(base))
 	}
+	b.Logf("  pool: %v hits, %v misses (lanes that dialed)",
+		testutil.ToFloat64(pooledEnv.Metrics.PoolHits), testutil.ToFloat64(pooledEnv.Metrics.PoolMisses))
 	b.ReportMetric(ms(base), "direct-p50-ms")
 	b.ReportMetric(ms(p50(paths[1].took)), "nopool-p50-ms")
 	b.ReportMetric(ms(p50(paths[2].took)), "pool-p50-ms")

@@ -103,17 +103,15 @@ func newLane(conn net.Conn, h Handler, opts *LaneOptions, gauge prometheus.Gauge
 		conn = ac.Conn
 	}
 	l := &Lane{
-		conn:      conn,
-		h:         h,
-		opts:      opts,
-		gauge:     gauge,
-		wake:      make(chan struct{}, 1),
-		done:      make(chan struct{}),
-		coalesce:  !hasWritev(conn),
-		home:      home,
-		addr:      addr,
-		idleSince: idleSince,
+		conn:     conn,
+		h:        h,
+		opts:     opts,
+		gauge:    gauge,
+		wake:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		coalesce: !hasWritev(conn),
 	}
+	l.home, l.addr, l.idleSince = home, addr, idleSince
 	gauge.Inc()
 	go l.write()
 	go l.read()

@@ -111,6 +111,14 @@ func TestThousandConnectionsLeaveNothingBehind(t *testing.T) {
 	if got := testutil.ToFloat64(env.Metrics.ClientConnectionsTotal); got < conns {
 		t.Fatalf("%v connections accepted, want at least %d", got, conns)
 	}
+	// Half the sessions left nothing in flight: their lanes were reused by
+	// later sessions, whose answers rawclient matched to their requests.
+	hits := testutil.ToFloat64(env.Metrics.PoolHits)
+	if hits == 0 {
+		t.Error("no lane took a pooled connection")
+	}
+	t.Logf("upstream pool: %v hits, %v misses, %v lanes closed busy", hits, testutil.ToFloat64(env.Metrics.PoolMisses),
+		testutil.ToFloat64(env.Metrics.PoolDiscards.WithLabelValues("busy")))
 	waitFor(t, "every pooled upstream connection closed by the pool's idle timeout", func() bool {
 		return poolSize(t, env) == 0
 	})

@@ -58,6 +58,20 @@ type Upstream struct {
 	// SASL is the proxy's own identity at the brokers: every upstream
 	// connection authenticates with it.
 	SASL UpstreamSASL `mapstructure:"sasl" yaml:"sasl"`
+	// Pool keeps ready upstream connections of closed sessions for the
+	// next session (docs/ARCHITECTURE.md, "Upstream pool").
+	Pool UpstreamPool `mapstructure:"pool" yaml:"pool"`
+}
+
+// UpstreamPool bounds the idle upstream connections kept for reuse.
+type UpstreamPool struct {
+	// MaxIdlePerBroker is how many idle connections (dialed, TLS and SASL
+	// done) are kept per broker address; 0 disables the pool.
+	MaxIdlePerBroker int `mapstructure:"max_idle_per_broker" yaml:"max_idle_per_broker"`
+	// IdleTimeout closes a pooled connection this long after its last
+	// traffic; at most upstream.idle_timeout, which bounds the same idle
+	// time for a lane.
+	IdleTimeout time.Duration `mapstructure:"idle_timeout" yaml:"idle_timeout"`
 }
 
 // UpstreamTLS configures TLS to the brokers. Verification is on unless

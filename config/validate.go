@@ -33,6 +33,7 @@ func (c Config) Validate() error {
 	add(positive("upstream.dial_timeout", c.Upstream.DialTimeout))
 	add(positive("upstream.idle_timeout", c.Upstream.IdleTimeout))
 	add(positive("upstream.metadata_max_age", c.Upstream.MetadataMaxAge))
+	add(validatePool(c.Upstream))
 	if c.Upstream.DialBackoffMax < 0 {
 		add(fieldError("upstream.dial_backoff_max", c.Upstream.DialBackoffMax, "must not be negative (0 disables the backoff)"))
 	}
@@ -342,4 +343,20 @@ func validateOrdering(r Routing) error {
 		errs = append(errs, fieldError("routing.unknown_apis", r.UnknownAPIs, "want %s or %s", UnknownAPIsHide, UnknownAPIsForward))
 	}
 	return errors.Join(errs...)
+}
+
+func validatePool(u Upstream) error {
+	p := u.Pool
+	switch {
+	case p.MaxIdlePerBroker < 0:
+		return fieldError("upstream.pool.max_idle_per_broker", p.MaxIdlePerBroker, "must not be negative (0 disables the pool)")
+	case p.MaxIdlePerBroker == 0:
+		return nil
+	case p.IdleTimeout <= 0:
+		return fieldError("upstream.pool.idle_timeout", p.IdleTimeout, "must be positive while the pool is on")
+	case p.IdleTimeout > u.IdleTimeout:
+		return fieldError("upstream.pool.idle_timeout", p.IdleTimeout,
+			"must not exceed upstream.idle_timeout (%v): a connection idle that long is closed, in a lane or in the pool", u.IdleTimeout)
+	}
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kproxy/kproxy/config"
 	"github.com/kproxy/kproxy/internal/proxytest"
 	"github.com/kproxy/kproxy/internal/rawclient"
 )
@@ -26,6 +27,24 @@ func upstreamConnections(t *testing.T, env *proxytest.Env) float64 {
 	sum := 0.0
 	for _, f := range families {
 		if f.GetName() == "kproxy_upstream_connections" {
+			for _, m := range f.GetMetric() {
+				sum += m.GetGauge().GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+// poolSize sums kproxy_upstream_pool_connections over every broker.
+func poolSize(t *testing.T, env *proxytest.Env) float64 {
+	t.Helper()
+	families, err := env.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, f := range families {
+		if f.GetName() == "kproxy_upstream_pool_connections" {
 			for _, m := range f.GetMetric() {
 				sum += m.GetGauge().GetValue()
 			}
@@ -53,7 +72,10 @@ func settle() int {
 // that goroutines, client connections and upstream connections return to
 // where they were. Not parallel: it counts the process's goroutines.
 func TestThousandConnectionsLeaveNothingBehind(t *testing.T) {
-	env := proxytest.Start(t, proxytest.Options{Brokers: 1, Kfake: []kfake.Opt{kfake.SeedTopics(1, "t")}})
+	env := proxytest.Start(t, proxytest.Options{Brokers: 1, Kfake: []kfake.Opt{kfake.SeedTopics(1, "t")},
+		// Pooled upstream connections keep kfake's goroutines for them
+		// (in this process) until the pool's idle timeout closes them.
+		Config: func(c *config.Config) { c.Upstream.Pool.IdleTimeout = 300 * time.Millisecond }})
 	_, leader := leaderAddrs(t, env, "t")
 	c := dialRaw(t, leader, "raw-client")
 	metadataWorks(t, c)
@@ -89,6 +111,17 @@ func TestThousandConnectionsLeaveNothingBehind(t *testing.T) {
 	if got := testutil.ToFloat64(env.Metrics.ClientConnectionsTotal); got < conns {
 		t.Fatalf("%v connections accepted, want at least %d", got, conns)
 	}
+	// Half the sessions left nothing in flight: their lanes were reused by
+	// later sessions, whose answers rawclient matched to their requests.
+	hits := testutil.ToFloat64(env.Metrics.PoolHits)
+	if hits == 0 {
+		t.Error("no lane took a pooled connection")
+	}
+	t.Logf("upstream pool: %v hits, %v misses, %v lanes closed busy", hits, testutil.ToFloat64(env.Metrics.PoolMisses),
+		testutil.ToFloat64(env.Metrics.PoolDiscards.WithLabelValues("busy")))
+	waitFor(t, "every pooled upstream connection closed by the pool's idle timeout", func() bool {
+		return poolSize(t, env) == 0
+	})
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		n := settle()

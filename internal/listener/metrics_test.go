@@ -155,12 +155,13 @@ func TestMetricsFollowTraffic(t *testing.T) {
 	if got := get("kproxy_frame_errors_total") + get("kproxy_upstream_dial_errors_total"); got != 0 {
 		t.Errorf("%v frame or dial errors on clean traffic", got)
 	}
-	checkBoundedLabels(t, reg)
+	checkBoundedLabels(t, reg, env.Cluster.ListenAddrs())
 }
 
 // checkBoundedLabels: no client address and no API version in any label;
-// every value comes from a small known set.
-func checkBoundedLabels(t *testing.T, reg prometheus.Gatherer) {
+// every value comes from a small known set. upstreams are the cluster's
+// broker addresses (the upstream pool's label).
+func checkBoundedLabels(t *testing.T, reg prometheus.Gatherer, upstreams []string) {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -185,6 +186,7 @@ func checkBoundedLabels(t *testing.T, reg prometheus.Gatherer) {
 		"limit": func(v string) bool {
 			return slices.Contains([]string{"max_client_connections", "max_inflight_per_connection", "max_frame_bytes", "dial_backoff", "upstream_answer_grace"}, v)
 		},
+		"upstream":  func(v string) bool { return slices.Contains(upstreams, v) },
 		"version":   func(v string) bool { return v == "test" },
 		"goversion": func(v string) bool { return v == runtime.Version() },
 	}

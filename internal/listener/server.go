@@ -41,6 +41,7 @@ type Server struct {
 	rewriter   *router.Rewriter
 	pool       *bufpool.Pool
 	laneOpts   upstream.LaneOptions
+	upstreams  *upstream.Pool // ready upstream connections of closed sessions; nil: off
 	lim        *limits
 	bindHost   string
 	tls        *tls.Config   // listen.tls; nil: plaintext
@@ -117,6 +118,7 @@ func New(cfg config.Config, log *zap.Logger, m *metrics.Metrics) (*Server, error
 		sessions:   map[*session]struct{}{},
 		stopped:    make(chan struct{}),
 		lim:        newLimits(log, m),
+		upstreams:  upstream.NewPool(cfg.Upstream.Pool.MaxIdlePerBroker, cfg.Upstream.Pool.IdleTimeout, m),
 		clients:    newClientLabels(m, classifier, cfg.Metrics.ClientIDLabel, cfg.Metrics.MaxClientIDs),
 
 		clientsChanged: make(chan struct{}, 1),
@@ -427,6 +429,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
+		s.upstreams.Close()
 		return nil
 	case <-ctx.Done():
 	}
@@ -436,5 +439,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	<-done
+	s.upstreams.Close()
 	return fmt.Errorf("shutdown: %w; sessions with requests still in flight were closed", ctx.Err())
 }

@@ -286,11 +286,11 @@ func (s *session) lane(g router.Group) (*upstream.Lane, error) {
 		return nil, err
 	}
 	gauge := s.srv.metrics.UpstreamConnections.WithLabelValues(s.brokerLabel(), s.srv.classifier.Name(g))
-	l = upstream.NewLane(conn, s, &s.srv.laneOpts, gauge)
+	l = s.srv.upstreams.NewLane(conn, addr, s, &s.srv.laneOpts, gauge)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		l.Close()
+		l.Release() // unused: back to the upstream pool
 		return nil, errors.New("session closed")
 	}
 	s.lanes[g] = l
@@ -306,6 +306,9 @@ func (s *session) dial() (net.Conn, string, error) {
 		if err != nil {
 			return nil, "", err
 		}
+		if conn, _ := s.srv.upstreams.Take(addr); conn != nil {
+			return conn, addr, nil
+		}
 		conn, err := s.srv.dialer.Dial(ctx, addr)
 		if err != nil {
 			s.dialFailed(err)
@@ -316,6 +319,10 @@ func (s *session) dial() (net.Conn, string, error) {
 	seeds := s.srv.brokers.Seeds()
 	if s.seed != "" {
 		seeds = []string{s.seed}
+	}
+	if conn, addr := s.srv.upstreams.Take(seeds...); conn != nil {
+		s.seed = addr
+		return conn, addr, nil
 	}
 	var errs []error
 	for _, addr := range seeds {

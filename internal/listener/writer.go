@@ -134,7 +134,7 @@ func (s *session) close(reason string, err error) {
 	_ = s.conn.Close()
 	for _, l := range lanes {
 		if l != nil {
-			l.Close()
+			l.Release() // back to the upstream pool when nothing is in flight on it
 		}
 	}
 	for _, sl := range owed {

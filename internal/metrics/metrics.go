@@ -54,6 +54,12 @@ type Metrics struct {
 
 	// Reloads (reload.go).
 	TLSReloadFailures *prometheus.CounterVec // setting
+
+	// Upstream pool (pool.go).
+	PoolConnections *prometheus.GaugeVec // upstream
+	PoolHits        prometheus.Counter
+	PoolMisses      prometheus.Counter
+	PoolDiscards    *prometheus.CounterVec // reason
 }
 
 // New registers kproxy's metrics on reg, with the Go runtime (go_*) and
@@ -138,6 +144,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		Name: "kproxy_client_id_overflow_total", Help: "Sessions counted under client_id=\"other\" because metrics.max_client_ids distinct client ids already had their own label."})
 	m.newLimits(f)
 	m.newReload(f)
+	m.newPool(f)
 	m.BuildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 	return m
 }

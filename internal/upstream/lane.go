@@ -66,6 +66,12 @@ type Lane struct {
 	reauth  *reauthState // nil unless the SASL session expires (reauth.go)
 	writing bool         // a write to conn is under way (writer goroutine or Send)
 
+	// Giving the connection back to a pool (lane_release.go).
+	home      *Pool     // nil: Release closes
+	addr      string    // the broker address, the connection's key in home
+	released  bool      // Release stopped the lane; its reader hands conn on
+	idleSince time.Time // the last answer, or the start: the broker's idle clock
+
 	wake chan struct{}
 	done chan struct{}
 
@@ -84,6 +90,14 @@ type pending struct {
 // NewLane starts a lane over an established connection. gauge counts open
 // upstream connections for the lane's broker and group.
 func NewLane(conn net.Conn, h Handler, opts *LaneOptions, gauge prometheus.Gauge) *Lane {
+	return newLane(conn, h, opts, gauge, nil, "")
+}
+
+func newLane(conn net.Conn, h Handler, opts *LaneOptions, gauge prometheus.Gauge, home *Pool, addr string) *Lane {
+	idleSince := time.Now() // a connection just dialed
+	if pc, ok := conn.(*pooledConn); ok {
+		conn, idleSince = pc.Conn, pc.idleSince
+	}
 	ac, expires := conn.(*authConn)
 	if expires {
 		conn = ac.Conn
@@ -97,6 +111,7 @@ func NewLane(conn net.Conn, h Handler, opts *LaneOptions, gauge prometheus.Gauge
 		done:     make(chan struct{}),
 		coalesce: !hasWritev(conn),
 	}
+	l.home, l.addr, l.idleSince = home, addr, idleSince
 	gauge.Inc()
 	go l.write()
 	go l.read()
@@ -303,6 +318,9 @@ func hasWritev(conn net.Conn) bool {
 func (l *Lane) read() {
 	defer l.gauge.Dec()
 	err := l.readLoop()
+	if l.endRelease(err) {
+		return
+	}
 	l.mu.Lock()
 	if l.reauth != nil {
 		l.reauth.abortLocked(l, err)
@@ -325,6 +343,10 @@ func (l *Lane) readLoop() error {
 	var hdr [8]byte
 	for {
 		if err := l.readFull(br, hdr[:]); err != nil {
+			if err == errReleased && br.Buffered() > 0 {
+				err = errReleasedMidFrame // bytes nobody asked for
+			}
+			br.Release()
 			return err
 		}
 		size := int32(binary.BigEndian.Uint32(hdr[:4]))
@@ -351,7 +373,7 @@ func (l *Lane) readLoop() error {
 		copy(frame.B, hdr[:])
 		if err := l.readFull(br, frame.B[8:]); err != nil {
 			l.opts.Pool.Put(frame)
-			return err
+			return midFrame(err)
 		}
 		l.opts.BytesIn.Add(float64(len(frame.B)))
 		owner, deliver, err := l.match(corr)
@@ -407,8 +429,10 @@ func (l *Lane) match(corr int32) (owner any, deliver bool, err error) {
 			if l.reauth != nil {
 				l.reauth.drainedLocked()
 			}
+			now := time.Now()
+			l.idleSince = now
 			if l.opts.IdleTimeout > 0 {
-				_ = l.conn.SetReadDeadline(time.Now().Add(l.opts.IdleTimeout))
+				_ = l.conn.SetReadDeadline(now.Add(l.opts.IdleTimeout))
 			}
 		}
 		return owner, true, nil
@@ -433,6 +457,13 @@ func (l *Lane) readFull(r io.Reader, b []byte) error {
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			l.mu.Lock()
+			if l.released {
+				l.mu.Unlock()
+				if n > 0 {
+					return errReleasedMidFrame
+				}
+				return errReleased
+			}
 			idle := l.idleLocked()
 			if idle {
 				// Closed under the same lock Send takes: no request can

@@ -44,6 +44,10 @@ type reauthState struct {
 	held    []heldRequest
 	drained chan struct{} // closed when nothing is pending; nil unless waited for
 	corr    int32
+	// The SASL session now: its lifetime and when its authentication
+	// began. A connection given back to the pool carries them.
+	lifetime time.Duration
+	since    time.Time
 }
 
 type heldRequest struct {
@@ -96,7 +100,7 @@ func (r *reauthState) abortLocked(l *Lane, err error) {
 
 func (l *Lane) startReauth(ac *authConn) {
 	l.mu.Lock()
-	l.reauth = &reauthState{conn: ac, corr: 1 << 30}
+	l.reauth = &reauthState{conn: ac, corr: 1 << 30, lifetime: ac.lifetime, since: ac.at}
 	l.mu.Unlock()
 	go l.reauthLoop(ac.lifetime, ac.at)
 }
@@ -178,7 +182,7 @@ func (l *Lane) reauthenticate(notBefore time.Time) (time.Duration, time.Time, er
 	if d.log != nil {
 		d.log.Debug("lane re-authenticated", zap.String("upstream", r.conn.addr), zap.Float64("session_lifetime_s", lifetime.Seconds()))
 	}
-	l.release()
+	l.release(lifetime, started)
 	return lifetime, started, nil
 }
 
@@ -226,10 +230,13 @@ func (l *Lane) exchange(ctx context.Context, req kmsg.Request, resp kmsg.Respons
 	return DecodeResponse(frame.B[8:], req, resp)
 }
 
-// release queues the requests parked during the exchange, in order.
-func (l *Lane) release() {
+// release records the new SASL session and queues the requests parked
+// during the exchange, in order.
+func (l *Lane) release(lifetime time.Duration, since time.Time) {
 	l.mu.Lock()
 	r := l.reauth
+	r.lifetime, r.since = lifetime, since
+	l.idleSince = time.Now() // the exchange was traffic: the broker's idle clock restarted
 	r.holding = false
 	held := r.held
 	r.held = nil

@@ -1,0 +1,28 @@
+package metrics
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Values of kproxy_upstream_pool_discards_total{reason}: why a ready
+// upstream connection was closed instead of pooled or handed out.
+const (
+	PoolDiscardBusy        = "busy"         // its lane had something in flight, or a re-authentication under way
+	PoolDiscardUnclean     = "unclean"      // its lane's reader did not stop cleanly between two answers
+	PoolDiscardFull        = "full"         // upstream.pool.max_idle_per_broker already held
+	PoolDiscardIdleTimeout = "idle_timeout" // upstream.pool.idle_timeout passed
+	PoolDiscardAuthExpiry  = "auth_expiry"  // its SASL session was about to need re-authenticating
+	PoolDiscardBroken      = "broken"       // the broker had closed it, or sent bytes nobody asked for
+	PoolDiscardClosed      = "closed"       // the proxy was stopping
+)
+
+func (m *Metrics) newPool(f factory) {
+	m.PoolConnections = f.gaugeVec(prometheus.GaugeOpts{
+		Name: "kproxy_upstream_pool_connections", Help: "Idle upstream connections (dialed, TLS and SASL done) kept for the next session, per broker address."},
+		"upstream")
+	m.PoolHits = f.counter(prometheus.CounterOpts{
+		Name: "kproxy_upstream_pool_hits_total", Help: "Lanes that took a pooled upstream connection instead of dialing."})
+	m.PoolMisses = f.counter(prometheus.CounterOpts{
+		Name: "kproxy_upstream_pool_misses_total", Help: "Lanes that found no pooled upstream connection and dialed (counted only while the pool is on)."})
+	m.PoolDiscards = f.counterVec(prometheus.CounterOpts{
+		Name: "kproxy_upstream_pool_discards_total", Help: "Upstream connections closed instead of pooled or handed out, by reason: busy, unclean, full, idle_timeout, auth_expiry, broken, closed."},
+		"reason")
+}

@@ -1,0 +1,251 @@
+package upstream
+
+import (
+	"net"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kproxy/kproxy/internal/metrics"
+)
+
+// Pool keeps ready upstream connections (dialed, TLS and SASL done) that a
+// closed session's lanes gave back, for the next session's lanes to take
+// instead of dialing. Why reuse across sessions is safe, and what carries
+// over: docs/ARCHITECTURE.md, "Upstream pool".
+//
+// A connection is kept per broker address, not per group: the broker holds
+// no state on a connection that depends on the group of requests it
+// carried, so any lane to that broker can take it. The pool runs no
+// goroutine: a timer closes each connection when its time is up, and a
+// connection is checked (without blocking) when it is taken.
+type Pool struct {
+	max         int
+	idleTimeout time.Duration
+
+	size     *prometheus.GaugeVec
+	hits     prometheus.Counter
+	misses   prometheus.Counter
+	discards *prometheus.CounterVec
+
+	mu     sync.Mutex
+	idle   map[string][]*idleConn // by broker address, most recently used last
+	closed bool
+}
+
+type idleConn struct {
+	conn      net.Conn // an *authConn when its SASL session expires
+	addr      string
+	idleSince time.Time // its last traffic: the broker's idle clock
+	retire    time.Time // when it must have been handed out or closed
+	reason    string    // why it retires then: idle_timeout or auth_expiry
+	timer     *time.Timer
+	removed   bool // taken or discarded; guarded by Pool.mu
+}
+
+// NewPool returns a pool of at most maxIdlePerBroker connections per broker
+// address, each closed idleTimeout after its last traffic; nil when
+// maxIdlePerBroker is 0 (every method of a nil Pool is a no-op).
+func NewPool(maxIdlePerBroker int, idleTimeout time.Duration, m *metrics.Metrics) *Pool {
+	if maxIdlePerBroker <= 0 {
+		return nil
+	}
+	return &Pool{
+		max:         maxIdlePerBroker,
+		idleTimeout: idleTimeout,
+		size:        m.PoolConnections,
+		hits:        m.PoolHits,
+		misses:      m.PoolMisses,
+		discards:    m.PoolDiscards,
+		idle:        map[string][]*idleConn{},
+	}
+}
+
+// NewLane starts a lane over conn, a connection to addr, that gives its
+// connection back to the pool on Release. On a nil pool it is NewLane.
+func (p *Pool) NewLane(conn net.Conn, addr string, h Handler, opts *LaneOptions, gauge prometheus.Gauge) *Lane {
+	if p == nil {
+		return NewLane(conn, h, opts, gauge)
+	}
+	return newLane(conn, h, opts, gauge, p, addr)
+}
+
+// Take hands out a ready connection to the first of addrs that has one,
+// most recently used first, and which address it reaches; nil when none
+// has (a miss: the caller dials). A connection whose time is up, or that
+// the broker has closed meanwhile, is closed and never handed out.
+func (p *Pool) Take(addrs ...string) (net.Conn, string) {
+	if p == nil {
+		return nil, ""
+	}
+	now := time.Now()
+	var drop []*idleConn
+	defer func() {
+		for _, ic := range drop {
+			_ = ic.conn.Close()
+		}
+	}()
+	for _, addr := range addrs {
+		for {
+			ic := p.pop(addr)
+			if ic == nil {
+				break
+			}
+			if !now.Before(ic.retire) {
+				p.discards.WithLabelValues(ic.reason).Inc()
+				drop = append(drop, ic)
+				continue
+			}
+			if err := alive(ic.conn); err != nil {
+				p.discards.WithLabelValues(metrics.PoolDiscardBroken).Inc()
+				drop = append(drop, ic)
+				continue
+			}
+			p.hits.Inc()
+			return &pooledConn{Conn: ic.conn, idleSince: ic.idleSince}, addr
+		}
+	}
+	p.misses.Inc()
+	return nil, ""
+}
+
+// pop removes the most recently pooled connection to addr.
+func (p *Pool) pop(addr string) *idleConn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	list := p.idle[addr]
+	if len(list) == 0 {
+		return nil
+	}
+	ic := list[len(list)-1]
+	list[len(list)-1] = nil
+	p.idle[addr] = list[:len(list)-1]
+	ic.removed = true
+	ic.timer.Stop()
+	p.size.WithLabelValues(addr).Dec()
+	return ic
+}
+
+// put keeps conn, a connection to addr whose last traffic was at idleSince,
+// or closes it when it could not be handed out anyway. At the bound the
+// oldest connection goes: the newest has the most time left.
+func (p *Pool) put(addr string, conn net.Conn, idleSince time.Time) {
+	ic := &idleConn{conn: conn, addr: addr, idleSince: idleSince, retire: idleSince.Add(p.idleTimeout), reason: metrics.PoolDiscardIdleTimeout}
+	if ac, ok := conn.(*authConn); ok {
+		if at := ac.retireAt(); at.Before(ic.retire) {
+			ic.retire, ic.reason = at, metrics.PoolDiscardAuthExpiry
+		}
+	}
+	wait := time.Until(ic.retire)
+	if wait <= 0 {
+		p.discards.WithLabelValues(ic.reason).Inc()
+		_ = conn.Close()
+		return
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		p.discards.WithLabelValues(metrics.PoolDiscardClosed).Inc()
+		_ = conn.Close()
+		return
+	}
+	var oldest *idleConn
+	list := p.idle[addr]
+	if len(list) >= p.max {
+		oldest = list[0]
+		oldest.removed = true
+		oldest.timer.Stop()
+		list = append(list[:0], list[1:]...)
+		p.size.WithLabelValues(addr).Dec()
+	}
+	ic.timer = time.AfterFunc(wait, func() { p.expire(ic) })
+	p.idle[addr] = append(list, ic)
+	p.size.WithLabelValues(addr).Inc()
+	p.mu.Unlock()
+	if oldest != nil {
+		p.discards.WithLabelValues(metrics.PoolDiscardFull).Inc()
+		_ = oldest.conn.Close()
+	}
+}
+
+// expire closes ic when its time is up, unless it was taken first.
+func (p *Pool) expire(ic *idleConn) {
+	p.mu.Lock()
+	if ic.removed {
+		p.mu.Unlock()
+		return
+	}
+	ic.removed = true
+	list := p.idle[ic.addr]
+	for i, c := range list {
+		if c == ic {
+			p.idle[ic.addr] = append(list[:i], list[i+1:]...)
+			break
+		}
+	}
+	p.size.WithLabelValues(ic.addr).Dec()
+	p.mu.Unlock()
+	p.discards.WithLabelValues(ic.reason).Inc()
+	_ = ic.conn.Close()
+}
+
+// pooledConn is a connection Take handed out. It keeps the time of its last
+// traffic for the lane that takes it (NewLane unwraps it), so that a lane
+// given back without carrying anything does not restart the idle clock.
+type pooledConn struct {
+	net.Conn
+	idleSince time.Time
+}
+
+// discard counts a connection closed instead of pooled.
+func (p *Pool) discard(reason string) {
+	if p != nil {
+		p.discards.WithLabelValues(reason).Inc()
+	}
+}
+
+// Close closes every pooled connection; a connection given back later is
+// closed at once.
+func (p *Pool) Close() {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	p.closed = true
+	var all []*idleConn
+	for addr, list := range p.idle {
+		for _, ic := range list {
+			ic.removed = true
+			ic.timer.Stop()
+			p.size.WithLabelValues(addr).Dec()
+		}
+		all = append(all, list...)
+		delete(p.idle, addr)
+	}
+	p.mu.Unlock()
+	for _, ic := range all {
+		p.discards.WithLabelValues(metrics.PoolDiscardClosed).Inc()
+		_ = ic.conn.Close()
+	}
+}
+
+// Idle is how many connections to addr are pooled now.
+func (p *Pool) Idle(addr string) int {
+	if p == nil {
+		return 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.idle[addr])
+}
+
+// retireAt is when a pooled connection with this SASL session must leave
+// the pool: when the earliest re-authentication a lane may schedule would
+// begin (reauthSchedule with the largest margin). A lane that takes it
+// before then re-authenticates on its own schedule, before the session
+// ends; after then it would have to at once, so it is closed instead.
+func (c *authConn) retireAt() time.Time {
+	hold, _ := reauthSchedule(c.lifetime, 1)
+	return c.at.Add(hold)
+}

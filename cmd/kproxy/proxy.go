@@ -50,7 +50,8 @@ func runProxy(args []string, stderr io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
-	log, err := newLogger(cfg.Log)
+	level := zap.NewAtomicLevel()
+	log, err := buildLoggerAt(cfg.Log, zapcore.Lock(os.Stderr), level)
 	if err != nil {
 		return err
 	}
@@ -58,18 +59,25 @@ func runProxy(args []string, stderr io.Writer) error {
 
 	sigs := notifyStop()
 	defer sigs.stop()
-	return serve(sigs, cfg, log, prometheus.NewRegistry())
+	return serve(sigs, path, cfg, log, level, prometheus.NewRegistry())
 }
 
-// serve runs the proxy until the first stop signal, then stops gracefully
-// (signals.go).
-func serve(sigs *stopSignals, cfg config.Config, log *zap.Logger, reg *prometheus.Registry) error {
+// serve runs the proxy until the first stop signal, reloading the
+// configuration at path on SIGHUP (reload.go), then stops gracefully
+// (signals.go) with the shutdown settings in effect.
+func serve(sigs *stopSignals, path string, cfg config.Config, log *zap.Logger, level zap.AtomicLevel, reg *prometheus.Registry) error {
 	p, err := start(sigs.begin, cfg, log, reg)
 	if err != nil {
 		return err
 	}
 	log.Info("kproxy started", zap.String("version", version), zap.String("bootstrap", p.srv.BootstrapAddr()), zap.String("admin", p.admin.Addr()), zap.Strings("upstream", cfg.Upstream.BootstrapServers))
+	r := &reloader{path: path, log: log, level: level, srv: p.srv, metrics: p.metrics, running: cfg}
+	p.metrics.ConfigLastReloadSuccess.Set(float64(time.Now().Unix()))
+	stopReloads := make(chan struct{})
+	r.watch(stopReloads)
 	<-sigs.begin.Done()
+	close(stopReloads)
+	cfg = r.current()
 	log.Info("shutting down", zap.String("mode", cfg.ShutdownMode), zap.Duration("timeout", cfg.ShutdownTimeout))
 	if err := p.stop(cfg, sigs.hurry); err != nil {
 		log.Warn("shutdown incomplete", zap.Error(err))
@@ -80,15 +88,17 @@ func serve(sigs *stopSignals, cfg config.Config, log *zap.Logger, reg *prometheu
 
 // proxy is kproxy running: its Kafka listeners and its admin server.
 type proxy struct {
-	srv   *listener.Server
-	admin *admin.Server
+	srv     *listener.Server
+	admin   *admin.Server
+	metrics *metrics.Metrics
 }
 
 // start binds the admin server, then the Kafka listeners. The admin server
 // comes first so that /healthz answers, and /readyz says why not ready,
 // while upstream metadata is still being fetched.
 func start(ctx context.Context, cfg config.Config, log *zap.Logger, reg *prometheus.Registry) (*proxy, error) {
-	srv, err := listener.New(cfg, log, metrics.New(reg, version))
+	m := metrics.New(reg, version)
+	srv, err := listener.New(cfg, log, m)
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +110,7 @@ func start(ctx context.Context, cfg config.Config, log *zap.Logger, reg *prometh
 		_ = adm.Shutdown(context.Background())
 		return nil, err
 	}
-	return &proxy{srv: srv, admin: adm}, nil
+	return &proxy{srv: srv, admin: adm, metrics: m}, nil
 }
 
 // shutdown drains the Kafka side within timeout (/readyz answers 503 and
@@ -122,10 +132,17 @@ func newLogger(c config.Log) (*zap.Logger, error) {
 // human-readable lines (console), both with ISO 8601 times, stack traces
 // only at error, no sampling (lifecycle lines must not be dropped).
 func buildLogger(c config.Log, out zapcore.WriteSyncer) (*zap.Logger, error) {
+	return buildLoggerAt(c, out, zap.NewAtomicLevel())
+}
+
+// buildLoggerAt is buildLogger with the level held in lvl, which it sets
+// to c.Level: a reload changes the level through lvl.
+func buildLoggerAt(c config.Log, out zapcore.WriteSyncer, lvl zap.AtomicLevel) (*zap.Logger, error) {
 	level, err := zapcore.ParseLevel(c.Level)
 	if err != nil {
 		return nil, err
 	}
+	lvl.SetLevel(level)
 	ec := zap.NewProductionEncoderConfig()
 	ec.EncodeTime = zapcore.ISO8601TimeEncoder
 	var enc zapcore.Encoder
@@ -136,6 +153,6 @@ func buildLogger(c config.Log, out zapcore.WriteSyncer) (*zap.Logger, error) {
 	default:
 		enc = zapcore.NewJSONEncoder(ec)
 	}
-	core := zapcore.NewCore(enc, out, zap.NewAtomicLevelAt(level))
+	core := zapcore.NewCore(enc, out, lvl)
 	return zap.New(core, zap.AddCaller(), zap.AddStacktrace(zapcore.ErrorLevel), zap.ErrorOutput(out)), nil
 }

@@ -36,7 +36,7 @@ type Server struct {
 	brokers    *upstream.Brokers
 	protocol   *router.Protocol
 	classifier *router.Classifier
-	ordering   *orderingPolicy
+	ordering   atomic.Pointer[orderingPolicy] // replaced by Reload (reload.go)
 	rewriter   *router.Rewriter
 	pool       *bufpool.Pool
 	laneOpts   upstream.LaneOptions
@@ -63,6 +63,8 @@ type Server struct {
 	clientsChanged chan struct{}
 	// refreshWanted asks watchCluster (cluster.go) for a metadata fetch.
 	refreshWanted chan struct{}
+	// liveLimits are the limits as last reloaded (reload.go).
+	liveLimits atomic.Pointer[config.Limits]
 }
 
 // New builds a server from a validated configuration.
@@ -103,7 +105,6 @@ func New(cfg config.Config, log *zap.Logger, m *metrics.Metrics) (*Server, error
 		brokers:    upstream.NewBrokers(cfg.Upstream.BootstrapServers),
 		protocol:   protocol,
 		classifier: classifier,
-		ordering:   ordering,
 		rewriter:   router.NewRewriter(protocol),
 		pool:       pool,
 		bindHost:   host,
@@ -117,6 +118,8 @@ func New(cfg config.Config, log *zap.Logger, m *metrics.Metrics) (*Server, error
 		clientsChanged: make(chan struct{}, 1),
 		refreshWanted:  make(chan struct{}, 1),
 	}
+	s.ordering.Store(ordering)
+	s.liveLimits.Store(&cfg.Limits)
 	if users != nil {
 		s.rewriter.AdvertiseSASL()
 	}

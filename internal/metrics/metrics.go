@@ -44,7 +44,9 @@ type Metrics struct {
 	ClientConnectionsRefused *prometheus.CounterVec // reason
 
 	// Reloads (reload.go).
-	TLSReloadFailures *prometheus.CounterVec // setting
+	TLSReloadFailures       *prometheus.CounterVec // setting
+	ConfigReloads           *prometheus.CounterVec // result
+	ConfigLastReloadSuccess prometheus.Gauge
 }
 
 // New registers kproxy's metrics on reg, with the Go runtime (go_*) and

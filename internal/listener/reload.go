@@ -1,0 +1,34 @@
+package listener
+
+import (
+	"github.com/kproxy/kproxy/config"
+)
+
+// LiveKeys are the settings Reload applies while kproxy runs, and when
+// they reach a session:
+//   - routing.ordering, routing.client_rules: a session decides its
+//     ordering at its first request, so sessions opened after the reload;
+//   - routing.fetch_wait_budget, routing.hol_window: every session, from
+//     its next request;
+//   - limits.max_inflight_per_connection: sessions opened after the reload;
+//   - limits.max_client_connections: the next connection accepted;
+//   - limits.upstream_answer_grace: every session, from the next scan.
+//
+// Every other setting of the server needs a restart.
+var LiveKeys = []string{
+	"routing.ordering", "routing.client_rules", "routing.fetch_wait_budget", "routing.hol_window",
+	"limits.max_inflight_per_connection", "limits.max_client_connections", "limits.upstream_answer_grace",
+}
+
+// Reload applies the LiveKeys of cfg, a validated configuration; it
+// changes nothing when it fails. Open sessions are never closed by it.
+func (s *Server) Reload(cfg config.Config) error {
+	ordering, err := newOrderingPolicy(cfg.Routing)
+	if err != nil {
+		return err
+	}
+	limits := cfg.Limits
+	s.ordering.Store(ordering)
+	s.liveLimits.Store(&limits)
+	return nil
+}

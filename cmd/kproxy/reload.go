@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -75,7 +76,7 @@ func (r *reloader) reload() error {
 	running := r.running
 	var applied, restart []string
 	for _, key := range config.Diff(r.running, next) {
-		if slices.Contains(live, key) {
+		if isLive(live, key) {
 			applied = append(applied, key)
 		} else {
 			restart = append(restart, key)
@@ -111,6 +112,11 @@ func (r *reloader) failed(err error) {
 	r.log.Warn("configuration reload refused; the running configuration stays", zap.Strings("problems", problems))
 }
 
+// isLive reports whether key is one of live or under one of them.
+func isLive(live []string, key string) bool {
+	return slices.ContainsFunc(live, func(l string) bool { return key == l || strings.HasPrefix(key, l+".") })
+}
+
 // copyLive copies the settings that change while kproxy runs from next.
 func copyLive(running *config.Config, next config.Config) {
 	running.Routing.Ordering = next.Routing.Ordering
@@ -120,6 +126,8 @@ func copyLive(running *config.Config, next config.Config) {
 	running.Limits.MaxInflightPerConnection = next.Limits.MaxInflightPerConnection
 	running.Limits.MaxClientConnections = next.Limits.MaxClientConnections
 	running.Limits.UpstreamAnswerGrace = next.Limits.UpstreamAnswerGrace
+	running.Upstream.TLS = next.Upstream.TLS
+	running.Upstream.SASL = next.Upstream.SASL
 	running.Log.Level = next.Log.Level
 	running.ShutdownTimeout = next.ShutdownTimeout
 	running.ShutdownMode = next.ShutdownMode

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -200,12 +201,16 @@ func TestCopyLiveMatchesLiveKeys(t *testing.T) {
 	next.ShutdownTimeout++
 	next.ShutdownMode = config.ShutdownStopAccepting
 	next.ShutdownQuietPeriod++
+	next.Upstream.TLS.ServerName = "broker"
+	next.Upstream.SASL.Username = "proxy"
 	next.Limits.MaxFrameBytes++ // restart only
 	next.Listen.BrokerPortBase++
 	live := append(append([]string{}, listener.LiveKeys...), ownLiveKeys...)
 	changed := config.Diff(running, next)
-	if len(changed) != len(live)+2 {
-		t.Fatalf("changed %v; the test must change every live key", changed)
+	for _, l := range live {
+		if !slices.ContainsFunc(changed, func(k string) bool { return isLive([]string{l}, k) }) {
+			t.Fatalf("the test changes nothing under live key %s (changed: %v)", l, changed)
+		}
 	}
 	copyLive(&running, next)
 	left := config.Diff(running, next)

@@ -45,6 +45,7 @@ func (s *Server) watchCluster(discovered bool) {
 				if failing {
 					continue // already retrying on its own schedule
 				}
+			case <-s.settingsChanged: // a reload may have fixed what failed
 			}
 			err := s.discover(ctx)
 			switch {

@@ -65,6 +65,9 @@ type Server struct {
 	refreshWanted chan struct{}
 	// liveLimits are the limits as last reloaded (reload.go).
 	liveLimits atomic.Pointer[config.Limits]
+	// settingsChanged tells watchCluster that a reload changed settings.
+	settingsChanged chan struct{}
+	upstreamSec     upstreamSecurity // as last applied (reload.go)
 }
 
 // New builds a server from a validated configuration.
@@ -117,9 +120,12 @@ func New(cfg config.Config, log *zap.Logger, m *metrics.Metrics) (*Server, error
 
 		clientsChanged: make(chan struct{}, 1),
 		refreshWanted:  make(chan struct{}, 1),
+
+		settingsChanged: make(chan struct{}, 1),
 	}
 	s.ordering.Store(ordering)
 	s.liveLimits.Store(&cfg.Limits)
+	s.upstreamSec = upstreamSecurity{cfg.Upstream.TLS, cfg.Upstream.SASL}
 	if users != nil {
 		s.rewriter.AdvertiseSASL()
 	}

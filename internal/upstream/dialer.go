@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -24,10 +25,11 @@ type Dialer struct {
 	// Timeout bounds one dial: connect, TLS handshake and SASL together.
 	Timeout time.Duration
 
-	tls    *clientTLS // nil: plaintext
-	sasl   *saslAuth  // nil: no SASL
-	log    *zap.Logger
-	status authStatus
+	sec atomic.Pointer[security] // TLS and SASL of new connections (security.go)
+	// onTLSFail reports TLS files that change and fail to load.
+	onTLSFail func(setting string) tlsfiles.FailureFunc
+	log       *zap.Logger
+	status    authStatus
 	// Backoff, when set, refuses dials to a broker whose last dials
 	// failed, for a while (backoff.go).
 	Backoff *Backoff
@@ -41,22 +43,13 @@ type Dialer struct {
 // (may be nil) gives the report of a TLS file that changes and then fails
 // to load, per setting.
 func NewDialer(cfg config.Upstream, log *zap.Logger, onTLSFail func(setting string) tlsfiles.FailureFunc) (*Dialer, error) {
-	d := &Dialer{Timeout: cfg.DialTimeout, log: log}
-	if onTLSFail == nil {
-		onTLSFail = func(string) tlsfiles.FailureFunc { return nil }
+	d := &Dialer{Timeout: cfg.DialTimeout, log: log, onTLSFail: onTLSFail}
+	if d.onTLSFail == nil {
+		d.onTLSFail = func(string) tlsfiles.FailureFunc { return nil }
 	}
-	if cfg.TLS.Enabled {
-		t, err := newClientTLS(cfg.TLS, onTLSFail)
-		if err != nil {
-			return nil, err
-		}
-		d.tls = t
-	}
-	a, err := newSASLAuth(cfg.SASL)
-	if err != nil {
+	if err := d.Reconfigure(cfg); err != nil {
 		return nil, err
 	}
-	d.sasl = a
 	return d, nil
 }
 
@@ -91,8 +84,9 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (_ net.Conn, err error) 
 	if tc, ok := conn.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	if d.tls != nil {
-		tc := tls.Client(conn, d.tls.config(addr))
+	sec := d.sec.Load()
+	if sec.tls != nil {
+		tc := tls.Client(conn, sec.tls.config(addr))
 		if err := tc.HandshakeContext(ctx); err != nil {
 			_ = conn.Close()
 			err = fmt.Errorf("tls handshake with broker %s: %w", addr, err)
@@ -101,13 +95,13 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (_ net.Conn, err error) 
 		}
 		conn = tc
 	}
-	if d.sasl == nil {
-		if d.tls != nil {
+	if sec.sasl == nil {
+		if sec.tls != nil {
 			d.succeeded(addr)
 		}
 		return conn, nil
 	}
-	lifetime, err := d.sasl.authenticate(ctx, addr, func(ctx context.Context, req kmsg.Request, resp kmsg.Response) error {
+	lifetime, err := sec.sasl.authenticate(ctx, addr, func(ctx context.Context, req kmsg.Request, resp kmsg.Response) error {
 		return roundTrip(ctx, conn, req, resp, d.Timeout)
 	})
 	if err != nil {

@@ -143,7 +143,11 @@ func (l *Lane) reauthenticate() (time.Duration, error) {
 	d := r.conn.dialer
 	ctx, cancel := context.WithTimeout(context.Background(), max(d.Timeout, time.Second))
 	defer cancel()
-	lifetime, err := d.sasl.authenticate(ctx, r.conn.addr, l.exchange)
+	sasl := d.sec.Load().sasl
+	if sasl == nil { // upstream.sasl turned off by a reload: end the lane
+		return 0, errors.New("upstream.sasl was turned off by a reload: the authenticated connection ends at its session lifetime")
+	}
+	lifetime, err := sasl.authenticate(ctx, r.conn.addr, l.exchange)
 	if err != nil {
 		if errors.Is(err, ErrLaneClosed) {
 			return 0, err

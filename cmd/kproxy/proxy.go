@@ -59,13 +59,14 @@ func runProxy(args []string, stderr io.Writer) error {
 
 	sigs := notifyStop()
 	defer sigs.stop()
-	return serve(sigs, path, cfg, log, level, prometheus.NewRegistry())
+	hup := notifyReload()
+	return serve(sigs, hup, path, cfg, log, level, prometheus.NewRegistry())
 }
 
 // serve runs the proxy until the first stop signal, reloading the
 // configuration at path on SIGHUP (reload.go), then stops gracefully
 // (signals.go) with the shutdown settings in effect.
-func serve(sigs *stopSignals, path string, cfg config.Config, log *zap.Logger, level zap.AtomicLevel, reg *prometheus.Registry) error {
+func serve(sigs *stopSignals, hup chan os.Signal, path string, cfg config.Config, log *zap.Logger, level zap.AtomicLevel, reg *prometheus.Registry) error {
 	p, err := start(sigs.begin, cfg, log, reg)
 	if err != nil {
 		return err
@@ -74,7 +75,7 @@ func serve(sigs *stopSignals, path string, cfg config.Config, log *zap.Logger, l
 	r := &reloader{path: path, log: log, level: level, srv: p.srv, metrics: p.metrics, running: cfg}
 	p.metrics.ConfigLastReloadSuccess.Set(float64(time.Now().Unix()))
 	stopReloads := make(chan struct{})
-	r.watch(stopReloads)
+	r.watch(hup, stopReloads)
 	<-sigs.begin.Done()
 	close(stopReloads)
 	cfg = r.current()

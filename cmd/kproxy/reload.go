@@ -44,10 +44,16 @@ func (r *reloader) current() config.Config {
 	return r.running
 }
 
-// watch reloads on every SIGHUP until stop is closed.
-func (r *reloader) watch(stop <-chan struct{}) {
+// notifyReload catches SIGHUP from now on (Go's default ends the process),
+// for reloader.watch.
+func notifyReload() chan os.Signal {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
+	return hup
+}
+
+// watch reloads on every signal on hup until stop is closed.
+func (r *reloader) watch(hup chan os.Signal, stop <-chan struct{}) {
 	go func() {
 		defer signal.Stop(hup)
 		for {

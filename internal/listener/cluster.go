@@ -2,6 +2,7 @@ package listener
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strconv"
 	"time"
@@ -92,6 +93,9 @@ func (s *Server) fetchAndListen(ctx context.Context) error {
 	brokers, err := s.dialer.FetchBrokers(ctx, s.brokers.Seeds())
 	if err != nil {
 		return err
+	}
+	if len(brokers) == 0 { // never from Kafka; closing every port on it would be wrong
+		return errors.New("upstream metadata names no broker")
 	}
 	members := make(map[int32]string, len(brokers))
 	for _, b := range brokers {

@@ -142,8 +142,9 @@ func New(cfg config.Config, log *zap.Logger, m *metrics.Metrics) (*Server, error
 
 // Start binds the bootstrap listener and begins discovering brokers: one
 // listener per broker named in the upstream metadata. Discovery retries in
-// the background until it succeeds or the server stops, so the proxy comes
-// up even while every seed is unreachable (Ready reports false meanwhile).
+// the background until it succeeds, so the proxy comes up even while every
+// seed is unreachable (Ready reports false meanwhile), and then keeps the
+// view of the cluster fresh until the server stops (cluster.go).
 func (s *Server) Start(ctx context.Context) error {
 	s.warnInsecure()
 	ln, err := s.listen(s.cfg.Listen.Bootstrap)

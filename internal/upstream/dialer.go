@@ -223,18 +223,27 @@ func (b *Brokers) Addr(nodeID int32) (string, error) {
 
 // Seeds returns the seed list rotated by one on each call, so that bootstrap
 // sessions spread over the seeds and a dead seed is not always first, then
-// every other broker known (cluster.go): when every seed is gone (the
-// cluster's brokers were all replaced) a bootstrap session still reaches
-// the cluster.
+// every other broker known, then the seeds that are brokers which have left
+// the cluster (cluster.go): when every seed is gone (the cluster's brokers
+// were all replaced) a bootstrap session still reaches the cluster, without
+// first waiting on dials to departed brokers.
 func (b *Brokers) Seeds() []string {
 	b.mu.Lock()
 	n := len(b.seeds)
 	start := int(b.next) % max(n, 1)
 	b.next++
 	others := b.otherAddrs()
-	b.mu.Unlock()
 	out := make([]string, 0, n+len(others))
-	out = append(out, b.seeds[start:]...)
-	out = append(out, b.seeds[:start]...)
-	return append(out, others...)
+	var departed []string
+	for i := range n {
+		seed := b.seeds[(start+i)%n]
+		if b.departed(seed) {
+			departed = append(departed, seed)
+		} else {
+			out = append(out, seed)
+		}
+	}
+	b.mu.Unlock()
+	out = append(out, others...)
+	return append(out, departed...)
 }

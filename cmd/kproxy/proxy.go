@@ -76,6 +76,7 @@ func serve(sigs *stopSignals, hup chan os.Signal, path string, cfg config.Config
 	p.metrics.ConfigLastReloadSuccess.Set(float64(time.Now().Unix()))
 	stopReloads := make(chan struct{})
 	r.watch(hup, stopReloads)
+	r.watchFile(cfg.ConfigWatchInterval, stopReloads)
 	<-sigs.begin.Done()
 	close(stopReloads)
 	cfg = r.current()

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -65,6 +66,42 @@ func (r *reloader) watch(hup chan os.Signal, stop <-chan struct{}) {
 			}
 		}
 	}()
+}
+
+// watchFile reloads when the file at r.path changes, looking every
+// interval, until stop is closed.
+func (r *reloader) watchFile(interval time.Duration, stop <-chan struct{}) {
+	if interval <= 0 || r.path == "" {
+		return
+	}
+	last, _ := fileStamp(r.path)
+	go func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+			st, err := fileStamp(r.path)
+			if err != nil || st == last {
+				continue // a missing file is not a new configuration
+			}
+			last = st
+			_ = r.reload()
+		}
+	}()
+}
+
+// fileStamp identifies a version of a file: a rewrite (or the symlink
+// swap of a ConfigMap update) changes its modification time or size.
+func fileStamp(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	return fi.ModTime().String() + "/" + strconv.FormatInt(fi.Size(), 10), nil
 }
 
 func (r *reloader) reload() error {

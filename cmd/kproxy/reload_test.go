@@ -218,3 +218,36 @@ func TestCopyLiveMatchesLiveKeys(t *testing.T) {
 		t.Fatalf("after copyLive these still differ: %v", left)
 	}
 }
+
+// TestReloadOnFileChange: with config_watch_interval set, rewriting the
+// file is enough (a mounted ConfigMap being updated); an unchanged file
+// is not reloaded again.
+func TestReloadOnFileChange(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	path := filepath.Join(t.TempDir(), "kproxy.yaml")
+	if err := os.WriteFile(path, []byte("config_watch_interval: 50ms\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startKproxyArgs(t, cluster.ListenAddrs()[0], []string{"run", "--config", path})
+	const success = `kproxy_config_reloads_total{result="success"}`
+	if got := metricValue(t, p.admin, success); got != 0 {
+		t.Fatalf("reloaded %v times before any change", got)
+	}
+	if err := os.WriteFile(path, []byte("config_watch_interval: 50ms\nlog:\n  level: debug\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitMetric(t, p.admin, success, 1)
+	if !strings.Contains(p.logs(), `"applied":["log.level"]`) {
+		t.Error("the log does not say what the reload applied")
+	}
+	// Several more intervals: the same file is not reloaded again.
+	for deadline := time.Now().Add(300 * time.Millisecond); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if got := metricValue(t, p.admin, success); got != 1 {
+			t.Fatalf("reloaded %v times for one change", got)
+		}
+	}
+}

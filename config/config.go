@@ -28,6 +28,10 @@ type Config struct {
 	// ShutdownQuietPeriod is how long no client connection must have been
 	// open before a wait_for_clients shutdown ends the wait.
 	ShutdownQuietPeriod time.Duration `mapstructure:"shutdown_quiet_period" yaml:"shutdown_quiet_period"`
+	// ConfigWatchInterval is how often kproxy looks at the --config file
+	// and reloads it, as on SIGHUP, when it changed (a mounted ConfigMap);
+	// 0: only on SIGHUP.
+	ConfigWatchInterval time.Duration `mapstructure:"config_watch_interval" yaml:"config_watch_interval"`
 }
 
 // Shutdown modes.

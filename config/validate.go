@@ -82,6 +82,9 @@ func (c Config) Validate() error {
 		add(fieldError("shutdown_mode", c.ShutdownMode, "want %s or %s", ShutdownWaitForClients, ShutdownStopAccepting))
 	}
 	add(positive("shutdown_quiet_period", c.ShutdownQuietPeriod))
+	if c.ConfigWatchInterval < 0 {
+		add(fieldError("config_watch_interval", c.ConfigWatchInterval, "must not be negative (0: reload only on SIGHUP)"))
+	}
 	if c.ShutdownQuietPeriod >= c.ShutdownTimeout && c.ShutdownTimeout > 0 {
 		add(fieldError("shutdown_quiet_period", c.ShutdownQuietPeriod, "must be shorter than shutdown_timeout (%v)", c.ShutdownTimeout))
 	}

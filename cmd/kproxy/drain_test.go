@@ -527,6 +527,13 @@ func TestShutdownTimeoutEndsTheWait(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	_ = c.Conn.SetDeadline(time.Now().Add(2 * timeout))
+	if _, err := c.Send(kmsg.NewPtrApiVersionsRequest()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Read(); err != nil { // the session is open
+		t.Fatal(err)
+	}
 	sigterm := p.signal(syscall.SIGTERM)
 	took := p.waitExit(t, 2*timeout).Sub(sigterm)
 	t.Logf("exited %v after SIGTERM", took.Round(time.Millisecond))

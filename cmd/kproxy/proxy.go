@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -41,7 +43,8 @@ func runProxy(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
-	log, err := sidecar.NewLogger(cfg.Log)
+	level := zap.NewAtomicLevel()
+	log, err := sidecar.NewLoggerAt(cfg.Log, level)
 	if err != nil {
 		return err
 	}
@@ -49,18 +52,27 @@ func runProxy(args []string, stdout, stderr io.Writer) error {
 
 	sigs := notifyStop()
 	defer sigs.stop()
-	return serve(sigs, cfg, log, prometheus.NewRegistry())
+	hup := notifyReload()
+	return serve(sigs, hup, path, cfg, log, level, prometheus.NewRegistry())
 }
 
-// serve runs the proxy until the first stop signal, then stops gracefully
-// (signals.go).
-func serve(sigs *stopSignals, cfg config.Config, log *zap.Logger, reg *prometheus.Registry) error {
+// serve runs the proxy until the first stop signal, reloading the
+// configuration at path on SIGHUP (reload.go), then stops gracefully
+// (signals.go) with the shutdown settings in effect.
+func serve(sigs *stopSignals, hup chan os.Signal, path string, cfg config.Config, log *zap.Logger, level zap.AtomicLevel, reg *prometheus.Registry) error {
 	p, err := sidecar.Start(sigs.begin, cfg, log, reg, version)
 	if err != nil {
 		return err
 	}
 	log.Info("kproxy started", zap.String("version", version), zap.String("bootstrap", p.Server.BootstrapAddr()), zap.String("admin", p.Admin.Addr()), zap.Strings("upstream", cfg.Upstream.BootstrapServers))
+	r := &reloader{path: path, log: log, level: level, srv: p.Server, metrics: p.Metrics, running: cfg}
+	p.Metrics.ConfigLastReloadSuccess.Set(float64(time.Now().Unix()))
+	stopReloads := make(chan struct{})
+	r.watch(hup, stopReloads)
+	r.watchFile(cfg.ConfigWatchInterval, stopReloads)
 	<-sigs.begin.Done()
+	close(stopReloads)
+	cfg = r.current()
 	log.Info("shutting down", zap.String("mode", cfg.ShutdownMode), zap.Float64("timeout_s", cfg.ShutdownTimeout.Seconds()))
 	if err := stop(p, cfg, sigs.hurry); err != nil {
 		log.Warn("shutdown incomplete", zap.Error(err))

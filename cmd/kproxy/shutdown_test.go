@@ -176,9 +176,15 @@ type kproxyProc struct {
 // KPROXY_* settings, and waits until it serves.
 func startKproxy(t *testing.T, upstream string, env ...string) *kproxyProc {
 	t.Helper()
+	return startKproxyArgs(t, upstream, []string{"run"}, env...)
+}
+
+// startKproxyArgs is startKproxy with the command's arguments.
+func startKproxyArgs(t *testing.T, upstream string, args []string, env ...string) *kproxyProc {
+	t.Helper()
 	bin := kproxyBinary(t)
 	p := &kproxyProc{bootstrap: freeAddr(t), admin: freeAddr(t), exited: make(chan struct{})}
-	p.cmd = exec.Command(bin, "run")
+	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = append(os.Environ(),
 		"KPROXY_UPSTREAM_BOOTSTRAP_SERVERS="+upstream,
 		"KPROXY_LISTEN_BOOTSTRAP="+p.bootstrap,

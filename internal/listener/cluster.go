@@ -2,6 +2,7 @@ package listener
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strconv"
 	"time"
@@ -45,6 +46,7 @@ func (s *Server) watchCluster(discovered bool) {
 				if failing {
 					continue // already retrying on its own schedule
 				}
+			case <-s.settingsChanged: // a reload may have fixed what failed
 			}
 			err := s.discover(ctx)
 			switch {
@@ -91,6 +93,9 @@ func (s *Server) fetchAndListen(ctx context.Context) error {
 	brokers, err := s.dialer.FetchBrokers(ctx, s.brokers.Seeds())
 	if err != nil {
 		return err
+	}
+	if len(brokers) == 0 { // never from Kafka; closing every port on it would be wrong
+		return errors.New("upstream metadata names no broker")
 	}
 	members := make(map[int32]string, len(brokers))
 	for _, b := range brokers {

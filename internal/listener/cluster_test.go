@@ -124,3 +124,28 @@ func TestReadinessFollowsReachability(t *testing.T) {
 		t.Fatalf("reason %q", reason)
 	}
 }
+
+// TestReloadFixesUpstreamCredentials: kproxy starts with a wrong upstream
+// password and is not ready; a reload with the right one makes it ready
+// and serving, without a restart.
+func TestReloadFixesUpstreamCredentials(t *testing.T) {
+	t.Parallel()
+	const mech = config.SASLScram256
+	env := proxytest.Start(t, proxytest.Options{
+		Kfake: []kfake.Opt{kfake.EnableSASL(), kfake.Superuser(mech, "proxy", "right"), kfake.SeedTopics(1, "creds")},
+		Config: func(c *config.Config) {
+			c.Upstream.SASL = config.UpstreamSASL{Mechanism: mech, Username: "proxy", Password: "wrong"}
+		},
+		NotReady: true,
+	})
+	waitFor(t, "the wrong password to be refused", func() bool {
+		return strings.Contains(env.Proxy.NotReadyReason(), "authentication")
+	})
+	cfg := env.Config
+	cfg.Upstream.SASL.Password = "right"
+	if err := env.Proxy.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "readiness after the reload", env.Proxy.Ready)
+	produceConsume(t, env.Bootstrap(), "creds", 5)
+}

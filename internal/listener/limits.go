@@ -100,7 +100,7 @@ func (s *Server) refusal() (string, []zap.Field) {
 		// until its own timeout; closed, it retries at once.
 		return metrics.RefusedNotReady, []zap.Field{zap.String("why", s.NotReadyReason())}
 	}
-	if max := s.cfg.Limits.MaxClientConnections; len(s.sessions) >= max {
+	if max := s.liveLimits.Load().MaxClientConnections; len(s.sessions) >= max {
 		return metrics.RefusedMaxClientConnections, []zap.Field{zap.Int("max_client_connections", max)}
 	}
 	return "", nil

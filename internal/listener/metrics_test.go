@@ -186,7 +186,11 @@ func checkBoundedLabels(t *testing.T, reg prometheus.Gatherer, upstreams []strin
 		"limit": func(v string) bool {
 			return slices.Contains([]string{"max_client_connections", "max_inflight_per_connection", "max_frame_bytes", "dial_backoff", "upstream_answer_grace"}, v)
 		},
-		"upstream":  func(v string) bool { return slices.Contains(upstreams, v) },
+		"upstream": func(v string) bool { return slices.Contains(upstreams, v) },
+		"result":   func(v string) bool { return v == "success" || v == "failure" },
+		"setting": func(v string) bool {
+			return slices.Contains([]string{"listen.tls.cert_file", "listen.tls.client_ca_file", "upstream.tls.cert_file", "upstream.tls.ca_file"}, v)
+		},
 		"version":   func(v string) bool { return v == "test" },
 		"goversion": func(v string) bool { return v == runtime.Version() },
 	}

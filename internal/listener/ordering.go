@@ -80,7 +80,7 @@ func groupMembership(key int16) bool {
 // v3+ ClientSoftwareName, else strict. An ApiVersions newer than kmsg knows
 // leaves the choice to the client's retry at a lower version.
 func (s *session) decideOrdering(h router.RequestHeader, body []byte) {
-	pol := s.srv.ordering
+	pol := s.srv.ordering.Load()
 	clientID, _ := router.ClientID(body)
 	var software []byte
 	relaxed, reason := pol.mode == config.OrderingRelaxed, orderingByConfig
@@ -131,7 +131,7 @@ func orderingName(relaxed bool) string {
 // unfinished Fetch (orderingAnswered). A session with neither, such as a
 // pure fetch session, is untouched.
 func (s *session) holdRoute(body []byte, h router.RequestHeader) {
-	pol := s.srv.ordering
+	pol := s.srv.ordering.Load()
 	if pol.budget == 0 || s.ord.relaxed.Load() {
 		return
 	}
@@ -182,7 +182,7 @@ func (s *session) orderingAnswered(sl *slot, now time.Time) {
 	s.barrierAnswered(sl)
 	if isLongPoll(sl.key) {
 		s.ord.fetchOwed--
-	} else if s.ord.fetchOwed > 0 && s.srv.ordering.budget > 0 && !s.ord.relaxed.Load() {
+	} else if s.ord.fetchOwed > 0 && s.srv.ordering.Load().budget > 0 && !s.ord.relaxed.Load() {
 		for i := s.head; i < len(s.slots) && s.slots[i] != sl; i++ {
 			if e := s.slots[i]; !e.done && isLongPoll(e.key) {
 				s.ord.holdAt.Store(now.UnixNano())

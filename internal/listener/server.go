@@ -37,7 +37,7 @@ type Server struct {
 	protocol   *router.Protocol
 	classifier *router.Classifier
 	barriers   *router.Barriers
-	ordering   *orderingPolicy
+	ordering   atomic.Pointer[orderingPolicy] // replaced by Reload (reload.go)
 	rewriter   *router.Rewriter
 	pool       *bufpool.Pool
 	laneOpts   upstream.LaneOptions
@@ -67,6 +67,11 @@ type Server struct {
 	clientsChanged chan struct{}
 	// refreshWanted asks watchCluster (cluster.go) for a metadata fetch.
 	refreshWanted chan struct{}
+	// liveLimits are the limits as last reloaded (reload.go).
+	liveLimits atomic.Pointer[config.Limits]
+	// settingsChanged tells watchCluster that a reload changed settings.
+	settingsChanged chan struct{}
+	upstreamSec     upstreamSecurity // as last applied (reload.go)
 }
 
 // New builds a server from a validated configuration.
@@ -108,7 +113,6 @@ func New(cfg config.Config, log *zap.Logger, m *metrics.Metrics) (*Server, error
 		protocol:   protocol,
 		classifier: classifier,
 		barriers:   router.NewBarriers(classifier),
-		ordering:   ordering,
 		rewriter:   router.NewRewriter(protocol),
 		pool:       pool,
 		bindHost:   host,
@@ -123,7 +127,12 @@ func New(cfg config.Config, log *zap.Logger, m *metrics.Metrics) (*Server, error
 
 		clientsChanged: make(chan struct{}, 1),
 		refreshWanted:  make(chan struct{}, 1),
+
+		settingsChanged: make(chan struct{}, 1),
 	}
+	s.ordering.Store(ordering)
+	s.liveLimits.Store(&cfg.Limits)
+	s.upstreamSec = upstreamSecurity{cfg.Upstream.TLS, cfg.Upstream.SASL}
 	if users != nil {
 		s.rewriter.AdvertiseSASL()
 	}
@@ -143,10 +152,11 @@ func New(cfg config.Config, log *zap.Logger, m *metrics.Metrics) (*Server, error
 
 // Start binds the bootstrap port and begins discovering brokers: one
 // listener per broker named in the upstream metadata. Discovery retries in
-// the background until it succeeds or the server stops, so the proxy comes
-// up even while every seed is unreachable (Ready reports false meanwhile).
-// The bootstrap port accepts clients once the first discovery succeeds;
-// until then connecting to it is refused (heldport.go).
+// the background until it succeeds, so the proxy comes up even while every
+// seed is unreachable (Ready reports false meanwhile), and then keeps the
+// view of the cluster fresh until the server stops (cluster.go). The
+// bootstrap port accepts clients once the first discovery succeeds; until
+// then connecting to it is refused (heldport.go).
 func (s *Server) Start(ctx context.Context) error {
 	s.warnInsecure()
 	held, err := holdPort(s.cfg.Listen.Bootstrap)

@@ -79,7 +79,7 @@ func newSession(srv *Server, conn net.Conn, broker int32) *session {
 		log:      srv.log.With(zap.String("client", conn.RemoteAddr().String()), zap.Int32("broker", broker)),
 		broker:   broker,
 		start:    time.Now(),
-		sem:      make(chan struct{}, srv.cfg.Limits.MaxInflightPerConnection),
+		sem:      make(chan struct{}, srv.liveLimits.Load().MaxInflightPerConnection),
 		lanes:    make([]*upstream.Lane, srv.classifier.Len()),
 		closedCh: make(chan struct{}),
 		ord:      sessionOrdering{acc: make([]uint64, 2*srv.classifier.Len())},

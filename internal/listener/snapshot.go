@@ -182,7 +182,7 @@ func (s *session) snapshot(now time.Time) sessioninfo.Session {
 }
 
 func (s *session) fetchWaitState(now time.Time) sessioninfo.FetchWait {
-	pol := s.srv.ordering
+	pol := s.srv.ordering.Load()
 	fw := sessioninfo.FetchWait{State: sessioninfo.FetchWaitOff, BudgetMs: int64(pol.budget), CappedFetches: s.view.capped.Load()}
 	if pol.budget == 0 || s.ord.relaxed.Load() {
 		return fw

@@ -44,6 +44,10 @@ func (s *Server) watchStalls() {
 				return
 			case <-t.C:
 			}
+			if g := s.liveLimits.Load().UpstreamAnswerGrace; g != grace { // reloaded
+				grace = g
+				t.Reset(stallTick(grace))
+			}
 			s.mu.Lock()
 			sessions = sessions[:0]
 			for sess := range s.sessions {

@@ -53,7 +53,9 @@ type Metrics struct {
 	ClientConnectionsRefused *prometheus.CounterVec // reason
 
 	// Reloads (reload.go).
-	TLSReloadFailures *prometheus.CounterVec // setting
+	TLSReloadFailures       *prometheus.CounterVec // setting
+	ConfigReloads           *prometheus.CounterVec // result
+	ConfigLastReloadSuccess prometheus.Gauge
 
 	// Upstream pool (pool.go).
 	PoolConnections *prometheus.GaugeVec // upstream

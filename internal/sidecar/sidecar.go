@@ -21,15 +21,17 @@ import (
 
 // Proxy is kproxy running: its Kafka listeners and its admin server.
 type Proxy struct {
-	Server *listener.Server
-	Admin  *admin.Server
+	Server  *listener.Server
+	Admin   *admin.Server
+	Metrics *metrics.Metrics
 }
 
 // Start binds the admin server, then the Kafka listeners. The admin server
 // comes first so that /healthz answers, and /readyz says why not ready,
 // while upstream metadata is still being fetched.
 func Start(ctx context.Context, cfg config.Config, log *zap.Logger, reg *prometheus.Registry, version string) (*Proxy, error) {
-	srv, err := listener.New(cfg, log, metrics.New(reg, version))
+	m := metrics.New(reg, version)
+	srv, err := listener.New(cfg, log, m)
 	if err != nil {
 		return nil, err
 	}
@@ -42,7 +44,7 @@ func Start(ctx context.Context, cfg config.Config, log *zap.Logger, reg *prometh
 		_ = adm.Shutdown(context.Background())
 		return nil, err
 	}
-	return &Proxy{Server: srv, Admin: adm}, nil
+	return &Proxy{Server: srv, Admin: adm, Metrics: m}, nil
 }
 
 // Shutdown drains the Kafka side within timeout (/readyz answers 503 and
@@ -61,14 +63,26 @@ func NewLogger(c config.Log) (*zap.Logger, error) {
 	return BuildLogger(c, zapcore.Lock(os.Stderr))
 }
 
+// NewLoggerAt is NewLogger with its level held in lvl, which it sets to
+// c.Level: a reload changes the level through lvl.
+func NewLoggerAt(c config.Log, lvl zap.AtomicLevel) (*zap.Logger, error) {
+	return BuildLoggerAt(c, zapcore.Lock(os.Stderr), lvl)
+}
+
 // BuildLogger makes the process logger: JSON lines (log.format json) or
 // human-readable lines (console), both with ISO 8601 times, stack traces
 // only at error, no sampling (lifecycle lines must not be dropped).
 func BuildLogger(c config.Log, out zapcore.WriteSyncer) (*zap.Logger, error) {
+	return BuildLoggerAt(c, out, zap.NewAtomicLevel())
+}
+
+// BuildLoggerAt is BuildLogger with the level held in lvl.
+func BuildLoggerAt(c config.Log, out zapcore.WriteSyncer, lvl zap.AtomicLevel) (*zap.Logger, error) {
 	level, err := zapcore.ParseLevel(c.Level)
 	if err != nil {
 		return nil, err
 	}
+	lvl.SetLevel(level)
 	ec := zap.NewProductionEncoderConfig()
 	ec.EncodeTime = zapcore.ISO8601TimeEncoder
 	var enc zapcore.Encoder
@@ -79,6 +93,6 @@ func BuildLogger(c config.Log, out zapcore.WriteSyncer) (*zap.Logger, error) {
 	default:
 		enc = zapcore.NewJSONEncoder(ec)
 	}
-	core := zapcore.NewCore(enc, out, zap.NewAtomicLevelAt(level))
+	core := zapcore.NewCore(enc, out, lvl)
 	return zap.New(core, zap.AddCaller(), zap.AddStacktrace(zapcore.ErrorLevel), zap.ErrorOutput(out)), nil
 }

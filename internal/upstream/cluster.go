@@ -57,15 +57,26 @@ func (b *Brokers) Current(addr string) bool {
 			return true
 		}
 	}
-	if !slices.Contains(b.seeds, addr) {
-		return false
+	return slices.Contains(b.seeds, addr) && !b.departed(addr)
+}
+
+// departed reports whether addr is the address of a broker that is not in
+// the latest metadata (and no member's). Called with b.mu held.
+func (b *Brokers) departed(addr string) bool {
+	if b.members == nil {
+		return false // no metadata of kproxy's own yet
 	}
-	for id, a := range b.addrs {
-		if _, member := b.members[id]; a == addr && !member && b.members != nil {
+	for _, a := range b.members {
+		if a == addr {
 			return false
 		}
 	}
-	return true
+	for id, a := range b.addrs {
+		if _, member := b.members[id]; a == addr && !member {
+			return true
+		}
+	}
+	return false
 }
 
 // ForgetAuthFailures drops the TLS or SASL failures of brokers for which

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -24,10 +25,11 @@ type Dialer struct {
 	// Timeout bounds one dial: connect, TLS handshake and SASL together.
 	Timeout time.Duration
 
-	tls    *clientTLS // nil: plaintext
-	sasl   *saslAuth  // nil: no SASL
-	log    *zap.Logger
-	status authStatus
+	sec atomic.Pointer[security] // TLS and SASL of new connections (security.go)
+	// onTLSFail reports TLS files that change and fail to load.
+	onTLSFail func(setting string) tlsfiles.FailureFunc
+	log       *zap.Logger
+	status    authStatus
 	// Backoff, when set, refuses dials to a broker whose last dials
 	// failed, for a while (backoff.go).
 	Backoff *Backoff
@@ -41,22 +43,13 @@ type Dialer struct {
 // (may be nil) gives the report of a TLS file that changes and then fails
 // to load, per setting.
 func NewDialer(cfg config.Upstream, log *zap.Logger, onTLSFail func(setting string) tlsfiles.FailureFunc) (*Dialer, error) {
-	d := &Dialer{Timeout: cfg.DialTimeout, log: log}
-	if onTLSFail == nil {
-		onTLSFail = func(string) tlsfiles.FailureFunc { return nil }
+	d := &Dialer{Timeout: cfg.DialTimeout, log: log, onTLSFail: onTLSFail}
+	if d.onTLSFail == nil {
+		d.onTLSFail = func(string) tlsfiles.FailureFunc { return nil }
 	}
-	if cfg.TLS.Enabled {
-		t, err := newClientTLS(cfg.TLS, onTLSFail)
-		if err != nil {
-			return nil, err
-		}
-		d.tls = t
-	}
-	a, err := newSASLAuth(cfg.SASL)
-	if err != nil {
+	if err := d.Reconfigure(cfg); err != nil {
 		return nil, err
 	}
-	d.sasl = a
 	return d, nil
 }
 
@@ -91,8 +84,9 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (_ net.Conn, err error) 
 	if tc, ok := conn.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	if d.tls != nil {
-		tc := tls.Client(conn, d.tls.config(addr))
+	sec := d.sec.Load()
+	if sec.tls != nil {
+		tc := tls.Client(conn, sec.tls.config(addr))
 		if err := tc.HandshakeContext(ctx); err != nil {
 			_ = conn.Close()
 			err = fmt.Errorf("tls handshake with broker %s: %w", addr, err)
@@ -101,14 +95,14 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (_ net.Conn, err error) 
 		}
 		conn = tc
 	}
-	if d.sasl == nil {
-		if d.tls != nil {
+	if sec.sasl == nil {
+		if sec.tls != nil {
 			d.succeeded(addr)
 		}
 		return conn, nil
 	}
 	started := time.Now() // the broker's session clock starts later: safe to count from here
-	lifetime, err := d.sasl.authenticate(ctx, addr, func(ctx context.Context, req kmsg.Request, resp kmsg.Response) error {
+	lifetime, err := sec.sasl.authenticate(ctx, addr, func(ctx context.Context, req kmsg.Request, resp kmsg.Response) error {
 		return roundTrip(ctx, conn, req, resp, d.Timeout)
 	})
 	if err != nil {
@@ -230,18 +224,27 @@ func (b *Brokers) Addr(nodeID int32) (string, error) {
 
 // Seeds returns the seed list rotated by one on each call, so that bootstrap
 // sessions spread over the seeds and a dead seed is not always first, then
-// every other broker known (cluster.go): when every seed is gone (the
-// cluster's brokers were all replaced) a bootstrap session still reaches
-// the cluster.
+// every other broker known, then the seeds that are brokers which have left
+// the cluster (cluster.go): when every seed is gone (the cluster's brokers
+// were all replaced) a bootstrap session still reaches the cluster, without
+// first waiting on dials to departed brokers.
 func (b *Brokers) Seeds() []string {
 	b.mu.Lock()
 	n := len(b.seeds)
 	start := int(b.next) % max(n, 1)
 	b.next++
 	others := b.otherAddrs()
-	b.mu.Unlock()
 	out := make([]string, 0, n+len(others))
-	out = append(out, b.seeds[start:]...)
-	out = append(out, b.seeds[:start]...)
-	return append(out, others...)
+	var departed []string
+	for i := range n {
+		seed := b.seeds[(start+i)%n]
+		if b.departed(seed) {
+			departed = append(departed, seed)
+		} else {
+			out = append(out, seed)
+		}
+	}
+	b.mu.Unlock()
+	out = append(out, others...)
+	return append(out, departed...)
 }

@@ -169,8 +169,12 @@ func (l *Lane) reauthenticate(notBefore time.Time) (time.Duration, time.Time, er
 	d := r.conn.dialer
 	ctx, cancel := context.WithTimeout(context.Background(), max(d.Timeout, time.Second))
 	defer cancel()
+	sasl := d.sec.Load().sasl
+	if sasl == nil { // upstream.sasl turned off by a reload: end the lane
+		return 0, time.Time{}, errors.New("upstream.sasl was turned off by a reload: the authenticated connection ends at its session lifetime")
+	}
 	started := time.Now()
-	lifetime, err := d.sasl.authenticate(ctx, r.conn.addr, l.exchange)
+	lifetime, err := sasl.authenticate(ctx, r.conn.addr, l.exchange)
 	if err != nil {
 		if errors.Is(err, ErrLaneClosed) {
 			return 0, time.Time{}, err

@@ -1,0 +1,58 @@
+package listener
+
+import (
+	"reflect"
+
+	"github.com/kproxy/kproxy/config"
+)
+
+// upstreamSecurity are the settings Dialer.Reconfigure applies.
+type upstreamSecurity struct {
+	tls  config.UpstreamTLS
+	sasl config.UpstreamSASL
+}
+
+// LiveKeys are the settings Reload applies while kproxy runs, and when
+// they reach a session:
+//   - routing.ordering, routing.client_rules: a session decides its
+//     ordering at its first request, so sessions opened after the reload;
+//   - routing.fetch_wait_budget, routing.hol_window: every session, from
+//     its next request;
+//   - limits.max_inflight_per_connection: sessions opened after the reload;
+//   - limits.max_client_connections: the next connection accepted;
+//   - limits.upstream_answer_grace: every session, from the next scan;
+//   - upstream.tls.*, upstream.sasl.* (every key under them): upstream
+//     connections dialed after the reload, and re-authentications of open
+//     ones; open connections keep their TLS session.
+//
+// Every other setting of the server needs a restart.
+var LiveKeys = []string{
+	"routing.ordering", "routing.client_rules", "routing.fetch_wait_budget", "routing.hol_window",
+	"limits.max_inflight_per_connection", "limits.max_client_connections", "limits.upstream_answer_grace",
+	"upstream.tls", "upstream.sasl",
+}
+
+// Reload applies the LiveKeys of cfg, a validated configuration; it
+// changes nothing when it fails. Open sessions are never closed by it.
+// Calls must not overlap.
+func (s *Server) Reload(cfg config.Config) error {
+	ordering, err := newOrderingPolicy(cfg.Routing)
+	if err != nil {
+		return err
+	}
+	sec := upstreamSecurity{cfg.Upstream.TLS, cfg.Upstream.SASL}
+	if !reflect.DeepEqual(sec, s.upstreamSec) {
+		if err := s.dialer.Reconfigure(cfg.Upstream); err != nil {
+			return err
+		}
+		s.upstreamSec = sec
+	}
+	limits := cfg.Limits
+	s.ordering.Store(ordering)
+	s.liveLimits.Store(&limits)
+	select {
+	case s.settingsChanged <- struct{}{}:
+	default:
+	}
+	return nil
+}

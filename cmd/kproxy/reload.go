@@ -159,6 +159,7 @@ func isLive(live []string, key string) bool {
 
 // copyLive copies the settings that change while kproxy runs from next.
 func copyLive(running *config.Config, next config.Config) {
+	running.Routing.Groups = next.Routing.Groups
 	running.Routing.Ordering = next.Routing.Ordering
 	running.Routing.ClientRules = next.Routing.ClientRules
 	running.Routing.FetchWaitBudget = next.Routing.FetchWaitBudget

@@ -190,6 +190,7 @@ func TestReloadKeepsSessions(t *testing.T) {
 func TestCopyLiveMatchesLiveKeys(t *testing.T) {
 	running := config.Defaults()
 	next := config.Defaults()
+	next.Routing.Groups = map[string][]string{"fetch": {"Fetch"}}
 	next.Routing.Ordering = config.OrderingStrict
 	next.Routing.ClientRules = []config.ClientRule{{ClientID: "x", Ordering: config.OrderingRelaxed}}
 	next.Routing.FetchWaitBudget++

@@ -31,14 +31,22 @@ type clientInstruments struct {
 	in, out  prometheus.Counter
 }
 
+// clientLabels resolves client ids to children for one set of routing
+// groups; a reload of routing.groups makes another over the same ids.
 type clientLabels struct {
-	m        *metrics.Metrics
-	groups   []string
+	m       *metrics.Metrics
+	ids     *clientIDs
+	groups  []string
+	mu      sync.Mutex
+	byLabel map[string]*clientInstruments
+}
+
+// clientIDs are the label values given out, for the life of the process.
+type clientIDs struct {
 	max      int
-	mu       sync.Mutex
-	byID     map[string]*clientInstruments
-	other    *clientInstruments
 	overflow prometheus.Counter
+	mu       sync.Mutex
+	given    map[string]bool
 }
 
 // newClientLabels returns nil when per-client figures are off.
@@ -46,31 +54,53 @@ func newClientLabels(m *metrics.Metrics, c *router.Classifier, enabled bool, max
 	if !enabled {
 		return nil
 	}
-	cl := &clientLabels{m: m, max: max, byID: map[string]*clientInstruments{}, overflow: m.ClientIDOverflow}
+	ids := &clientIDs{max: max, overflow: m.ClientIDOverflow, given: map[string]bool{}}
+	return ids.labels(m, c)
+}
+
+// forClassifier is the same ids' children under other routing groups; nil
+// stays nil.
+func (cl *clientLabels) forClassifier(c *router.Classifier) *clientLabels {
+	if cl == nil {
+		return nil
+	}
+	return cl.ids.labels(cl.m, c)
+}
+
+func (ids *clientIDs) labels(m *metrics.Metrics, c *router.Classifier) *clientLabels {
+	cl := &clientLabels{m: m, ids: ids, byLabel: map[string]*clientInstruments{}}
 	for g := range c.Len() {
 		cl.groups = append(cl.groups, c.Name(router.Group(g)))
 	}
 	return cl
 }
 
+// admit returns label while the first max labels last, and "other" after.
+func (ids *clientIDs) admit(label string) string {
+	ids.mu.Lock()
+	defer ids.mu.Unlock()
+	if ids.given[label] {
+		return label
+	}
+	if len(ids.given) >= ids.max {
+		ids.overflow.Inc()
+		return clientIDOther
+	}
+	ids.given[label] = true
+	return label
+}
+
 // forID returns the children of a session's client id, making them for a
 // new id while there is room.
 func (cl *clientLabels) forID(id string) *clientInstruments {
-	label := clientIDLabel(id)
+	label := cl.ids.admit(clientIDLabel(id))
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
-	if ci, ok := cl.byID[label]; ok {
+	if ci, ok := cl.byLabel[label]; ok {
 		return ci
 	}
-	if len(cl.byID) >= cl.max {
-		cl.overflow.Inc()
-		if cl.other == nil {
-			cl.other = cl.children(clientIDOther)
-		}
-		return cl.other
-	}
 	ci := cl.children(label)
-	cl.byID[label] = ci
+	cl.byLabel[label] = ci
 	return ci
 }
 

@@ -1,10 +1,39 @@
 package listener
 
 import (
+	"fmt"
 	"reflect"
 
 	"github.com/kproxy/kproxy/config"
+	"github.com/kproxy/kproxy/internal/router"
 )
+
+// routing is what a session takes from the server at accept and keeps for
+// its life: the groups it routes by (its lanes are indexed by them), the
+// ordering barriers between them, and the instruments labelled with them.
+// Reload replaces the server's; open sessions keep theirs, so a request
+// never changes lane mid-session.
+type routing struct {
+	classifier *router.Classifier
+	barriers   *router.Barriers
+	instr      *instruments
+	clients    *clientLabels
+}
+
+// sessionServer is the server as one session sees it: its routing fields,
+// the shallower ones, shadow the server's.
+type sessionServer struct {
+	*Server
+	classifier *router.Classifier
+	barriers   *router.Barriers
+	instr      *instruments
+	clients    *clientLabels
+}
+
+func (s *Server) forSession() *sessionServer {
+	r := s.routing.Load()
+	return &sessionServer{Server: s, classifier: r.classifier, barriers: r.barriers, instr: r.instr, clients: r.clients}
+}
 
 // upstreamSecurity are the settings Dialer.Reconfigure applies.
 type upstreamSecurity struct {
@@ -14,6 +43,8 @@ type upstreamSecurity struct {
 
 // LiveKeys are the settings Reload applies while kproxy runs, and when
 // they reach a session:
+//   - routing.groups: sessions opened after the reload (a session keeps
+//     the groups of its accept, so a request never changes lane);
 //   - routing.ordering, routing.client_rules: a session decides its
 //     ordering at its first request, so sessions opened after the reload;
 //   - routing.fetch_wait_budget, routing.hol_window: every session, from
@@ -27,7 +58,7 @@ type upstreamSecurity struct {
 //
 // Every other setting of the server needs a restart.
 var LiveKeys = []string{
-	"routing.ordering", "routing.client_rules", "routing.fetch_wait_budget", "routing.hol_window",
+	"routing.groups", "routing.ordering", "routing.client_rules", "routing.fetch_wait_budget", "routing.hol_window",
 	"limits.max_inflight_per_connection", "limits.max_client_connections", "limits.upstream_answer_grace",
 	"upstream.tls", "upstream.sasl",
 }
@@ -40,6 +71,10 @@ func (s *Server) Reload(cfg config.Config) error {
 	if err != nil {
 		return err
 	}
+	classifier, err := router.NewClassifier(s.protocol, cfg.Routing.Groups)
+	if err != nil {
+		return fmt.Errorf("routing.groups: %w", err)
+	}
 	sec := upstreamSecurity{cfg.Upstream.TLS, cfg.Upstream.SASL}
 	if !reflect.DeepEqual(sec, s.upstreamSec) {
 		if err := s.dialer.Reconfigure(cfg.Upstream); err != nil {
@@ -50,6 +85,12 @@ func (s *Server) Reload(cfg config.Config) error {
 	limits := cfg.Limits
 	s.ordering.Store(ordering)
 	s.liveLimits.Store(&limits)
+	s.routing.Store(&routing{
+		classifier: classifier,
+		barriers:   router.NewBarriers(classifier),
+		instr:      newInstruments(s.metrics, s.protocol, classifier),
+		clients:    s.clients.forClassifier(classifier),
+	})
 	select {
 	case s.settingsChanged <- struct{}{}:
 	default:

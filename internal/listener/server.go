@@ -72,6 +72,9 @@ type Server struct {
 	// settingsChanged tells watchCluster that a reload changed settings.
 	settingsChanged chan struct{}
 	upstreamSec     upstreamSecurity // as last applied (reload.go)
+	// routing is what new sessions take (reload.go); classifier and instr
+	// above are the start-up ones, for the server's own use.
+	routing atomic.Pointer[routing]
 }
 
 // New builds a server from a validated configuration.
@@ -131,6 +134,7 @@ func New(cfg config.Config, log *zap.Logger, m *metrics.Metrics) (*Server, error
 		settingsChanged: make(chan struct{}, 1),
 	}
 	s.ordering.Store(ordering)
+	s.routing.Store(&routing{classifier: classifier, barriers: s.barriers, instr: s.instr, clients: s.clients})
 	s.liveLimits.Store(&cfg.Limits)
 	s.upstreamSec = upstreamSecurity{cfg.Upstream.TLS, cfg.Upstream.SASL}
 	if users != nil {

@@ -24,7 +24,7 @@ import (
 // the broker, and whichever goroutine completes an answer writes what may
 // go back to the client (deliver).
 type session struct {
-	srv    *Server
+	srv    *sessionServer // the server with the routing of the session's accept (reload.go)
 	conn   net.Conn
 	log    *zap.Logger
 	broker int32 // bootstrapNode: any seed
@@ -69,10 +69,11 @@ type slot struct {
 	scopes       router.Scopes // what a later request's barrier compares (barrier.go)
 }
 
-func newSession(srv *Server, conn net.Conn, broker int32) *session {
+func newSession(server *Server, conn net.Conn, broker int32) *session {
 	if tc, ok := conn.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
+	srv := server.forSession()
 	return &session{
 		srv:      srv,
 		conn:     conn,

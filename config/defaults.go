@@ -15,10 +15,11 @@ func Defaults() Config {
 			DialBackoffMax:   5 * time.Second,
 		},
 		Listen: Listen{
-			Bootstrap:      "127.0.0.1:9092",
-			AdvertisedHost: "127.0.0.1",
-			BrokerPortBase: 19092,
-			BrokerPorts:    map[int32]int{},
+			Bootstrap:        "127.0.0.1:9092",
+			AdvertisedHost:   "127.0.0.1",
+			BrokerPortBase:   19092,
+			BrokerPorts:      map[int32]int{},
+			HandshakeTimeout: 10 * time.Second,
 			SASL: ListenSASL{
 				Mode:       SASLModeReject,
 				Mechanisms: []string{SASLPlain, SASLScram256, SASLScram512},
@@ -32,9 +33,10 @@ func Defaults() Config {
 			FetchWaitBudget: 200 * time.Millisecond,
 			HolWindow:       60 * time.Second,
 		},
-		Admin:           Admin{Listen: "127.0.0.1:9644"},
-		Log:             Log{Level: "info", Format: "json"},
-		Limits:          Limits{MaxFrameBytes: 100 << 20, MaxInflightPerConnection: 256, MaxClientConnections: 1024, UpstreamAnswerGrace: 30 * time.Second},
+		Admin: Admin{Listen: "127.0.0.1:9644"},
+		Log:   Log{Level: "info", Format: "json"},
+		Limits: Limits{MaxFrameBytes: 100 << 20, MaxInflightPerConnection: 256, MaxClientConnections: 1024, UpstreamAnswerGrace: 30 * time.Second,
+			MaxBufferedBytes: 256 << 20, ClientIdleTimeout: 10 * time.Minute, ClientWriteTimeout: 30 * time.Second},
 		ShutdownTimeout: 15 * time.Second,
 	}
 }

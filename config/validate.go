@@ -69,6 +69,14 @@ func (c Config) Validate() error {
 		add(fieldError("limits.max_client_connections", c.Limits.MaxClientConnections, "must be at least 1"))
 	}
 	add(positive("limits.upstream_answer_grace", c.Limits.UpstreamAnswerGrace))
+	if need := bufferedBytesFor(c.Limits.MaxFrameBytes); c.Limits.MaxBufferedBytes < need {
+		add(fieldError("limits.max_buffered_bytes", c.Limits.MaxBufferedBytes, "must hold a frame of limits.max_frame_bytes and a session's share: at least %d for max_frame_bytes %d", need, c.Limits.MaxFrameBytes))
+	}
+	if c.Limits.ClientIdleTimeout < 0 {
+		add(fieldError("limits.client_idle_timeout", c.Limits.ClientIdleTimeout, "must be 0 (never) or positive"))
+	}
+	add(positive("limits.client_write_timeout", c.Limits.ClientWriteTimeout))
+	add(positive("listen.handshake_timeout", c.Listen.HandshakeTimeout))
 	add(positive("shutdown_timeout", c.ShutdownTimeout))
 	add(c.Upstream.TLS.validate())
 	add(c.Upstream.SASL.validate())
@@ -298,4 +306,20 @@ func validateOrdering(r Routing) error {
 	}
 	errs = append(errs, positive("routing.hol_window", r.HolWindow))
 	return errors.Join(errs...)
+}
+
+// bufferedBytesFor is the smallest limits.max_buffered_bytes that lets a
+// frame of maxFrame bytes through: request frames may use all but a
+// sixteenth of the budget (the reserve for the answers clients wait on),
+// and a frame buffer up to 64 MiB is a power of two (internal/bufpool).
+func bufferedBytesFor(maxFrame int) int {
+	frame := maxFrame + 4
+	if frame <= 64<<20 {
+		c := 512
+		for c < frame {
+			c <<= 1
+		}
+		frame = c
+	}
+	return (frame*16 + 14) / 15
 }

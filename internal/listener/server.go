@@ -18,6 +18,7 @@ import (
 
 	"github.com/kproxy/kproxy/config"
 	"github.com/kproxy/kproxy/internal/auth"
+	"github.com/kproxy/kproxy/internal/budget"
 	"github.com/kproxy/kproxy/internal/bufpool"
 	"github.com/kproxy/kproxy/internal/metrics"
 	"github.com/kproxy/kproxy/internal/router"
@@ -40,6 +41,7 @@ type Server struct {
 	ordering   *orderingPolicy
 	rewriter   *router.Rewriter
 	pool       *bufpool.Pool
+	budget     *budget.Budget // limits.max_buffered_bytes
 	laneOpts   upstream.LaneOptions
 	lim        *limits
 	bindHost   string
@@ -111,6 +113,9 @@ func New(cfg config.Config, log *zap.Logger, m *metrics.Metrics) (*Server, error
 	if users != nil {
 		s.rewriter.AdvertiseSASL()
 	}
+	s.budget = budget.New(int64(cfg.Limits.MaxBufferedBytes), m.BufferedBytes, func() {
+		s.lim.hit(metrics.LimitMaxBufferedBytes, zap.Int("max_buffered_bytes", cfg.Limits.MaxBufferedBytes))
+	})
 	s.laneOpts = upstream.LaneOptions{
 		Pool:          pool,
 		MaxFrameBytes: cfg.Limits.MaxFrameBytes,

@@ -9,10 +9,12 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/kproxy/kproxy/internal/budget"
 	"github.com/kproxy/kproxy/internal/bufpool"
 	"github.com/kproxy/kproxy/internal/metrics"
 	"github.com/kproxy/kproxy/internal/router"
@@ -21,8 +23,7 @@ import (
 
 // session serves one client connection: its reader goroutine (run) reads
 // and routes requests, each group's lane carries that group's requests to
-// the broker, and whichever goroutine completes an answer writes what may
-// go back to the client (deliver).
+// the broker, and its answer queue (answers.go) writes the answers back.
 type session struct {
 	srv    *Server
 	conn   net.Conn
@@ -36,51 +37,47 @@ type session struct {
 
 	clientSASL clientSASL // listen.sasl.mode terminate (sasl.go)
 
-	sem chan struct{} // one token per request awaiting its answer
-	ord sessionOrdering
+	sem     chan struct{} // one token per request awaiting its answer
+	ord     sessionOrdering
+	acct    *budget.Account // the session's part of limits.max_buffered_bytes
+	answers *answerQueue
+
+	// advertised is what the session's ApiVersions answer offered the
+	// client; nil until it has one (policy.go).
+	advertised atomic.Pointer[apiRanges]
+
+	// reader goroutine only
+	lastRequest  time.Time     // a request frame was last read in full
+	readDeadline time.Time     // the read deadline set on conn
+	rebalance    time.Duration // the longest JoinGroup rebalance timeout sent, for SyncGroup
 
 	mu         sync.Mutex
 	lanes      []*upstream.Lane // by router.Group
-	slots      []*slot          // answers owed to the client, in request order
-	head       int
 	readerDone bool
 	draining   bool
-	writing    bool // a goroutine is in deliver, writing to the client
 	closed     bool
 
 	closedCh chan struct{}
-
-	// owned by the goroutine in deliver
-	iov, out net.Buffers
-	batch    []*slot
-}
-
-// slot is one answer owed to the client.
-type slot struct {
-	key, version int16
-	group        router.Group
-	sent, doneAt time.Time
-	frame        *bufpool.Buf
-	done         bool
-	snap         []uint64      // sessionOrdering.acc when the request was sent
-	wait         time.Duration // the request's own timeout (stall.go)
 }
 
 func newSession(srv *Server, conn net.Conn, broker int32) *session {
 	if tc, ok := conn.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	return &session{
+	s := &session{
 		srv:      srv,
 		conn:     conn,
 		log:      srv.log.With(zap.String("client", conn.RemoteAddr().String()), zap.Int32("broker", broker)),
 		broker:   broker,
 		start:    time.Now(),
 		sem:      make(chan struct{}, srv.cfg.Limits.MaxInflightPerConnection),
+		acct:     srv.budget.NewAccount(),
 		lanes:    make([]*upstream.Lane, srv.classifier.Len()),
 		closedCh: make(chan struct{}),
 		ord:      sessionOrdering{acc: make([]uint64, 2*srv.classifier.Len())},
 	}
+	s.answers = newAnswerQueue(conn, srv.pool, s.acct, srv.instr, s.sem, s.closedCh, srv.cfg.Limits.ClientWriteTimeout, s, &s.ord, srv.ordering.budget > 0)
+	return s
 }
 
 // run is the session's reader; it returns when the session ends.
@@ -93,7 +90,7 @@ func (s *session) run() {
 	draining := s.draining
 	s.mu.Unlock()
 	if draining && reason == reasonShutdown {
-		s.deliver() // the session closes once every answer is out
+		s.answers.deliver() // the session closes once every answer is out
 	} else {
 		s.close(reason, err)
 	}
@@ -107,21 +104,22 @@ func (s *session) read() (reason string, err error) {
 		return reason, err
 	}
 	br := s.srv.pool.NewReader(s.conn, 8<<10) // holds no buffer while the client is idle
+	s.lastRequest = time.Now()
 	var size [4]byte
 	for {
-		if _, err := io.ReadFull(br, size[:]); err != nil {
+		s.armReadDeadline()
+		if err := s.readFull(br, size[:]); err != nil {
 			return s.readError(err, false)
 		}
 		n := int32(binary.BigEndian.Uint32(size[:]))
 		if reason, err := s.checkSize(size, n); err != nil {
 			return reason, err
 		}
-		frame := s.srv.pool.Get(4 + int(n))
-		copy(frame.B, size[:])
-		if _, err := io.ReadFull(br, frame.B[4:]); err != nil {
-			s.srv.pool.Put(frame)
+		frame, err := s.readFrame(br, size, int(n))
+		if err != nil {
 			return s.readError(err, true)
 		}
+		s.lastRequest = time.Now()
 		s.srv.instr.clientIn.Add(float64(len(frame.B)))
 		if reason, err := s.route(frame); err != nil {
 			return reason, err
@@ -133,9 +131,14 @@ func (s *session) readError(err error, midFrame bool) (string, error) {
 	s.mu.Lock()
 	draining := s.draining
 	s.mu.Unlock()
+	var te *timeoutError
 	switch {
 	case draining && errors.Is(err, os.ErrDeadlineExceeded):
 		return reasonShutdown, nil
+	case errors.As(err, &te):
+		return te.reason, err
+	case errors.Is(err, errSessionClosed):
+		return reasonClosed, nil
 	case midFrame && (err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF)):
 		s.srv.instr.frameError(frameTruncated)
 		return reasonBadFrame, errors.New("client closed the connection in the middle of a frame (truncated frame)")
@@ -203,21 +206,15 @@ func (s *session) route(frame *bufpool.Buf) (string, error) {
 	case h.Key == router.KeyApiVersions && h.Version > p.MaxVersion(h.Key):
 		s.srv.pool.Put(frame)
 		return s.answerLocally(h, p.UnsupportedApiVersions(h))
-	case s.srv.rewriter.Decoded(h.Key) && h.Version > p.MaxVersion(h.Key):
+	}
+	if reason, err := s.checkRequest(h, body); err != nil {
 		s.srv.pool.Put(frame)
-		s.srv.instr.frameError(frameUnsupportedVersion)
-		return reasonUnsupportedVersion, fmt.Errorf("client sent %s v%d, above v%d, the highest version kproxy can decode to rewrite broker addresses; the client skipped ApiVersions or ignored its answer",
-			p.Name(h.Key), h.Version, p.MaxVersion(h.Key))
+		return reason, err
 	}
 
 	expectResponse := true
 	if h.Key == router.KeyProduce {
-		acks, err := p.ProduceAcks(body, h)
-		if err != nil {
-			s.srv.pool.Put(frame)
-			s.srv.instr.frameError(frameTruncated)
-			return reasonBadFrame, fmt.Errorf("produce request: %w", err)
-		}
+		acks, _ := p.ProduceAcks(body, h) // checkRequest read it
 		expectResponse = acks != 0
 	}
 	s.holdRoute(body, h)
@@ -228,7 +225,10 @@ func (s *session) route(frame *bufpool.Buf) (string, error) {
 			s.srv.pool.Put(frame)
 			return reasonClosed, nil
 		}
-		owner = s.push(h, group, nil, p.RequestTimeout(body, h))
+		if owner = s.answers.push(h, group, nil, s.requestTimeout(body, h)); owner == nil {
+			s.srv.pool.Put(frame)
+			return reasonClosed, nil
+		}
 	}
 	s.srv.instr.request(h.Key, group)
 	if err := s.send(group, frame, h.CorrelationID, expectResponse, owner); err != nil {
@@ -333,24 +333,53 @@ func (s *session) dropLane(l *upstream.Lane) {
 }
 
 // LaneResponse implements upstream.Handler: rewrite if the API carries
-// broker addresses, then hand the answer to the writer.
+// broker addresses, then hand the answer to the answer queue.
 func (s *session) LaneResponse(owner any, frame *bufpool.Buf) {
 	sl := owner.(*slot)
 	if s.srv.rewriter.NeedsRewrite(sl.key) {
+		// The rewrite's output is taken from the budget before it is
+		// made: about the input's size, the difference settled after.
+		reserve := len(frame.B) + rewriteSlack
+		if !s.answers.take(sl, reserve) {
+			s.srv.pool.Put(frame)
+			return
+		}
 		out, rewrote, err := s.srv.rewriter.Rewrite(frame.B, sl.key, sl.version, s.srv)
-		if err != nil {
+		switch {
+		case err != nil:
+			s.acct.Release(reserve)
 			s.srv.pool.Put(frame)
 			s.close(reasonRewriteFailed, err)
 			return
-		}
-		if rewrote {
+		case rewrote:
 			s.srv.pool.Put(frame)
 			frame = bufpool.Wrap(out)
+			if c := cap(out); c > reserve {
+				s.acct.Force(c - reserve) // the bytes exist already
+			} else {
+				s.acct.Release(reserve - c)
+			}
+			frame.Charge(s.acct, cap(out))
 			s.srv.instr.rewrite(sl.key)
+		default:
+			s.acct.Release(reserve)
 		}
 	}
+	if sl.key == router.KeyApiVersions {
+		s.noteAdvertised(frame.B, sl.version)
+	}
 	s.srv.instr.answered(sl.key, sl.group, time.Since(sl.sent))
-	s.complete(sl, frame)
+	s.answers.complete(sl, frame)
+}
+
+// rewriteSlack is what a rewrite may add to an answer beyond its size
+// before the budget is settled after the fact.
+const rewriteSlack = 4 << 10
+
+// LaneBuffer implements upstream.Handler: the answer's buffer comes out of
+// the session's budget.
+func (s *session) LaneBuffer(owner any, n int) *bufpool.Buf {
+	return s.answers.buffer(owner.(*slot), n)
 }
 
 // LaneDone implements upstream.Handler: an idle lane is forgotten and
@@ -369,8 +398,10 @@ func (s *session) answerLocally(h router.RequestHeader, resp []byte) (string, er
 	}
 	g := s.srv.classifier.Classify(h.Key)
 	s.srv.instr.request(h.Key, g) // counted, but no upstream latency to observe
-	s.push(h, g, bufpool.Wrap(resp), 0)
-	s.deliver()
+	if s.answers.push(h, g, bufpool.Wrap(resp), 0) == nil {
+		return reasonClosed, nil
+	}
+	s.answers.deliver()
 	return "", nil
 }
 
@@ -390,6 +421,57 @@ func (s *session) acquire() bool {
 func (s *session) drain() {
 	s.mu.Lock()
 	s.draining = true
-	s.mu.Unlock()
 	_ = s.conn.SetReadDeadline(time.Now())
+	s.mu.Unlock()
+}
+
+// answerWriteFailed implements answerOwner.
+func (s *session) answerWriteFailed(reason string, err error) { s.close(reason, err) }
+
+// answersDelivered implements answerOwner: a drained session closes once
+// every answer it owed is out.
+func (s *session) answersDelivered() {
+	s.mu.Lock()
+	finished := s.readerDone && s.draining
+	s.mu.Unlock()
+	if finished {
+		s.close(reasonShutdown, nil)
+	}
+}
+
+// close is the session's one teardown path: idempotent, the first reason
+// wins, the client connection and every lane close together.
+func (s *session) close(reason string, err error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	lanes := append([]*upstream.Lane(nil), s.lanes...)
+	clear(s.lanes)
+	s.mu.Unlock()
+
+	close(s.closedCh)
+	if resetOnClose(reason) {
+		abort(s.conn) // reset.go
+	}
+	_ = s.conn.Close()
+	for _, l := range lanes {
+		if l != nil {
+			l.Close()
+		}
+	}
+	owed := s.answers.close()
+	s.srv.instr.sessionClosed(reason)
+	fields := []zap.Field{zap.String("reason", reason), zap.Duration("duration", time.Since(s.start))}
+	if owed > 0 {
+		fields = append(fields, zap.Int("unanswered", owed))
+	}
+	switch {
+	case err != nil && reason != reasonClientClosed:
+		s.log.Warn("session closed", append(fields, zap.Error(err))...)
+	default:
+		s.log.Info("session closed", fields...)
+	}
 }

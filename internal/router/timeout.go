@@ -3,7 +3,7 @@
 // the timeout each long-waiting request carries:
 //
 //   - Produce (0): TimeoutMillis, after TransactionalID (v3+) and Acks.
-//   - Fetch (1): MaxWaitMillis, after ReplicaID (v0–v14).
+//   - Fetch (1), ShareFetch (78): MaxWaitMillis (fetch_wait.go).
 //   - JoinGroup (11): RebalanceTimeoutMillis (v1+), SessionTimeoutMillis (v0).
 //   - AlterPartitionAssignments (45), ListPartitionReassignments (46),
 //     UpdateFeatures (57): TimeoutMillis, the first field.
@@ -29,6 +29,7 @@ import (
 const (
 	KeyListOffsets                = 2
 	KeyJoinGroup                  = 11
+	KeySyncGroup                  = int16(kmsg.SyncGroup)
 	keyCreateTopics               = 19
 	keyDeleteTopics               = 20
 	keyDeleteRecords              = 21
@@ -45,7 +46,17 @@ const (
 // reject those quickly). Negative timeouts count as 0.
 func (p *Protocol) RequestTimeout(body []byte, h RequestHeader) time.Duration {
 	switch h.Key {
-	case KeyProduce, KeyFetch, KeyJoinGroup, keyAlterPartitionAssignments, keyListPartitionReassignments, keyUpdateFeatures:
+	case KeyFetch, KeyShareFetch:
+		off, err := p.FetchMaxWaitOffset(body, h)
+		if err != nil {
+			return 0
+		}
+		r := reader{b: body, off: off}
+		if ms := r.int32(); !r.bad && ms > 0 {
+			return time.Duration(ms) * time.Millisecond
+		}
+		return 0
+	case KeyProduce, KeyJoinGroup, keyAlterPartitionAssignments, keyListPartitionReassignments, keyUpdateFeatures:
 	case KeyListOffsets:
 		if h.Version < 10 {
 			return 0
@@ -69,11 +80,6 @@ func (p *Protocol) RequestTimeout(body []byte, h RequestHeader) time.Duration {
 			skipString(&r, flexible) // TransactionalID
 		}
 		r.skip(2) // Acks
-		ms = r.int32()
-	case KeyFetch:
-		if h.Version <= 14 {
-			r.skip(4) // ReplicaID
-		}
 		ms = r.int32()
 	case KeyJoinGroup:
 		skipString(&r, flexible) // Group

@@ -230,6 +230,7 @@ func (q *answerQueue) writeReady(blocking bool) {
 		if !blocking {
 			all, err := q.tryWrite()
 			if err != nil {
+				q.written()
 				q.fail(reasonClientWriteFailed, err)
 				return
 			}
@@ -238,6 +239,7 @@ func (q *answerQueue) writeReady(blocking bool) {
 				return
 			}
 		} else if err := q.writeOut(); err != nil {
+			q.written()
 			q.fail(writeFailReason(err), err)
 			return
 		}
@@ -260,11 +262,12 @@ func (q *answerQueue) writeBehind(first *bufpool.Buf) {
 		}
 		q.lastWrite.Store(time.Now().UnixNano())
 	} else {
-		if err := q.writeOut(); err != nil {
+		err := q.writeOut()
+		q.written()
+		if err != nil {
 			q.fail(writeFailReason(err), err)
 			return
 		}
-		q.written()
 	}
 	q.mu.Lock()
 	q.writeReady(true)
@@ -277,7 +280,7 @@ func writeFailReason(err error) string {
 	return reasonClientWriteFailed
 }
 
-// written returns the batch's frames and tokens once it is out.
+// written returns the batch's frames and tokens once it is out, or failed.
 func (q *answerQueue) written() {
 	for i, sl := range q.batch {
 		q.pool.Put(sl.frame)

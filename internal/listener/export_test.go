@@ -12,3 +12,9 @@ func (s *Server) ServeForTest(conn net.Conn) {
 
 // WatchStallsForTest starts the stall watcher Start would start.
 func (s *Server) WatchStallsForTest() { s.watchStalls() }
+
+// BufferedPeakForTest is the most limits.max_buffered_bytes has held.
+func (s *Server) BufferedPeakForTest() int64 { return s.budget.Peak() }
+
+// BufferedForTest is what limits.max_buffered_bytes holds now.
+func (s *Server) BufferedForTest() int64 { return s.budget.Used() }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/kproxy/kproxy/internal/budget"
@@ -333,6 +334,11 @@ func bufferedLen(b net.Buffers) (n int) {
 }
 
 func (q *answerQueue) fail(reason string, err error) {
+	if reason == reasonClientWriteFailed && (errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)) {
+		// The client closed its end with answers owed: its choice, not a
+		// failure to write.
+		reason = reasonClientClosed
+	}
 	q.owner.answerWriteFailed(reason, err)
 }
 

@@ -1,6 +1,7 @@
 package listener_test
 
 import (
+	"crypto/tls"
 	"encoding/binary"
 	"io"
 	"net"
@@ -447,4 +448,40 @@ func TestHostileBadRequestsStopAtProxy(t *testing.T) {
 		t.Errorf("%v reached the broker", k)
 		return true
 	})
+}
+
+// B: a client that opens a TLS connection and says nothing, and one that
+// completes TLS but never authenticates (sasl.mode terminate), are closed
+// after listen.handshake_timeout.
+func TestHostileHandshakeTimeout(t *testing.T) {
+	ca := proxytest.NewCA(t, "proxy-ca")
+	_, certFile, keyFile := ca.Issue(t, "kproxy")
+	t.Setenv("KPROXY_TEST_HANDSHAKE_PW", "secret")
+	env := proxytest.Start(t, proxytest.Options{Brokers: 1, Config: func(c *config.Config) {
+		c.Listen.TLS = config.ListenTLS{CertFile: certFile, KeyFile: keyFile}
+		c.Listen.SASL = config.ListenSASL{Mode: config.SASLModeTerminate, Mechanisms: []string{config.SASLPlain},
+			Users: map[string]string{"app": "env:KPROXY_TEST_HANDSHAKE_PW"}}
+		c.Listen.HandshakeTimeout = 300 * time.Millisecond
+	}})
+	silent, err := net.Dial("tcp", env.Bootstrap())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	expectClosed(t, silent)
+
+	conn, err := tls.Dial("tcp", env.Bootstrap(), &tls.Config{RootCAs: ca.Pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c := rawclient.Wrap(conn)
+	if _, err := c.Send(kmsg.NewPtrApiVersionsRequest()); err != nil { // allowed before authentication
+		t.Fatal(err)
+	}
+	if _, err := c.Read(); err != nil {
+		t.Fatal(err)
+	}
+	expectClosed(t, conn)
+	waitFor(t, "two handshake timeouts", func() bool { return closes(env, "handshake_timeout") == 2 })
 }

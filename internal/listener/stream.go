@@ -71,7 +71,8 @@ func (q *answerQueue) stream(sl *slot, header []byte, body io.Reader, n int) (bo
 		q.fail(reasonClientWriteFailed, clientErr)
 		return true, fmt.Errorf("client went away mid-answer: %w", clientErr)
 	case rest != nil:
-		q.out = append(q.iov[:0], rest.B)
+		q.iov = append(q.iov[:0], rest.B)
+		q.out = q.iov
 		go q.writeBehind(rest) // the writer goroutine finishes the answer
 		return true, nil
 	}
@@ -95,7 +96,8 @@ func (q *answerQueue) copyAnswer(header []byte, body io.Reader, n int) (rest *bu
 	defer q.pool.Put(buf)
 	chunk := append(buf.B[:0], header...)
 	for {
-		q.out = append(q.iov[:0], chunk)
+		q.iov = append(q.iov[:0], chunk)
+		q.out = q.iov
 		if _, err := q.tryWrite(); err != nil {
 			return nil, nil, err
 		}

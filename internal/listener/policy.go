@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
-	"go.uber.org/zap"
 
 	"github.com/kproxy/kproxy/internal/router"
 )
@@ -77,7 +76,6 @@ func (s *session) checkRequest(h router.RequestHeader, body []byte) (string, err
 // refusal is the error a refused request closes its session with; the
 // close's log line carries it, naming the API, version and what is wrong.
 func (s *session) refusal(h router.RequestHeader, what string) error {
-	s.log.Debug("request refused", zap.String("api", s.srv.protocol.Name(h.Key)), zap.Int16("api_key", h.Key), zap.Int16("api_version", h.Version))
 	return fmt.Errorf("client sent %s v%d (api key %d): %s", s.srv.protocol.Name(h.Key), h.Version, h.Key, what)
 }
 

@@ -337,14 +337,17 @@ func (s *session) dropLane(l *upstream.Lane) {
 func (s *session) LaneResponse(owner any, frame *bufpool.Buf) {
 	sl := owner.(*slot)
 	if s.srv.rewriter.NeedsRewrite(sl.key) {
-		// The rewrite's output is taken from the budget before it is
-		// made: about the input's size, the difference settled after.
+		// The rewrite's memory is taken from the budget before it is
+		// made: the decoded answer while it lives, and the output, about
+		// the input's size, settled after.
+		decoding := s.decodeCost(sl.key, len(frame.B))
 		reserve := len(frame.B) + rewriteSlack
-		if !s.answers.take(sl, reserve) {
+		if !s.answers.take(sl, decoding+reserve) {
 			s.srv.pool.Put(frame)
 			return
 		}
 		out, rewrote, err := s.srv.rewriter.Rewrite(frame.B, sl.key, sl.version, s.srv)
+		s.acct.Release(decoding)
 		switch {
 		case err != nil:
 			s.acct.Release(reserve)
@@ -375,6 +378,21 @@ func (s *session) LaneResponse(owner any, frame *bufpool.Buf) {
 // rewriteSlack is what a rewrite may add to an answer beyond its size
 // before the budget is settled after the fact.
 const rewriteSlack = 4 << 10
+
+// decodeFactor is what kmsg's decoded form of an answer costs per byte of
+// it: a 20,000-partition Metadata answer of 520 KB decodes into 2.2 MB.
+const decodeFactor = 5
+
+// decodeCost is the memory a rewrite's decoding of an n-byte answer to key
+// holds. Produce and Fetch answers are decoded only when they carry
+// NodeEndpoints, which are rare; the cost is capped at a session's share,
+// so that a huge answer is still let through.
+func (s *session) decodeCost(key int16, n int) int {
+	if key == router.KeyProduce || key == router.KeyFetch {
+		return 0
+	}
+	return int(min(int64(decodeFactor*n), s.srv.budget.Share()))
+}
 
 // LaneBuffer implements upstream.Handler: the answer's buffer comes out of
 // the session's budget.

@@ -129,6 +129,9 @@ type Listen struct {
 	TLS ListenTLS `mapstructure:"tls" yaml:"tls"`
 	// SASL decides what a client's SaslHandshake gets.
 	SASL ListenSASL `mapstructure:"sasl" yaml:"sasl"`
+	// HandshakeTimeout bounds a client's TLS handshake and, with
+	// sasl.mode terminate, its SASL authentication, from accept.
+	HandshakeTimeout time.Duration `mapstructure:"handshake_timeout" yaml:"handshake_timeout"`
 }
 
 // ListenTLS turns TLS on for every client-facing listener when CertFile is
@@ -236,6 +239,18 @@ type Limits struct {
 	// TimeoutMillis; none for other requests) a broker may stay silent
 	// before the session is closed rather than waited on forever.
 	UpstreamAnswerGrace time.Duration `mapstructure:"upstream_answer_grace" yaml:"upstream_answer_grace"`
+	// MaxBufferedBytes bounds every byte kproxy holds for its clients:
+	// request frames being read or queued for a broker, answers waiting
+	// for a client, rewrites. When it is spent kproxy stops reading from
+	// clients (Kafka's queued.max.request.bytes).
+	MaxBufferedBytes int `mapstructure:"max_buffered_bytes" yaml:"max_buffered_bytes"`
+	// ClientIdleTimeout closes a connection that owes nothing and sent no
+	// complete request for this long (Kafka's connections.max.idle.ms);
+	// 0 never does.
+	ClientIdleTimeout time.Duration `mapstructure:"client_idle_timeout" yaml:"client_idle_timeout"`
+	// ClientWriteTimeout closes a session whose client reads nothing of
+	// its answers for this long.
+	ClientWriteTimeout time.Duration `mapstructure:"client_write_timeout" yaml:"client_write_timeout"`
 }
 
 // Ordering modes.

@@ -43,3 +43,49 @@ func TestReliabilityLimitsValidated(t *testing.T) {
 		}
 	}
 }
+
+func TestBudgetAndClientTimeouts(t *testing.T) {
+	t.Setenv("KPROXY_UPSTREAM_BOOTSTRAP_SERVERS", "a:9092")
+	t.Setenv("KPROXY_LIMITS_MAX_BUFFERED_BYTES", "536870912")
+	t.Setenv("KPROXY_LIMITS_CLIENT_IDLE_TIMEOUT", "0s")
+	t.Setenv("KPROXY_LIMITS_CLIENT_WRITE_TIMEOUT", "5s")
+	t.Setenv("KPROXY_LISTEN_HANDSHAKE_TIMEOUT", "3s")
+	cfg, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := cfg.Limits; l.MaxBufferedBytes != 512<<20 || l.ClientIdleTimeout != 0 || l.ClientWriteTimeout != 5*time.Second || cfg.Listen.HandshakeTimeout != 3*time.Second {
+		t.Fatalf("env not applied: %+v, handshake %v", l, cfg.Listen.HandshakeTimeout)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("0 idle timeout (never) rejected: %v", err)
+	}
+	d := Defaults()
+	if d.Limits.MaxBufferedBytes != 256<<20 || d.Limits.ClientIdleTimeout != 10*time.Minute || d.Limits.ClientWriteTimeout != 30*time.Second || d.Listen.HandshakeTimeout != 10*time.Second {
+		t.Fatalf("defaults: %+v, handshake %v", d.Limits, d.Listen.HandshakeTimeout)
+	}
+
+	// The budget must let a largest frame through: 32 MiB frames are 64
+	// MiB buffers, which need 64 MiB × 16/15 of budget.
+	cfg = Defaults()
+	cfg.Upstream.BootstrapServers = []string{"a:9092"}
+	cfg.Limits.MaxFrameBytes = 32 << 20
+	cfg.Limits.MaxBufferedBytes = 64 << 20
+	cfg.Limits.ClientWriteTimeout = 0
+	cfg.Listen.HandshakeTimeout = -time.Second
+	msg := cfg.Validate().Error()
+	for _, want := range []string{
+		`limits.max_buffered_bytes (KPROXY_LIMITS_MAX_BUFFERED_BYTES) "67108864": must hold a frame of limits.max_frame_bytes and a session's share: at least 71582789`,
+		`limits.client_write_timeout (KPROXY_LIMITS_CLIENT_WRITE_TIMEOUT) "0s": must be positive`,
+		`listen.handshake_timeout (KPROXY_LISTEN_HANDSHAKE_TIMEOUT) "-1s": must be positive`,
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("missing %q in:\n%s", want, msg)
+		}
+	}
+	cfg.Limits.MaxBufferedBytes = 71582789
+	cfg.Limits.ClientWriteTimeout, cfg.Listen.HandshakeTimeout = time.Second, time.Second
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("the smallest budget that fits rejected: %v", err)
+	}
+}

@@ -77,6 +77,14 @@ func (c Config) Validate() error {
 		add(fieldError("limits.max_client_connections", c.Limits.MaxClientConnections, "must be at least 1"))
 	}
 	add(positive("limits.upstream_answer_grace", c.Limits.UpstreamAnswerGrace))
+	if need := bufferedBytesFor(c.Limits.MaxFrameBytes); c.Limits.MaxBufferedBytes < need {
+		add(fieldError("limits.max_buffered_bytes", c.Limits.MaxBufferedBytes, "must hold a frame of limits.max_frame_bytes and a session's share: at least %d for max_frame_bytes %d", need, c.Limits.MaxFrameBytes))
+	}
+	if c.Limits.ClientIdleTimeout < 0 {
+		add(fieldError("limits.client_idle_timeout", c.Limits.ClientIdleTimeout, "must be 0 (never) or positive"))
+	}
+	add(positive("limits.client_write_timeout", c.Limits.ClientWriteTimeout))
+	add(positive("listen.handshake_timeout", c.Listen.HandshakeTimeout))
 	add(positive("shutdown_timeout", c.ShutdownTimeout))
 	if c.ShutdownMode != ShutdownWaitForClients && c.ShutdownMode != ShutdownStopAccepting {
 		add(fieldError("shutdown_mode", c.ShutdownMode, "want %s or %s", ShutdownWaitForClients, ShutdownStopAccepting))
@@ -362,4 +370,20 @@ func validatePool(u Upstream) error {
 			"must not exceed upstream.idle_timeout (%v): a connection idle that long is closed, in a lane or in the pool", u.IdleTimeout)
 	}
 	return nil
+}
+
+// bufferedBytesFor is the smallest limits.max_buffered_bytes that lets a
+// frame of maxFrame bytes through: request frames may use all but a
+// sixteenth of the budget (the reserve for the answers clients wait on),
+// and a frame buffer up to 64 MiB is a power of two (internal/bufpool).
+func bufferedBytesFor(maxFrame int) int {
+	frame := maxFrame + 4
+	if frame <= 64<<20 {
+		c := 512
+		for c < frame {
+			c <<= 1
+		}
+		frame = c
+	}
+	return (frame*16 + 14) / 15
 }

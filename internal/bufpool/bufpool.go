@@ -28,7 +28,29 @@ const (
 type Buf struct {
 	B     []byte
 	class int8 // -1: not pooled
+
+	// meter is credited charged bytes when the Buf goes back (Put): the
+	// memory budget follows a frame through every hand-off without each
+	// holder having to know about it.
+	meter   Meter
+	charged int
 }
+
+// Meter counts the bytes held in charged Bufs.
+type Meter interface{ Release(n int) }
+
+// Charge makes Put credit m with n bytes, on top of any earlier charge.
+func (b *Buf) Charge(m Meter, n int) {
+	if b.meter != nil && b.meter != m {
+		b.meter.Release(b.charged)
+		b.charged = 0
+	}
+	b.meter = m
+	b.charged += n
+}
+
+// Charged is the number of bytes Put will credit.
+func (b *Buf) Charged() int { return b.charged }
 
 // Pool hands out Bufs by power-of-two size class.
 type Pool struct {
@@ -45,6 +67,15 @@ func New() *Pool {
 		p.classes[i].New = func() any { return &Buf{B: make([]byte, size), class: class} }
 	}
 	return p
+}
+
+// Cap is the capacity a Buf of n bytes has: the size class it comes from.
+func Cap(n int) int {
+	class := classOf(n)
+	if class < 0 {
+		return n
+	}
+	return 1 << (minShift + int(class))
 }
 
 // Get returns a Buf with len(B) == n.
@@ -66,7 +97,14 @@ func (p *Pool) Get(n int) *Buf {
 
 // Put returns b to the pool; b must not be used afterwards. nil is ignored.
 func (p *Pool) Put(b *Buf) {
-	if b == nil || b.class < 0 {
+	if b == nil {
+		return
+	}
+	if b.meter != nil {
+		b.meter.Release(b.charged)
+		b.meter, b.charged = nil, 0
+	}
+	if b.class < 0 {
 		return
 	}
 	b.B = b.B[:cap(b.B)]

@@ -5,7 +5,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/kproxy/kproxy/internal/bufpool"
 	"github.com/kproxy/kproxy/internal/router"
 )
 
@@ -16,50 +15,62 @@ import (
 // wait lasts as long as the earlier request would have held it on a single
 // connection, and no longer.
 
-// sessionBarriers is a session's barrier state.
+// sessionBarriers is a session's barrier state. The answer queue keeps it
+// current as requests are pushed and answered.
 type sessionBarriers struct {
+	table *router.Barriers
+
 	// owed counts unanswered requests per earlier key
-	// (router.Barriers.EarlierSlot): the reader checks them without the
+	// (router.Barriers.EarlierSlot): the reader checks them without a
 	// lock, and only the reader raises them, so a zero it reads is true.
 	owed []atomic.Int32
 
-	waiting  bool          // the reader waits for an answer; guarded by session.mu
-	answered chan struct{} // wakes the waiting reader
+	waiting bool          // the reader waits for an answer; guarded by answerQueue.mu
+	wake    chan struct{} // wakes the waiting reader
 }
 
 func newSessionBarriers(b *router.Barriers) sessionBarriers {
-	return sessionBarriers{owed: make([]atomic.Int32, b.EarlierKeys()), answered: make(chan struct{}, 1)}
+	return sessionBarriers{table: b, owed: make([]atomic.Int32, b.EarlierKeys()), wake: make(chan struct{}, 1)}
 }
 
-// scopeRequest notes, on the slot of a request that a later one may wait
-// for, the group or transaction it names. Called by the reader before the
-// request is forwarded.
-func (s *session) scopeRequest(sl *slot, frame *bufpool.Buf, h router.RequestHeader) {
-	if s.srv.barriers.Scoped(h.Key) {
-		sl.scopes = s.srv.protocol.RequestScopes(frame.B[4:], h)
+// pushed counts an earlier request that now owes an answer; answerQueue.mu
+// held.
+func (b *sessionBarriers) pushed(sl *slot) {
+	if i := b.table.EarlierSlot(sl.key); i >= 0 {
+		b.owed[i].Add(1)
 	}
 }
 
-// barrierPushed counts an earlier request that now owes an answer; s.mu
-// held.
-func (s *session) barrierPushed(sl *slot) {
-	if i := s.srv.barriers.EarlierSlot(sl.key); i >= 0 {
-		s.bar.owed[i].Add(1)
-	}
-}
-
-// barrierAnswered counts its answer in and wakes a waiting reader; s.mu
-// held.
-func (s *session) barrierAnswered(sl *slot) {
-	if i := s.srv.barriers.EarlierSlot(sl.key); i >= 0 {
-		s.bar.owed[i].Add(-1)
-		if s.bar.waiting {
+// answered counts its answer in and wakes a waiting reader;
+// answerQueue.mu held.
+func (b *sessionBarriers) answered(sl *slot) {
+	if i := b.table.EarlierSlot(sl.key); i >= 0 {
+		b.owed[i].Add(-1)
+		if b.waiting {
 			select {
-			case s.bar.answered <- struct{}{}:
+			case b.wake <- struct{}{}:
 			default:
 			}
 		}
 	}
+}
+
+func (b *sessionBarriers) owesAny(rules []router.BarrierRule) bool {
+	for _, r := range rules {
+		if b.owed[r.Slot].Load() > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// requestScopes reads the group or transaction a request names, for the
+// requests a later one may wait for.
+func (s *session) requestScopes(body []byte, h router.RequestHeader) router.Scopes {
+	if !s.srv.barriers.Scoped(h.Key) {
+		return router.Scopes{}
+	}
+	return s.srv.protocol.RequestScopes(body, h)
 }
 
 // awaitBarriers holds the reader until no earlier request that h must
@@ -67,25 +78,21 @@ func (s *session) barrierAnswered(sl *slot) {
 // meanwhile.
 func (s *session) awaitBarriers(body []byte, h router.RequestHeader) bool {
 	rules := s.srv.barriers.WaitsFor(h.Key)
-	if !s.owesAny(rules) {
+	if !s.bar.owesAny(rules) {
 		return true
 	}
 	var scopes router.Scopes
 	scoped := false
 	counted := false
 	for {
-		s.mu.Lock()
-		earlier := s.unansweredEarlier(rules, func() router.Scopes {
+		earlier, open := s.answers.unansweredEarlier(rules, func() router.Scopes {
 			if !scoped {
 				scopes, scoped = s.srv.protocol.RequestScopes(body, h), true
 			}
 			return scopes
 		})
-		s.bar.waiting = earlier >= 0
-		closed := s.closed
-		s.mu.Unlock()
-		if earlier < 0 || closed {
-			return !closed
+		if earlier < 0 || !open {
+			return open
 		}
 		if !counted {
 			counted = true
@@ -96,35 +103,33 @@ func (s *session) awaitBarriers(body []byte, h router.RequestHeader) bool {
 			}
 		}
 		select {
-		case <-s.bar.answered:
+		case <-s.bar.wake:
 		case <-s.closedCh:
 			return false
 		}
 	}
 }
 
-func (s *session) owesAny(rules []router.BarrierRule) bool {
-	for _, r := range rules {
-		if s.bar.owed[r.Slot].Load() > 0 {
-			return true
-		}
-	}
-	return false
-}
-
 // unansweredEarlier returns the key of the first request still owed that a
-// rule makes the later request wait for, or -1; s.mu held. scopes reads the
+// rule makes the later request wait for, or -1, and whether the queue is
+// open; it marks the reader as waiting when there is one. scopes reads the
 // later request's scopes when a scoped rule needs them.
-func (s *session) unansweredEarlier(rules []router.BarrierRule, scopes func() router.Scopes) int16 {
-	for _, sl := range s.slots[s.head:] {
+func (q *answerQueue) unansweredEarlier(rules []router.BarrierRule, scopes func() router.Scopes) (earlier int16, open bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	earlier = -1
+scan:
+	for _, sl := range q.slots[q.head:] {
 		if sl.done {
 			continue
 		}
 		for _, r := range rules {
 			if sl.key == r.Earlier && (r.Scope == router.ScopeNone || r.Scope.Matches(sl.scopes, scopes())) {
-				return sl.key
+				earlier = sl.key
+				break scan
 			}
 		}
 	}
-	return -1
+	q.bar.waiting = earlier >= 0
+	return earlier, !q.closed
 }

@@ -14,3 +14,9 @@ func (s *Server) ServeForTest(conn net.Conn) {
 func (s *Server) WatchStallsForTest() { s.watchStalls() }
 
 var ClientIDLabel = clientIDLabel
+
+// BufferedPeakForTest is the most limits.max_buffered_bytes has held.
+func (s *Server) BufferedPeakForTest() int64 { return s.budget.Peak() }
+
+// BufferedForTest is what limits.max_buffered_bytes holds now.
+func (s *Server) BufferedForTest() int64 { return s.budget.Used() }

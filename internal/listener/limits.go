@@ -41,7 +41,7 @@ func newLimits(log *zap.Logger, m *metrics.Metrics) *limits {
 		blocked: m.InflightBlockedSeconds,
 		refused: map[string]prometheus.Counter{},
 	}
-	for _, name := range []string{metrics.LimitMaxClientConnections, metrics.LimitMaxInflight, metrics.LimitMaxFrameBytes, metrics.LimitDialBackoff, metrics.LimitUpstreamAnswerGrace} {
+	for _, name := range []string{metrics.LimitMaxClientConnections, metrics.LimitMaxInflight, metrics.LimitMaxFrameBytes, metrics.LimitDialBackoff, metrics.LimitUpstreamAnswerGrace, metrics.LimitMaxBufferedBytes} {
 		l.hits[name] = m.LimitHits.WithLabelValues(name)
 		l.logs[name] = &burstLog{}
 	}

@@ -143,7 +143,7 @@ func TestMetricsFollowTraffic(t *testing.T) {
 	closed = true
 	waitFor(t, "gauges back to zero", func() bool {
 		return get("kproxy_client_connections") == 0 && get("kproxy_upstream_connections") == 0 &&
-			get("kproxy_inflight_requests") == 0 &&
+			get("kproxy_inflight_requests") == 0 && get("kproxy_buffered_bytes") == 0 &&
 			get("kproxy_session_closes_total") == get("kproxy_client_connections_total")
 	})
 	if get("kproxy_session_closes_total", "reason", "client_closed") < 2 {
@@ -184,7 +184,7 @@ func checkBoundedLabels(t *testing.T, reg prometheus.Gatherer, upstreams []strin
 		"reason":   func(v string) bool { return v != "" && v == strings.ToLower(v) && !strings.ContainsAny(v, ":. ") },
 		"ordering": func(v string) bool { return v == "strict" || v == "relaxed" },
 		"limit": func(v string) bool {
-			return slices.Contains([]string{"max_client_connections", "max_inflight_per_connection", "max_frame_bytes", "dial_backoff", "upstream_answer_grace"}, v)
+			return slices.Contains([]string{"max_client_connections", "max_inflight_per_connection", "max_frame_bytes", "dial_backoff", "upstream_answer_grace", "max_buffered_bytes"}, v)
 		},
 		"upstream": func(v string) bool { return slices.Contains(upstreams, v) },
 		"result":   func(v string) bool { return v == "success" || v == "failure" },

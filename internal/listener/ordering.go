@@ -57,7 +57,7 @@ type sessionOrdering struct {
 	decided bool         // reader goroutine only
 	holdAt  atomic.Int64 // unix nanos: last answer held behind an unfinished Fetch
 
-	// guarded by session.mu
+	// guarded by answerQueue.mu
 	fetchOwed int      // unanswered Fetch / ShareFetch slots
 	acc       []uint64 // per group: [2g] requests sent, [2g+1] sum of their send times (ns since session start)
 }
@@ -113,7 +113,7 @@ func (s *session) decideOrdering(h router.RequestHeader, body []byte) {
 		zap.String("client_id", id), zap.String("client_software_name", sw))
 	if relaxed {
 		s.ord.relaxed.Store(true)
-		s.deliver() // anything done and queued may go now
+		s.answers.deliver() // anything done and queued may go now
 	}
 }
 
@@ -158,77 +158,52 @@ func (s *session) holdRoute(body []byte, h router.RequestHeader) {
 }
 
 // orderingPushed accounts for a forwarded request that owes an answer;
-// s.mu held.
-func (s *session) orderingPushed(sl *slot) {
+// q.mu held.
+func (q *answerQueue) orderingPushed(sl *slot) {
 	if isLongPoll(sl.key) {
-		s.ord.fetchOwed++
+		q.ord.fetchOwed++
 	}
-	s.barrierPushed(sl)
-	acc := s.ord.acc
+	q.bar.pushed(sl)
+	acc := q.ord.acc
 	sl.snap = append(sl.snap[:0], acc...)
 	acc[2*int(sl.group)]++
-	acc[2*int(sl.group)+1] += uint64(sl.sent.Sub(s.start))
+	acc[2*int(sl.group)+1] += uint64(sl.sent.Sub(q.start))
 }
 
-// orderingAnswered runs when sl's answer arrives at now; s.mu held. It
+// orderingAnswered runs when sl's answer arrives at now; q.mu held. It
 // notes an answer held behind an unfinished Fetch (for the budget), and
 // credits the head-of-line wait the split avoided: every request sent while
 // sl was in flight, in another group, would have waited on a single socket
-// until sl's answer, now - its send time (docs/CONFIGURATION.md, "Head-of-line wait
-// avoided"). Per-group prefix sums of counts and send times make that
-// O(groups) per answer; the uint64 arithmetic wraps, and the differences
-// are exact.
-func (s *session) orderingAnswered(sl *slot, now time.Time) {
-	s.barrierAnswered(sl)
+// until sl's answer, now - its send time (docs/CONFIGURATION.md,
+// "Head-of-line wait avoided"). Per-group prefix sums of counts and send
+// times make that O(groups) per answer; the uint64 arithmetic wraps, and
+// the differences are exact.
+func (q *answerQueue) orderingAnswered(sl *slot, now time.Time) {
+	q.bar.answered(sl)
 	if isLongPoll(sl.key) {
-		s.ord.fetchOwed--
-	} else if s.ord.fetchOwed > 0 && s.srv.ordering.Load().budget > 0 && !s.ord.relaxed.Load() {
-		for i := s.head; i < len(s.slots) && s.slots[i] != sl; i++ {
-			if e := s.slots[i]; !e.done && isLongPoll(e.key) {
-				s.ord.holdAt.Store(now.UnixNano())
+		q.ord.fetchOwed--
+	} else if q.ord.fetchOwed > 0 && q.holdOpen() && !q.ord.relaxed.Load() {
+		for i := q.head; i < len(q.slots) && q.slots[i] != sl; i++ {
+			if e := q.slots[i]; !e.done && isLongPoll(e.key) {
+				q.ord.holdAt.Store(now.UnixNano())
 				break
 			}
 		}
 	}
-	if len(sl.snap) != len(s.ord.acc) {
+	if len(sl.snap) != len(q.ord.acc) {
 		return
 	}
-	t := uint64(now.Sub(s.start))
-	for g := 0; 2*g < len(s.ord.acc); g++ {
+	t := uint64(now.Sub(q.start))
+	for g := 0; 2*g < len(q.ord.acc); g++ {
 		if router.Group(g) == sl.group {
 			continue // same lane: serialized with or without the proxy
 		}
-		n := s.ord.acc[2*g] - sl.snap[2*g]
+		n := q.ord.acc[2*g] - sl.snap[2*g]
 		if n == 0 {
 			continue
 		}
-		if waited := int64(n*t - (s.ord.acc[2*g+1] - sl.snap[2*g+1])); waited > 0 {
-			s.srv.instr.holWaitAvoided[g].Add(float64(waited) / float64(time.Second))
+		if waited := int64(n*t - (q.ord.acc[2*g+1] - sl.snap[2*g+1])); waited > 0 {
+			q.instr.holWaitAvoided[g].Add(float64(waited) / float64(time.Second))
 		}
 	}
-}
-
-// observeHolds records, for each answer about to be written, how long it
-// waited since it was complete.
-func (s *session) observeHolds() {
-	now := time.Now()
-	for _, sl := range s.batch {
-		s.srv.instr.hold[sl.group].Observe(now.Sub(sl.doneAt).Seconds())
-	}
-}
-
-// takeCompleted moves every done answer into the batch, keeping the queue's
-// order for the rest; s.mu held. Relaxed sessions only.
-func (s *session) takeCompleted() {
-	j := s.head
-	for i := s.head; i < len(s.slots); i++ {
-		if sl := s.slots[i]; sl.done {
-			s.batch = append(s.batch, sl)
-		} else {
-			s.slots[j] = sl
-			j++
-		}
-	}
-	clear(s.slots[j:])
-	s.slots = s.slots[:j]
 }

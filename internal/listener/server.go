@@ -17,6 +17,7 @@ import (
 
 	"github.com/kproxy/kproxy/config"
 	"github.com/kproxy/kproxy/internal/auth"
+	"github.com/kproxy/kproxy/internal/budget"
 	"github.com/kproxy/kproxy/internal/bufpool"
 	"github.com/kproxy/kproxy/internal/metrics"
 	"github.com/kproxy/kproxy/internal/router"
@@ -40,6 +41,7 @@ type Server struct {
 	ordering   atomic.Pointer[orderingPolicy] // replaced by Reload (reload.go)
 	rewriter   *router.Rewriter
 	pool       *bufpool.Pool
+	budget     *budget.Budget // limits.max_buffered_bytes
 	laneOpts   upstream.LaneOptions
 	upstreams  *upstream.Pool // ready upstream connections of closed sessions; nil: off
 	lim        *limits
@@ -144,6 +146,9 @@ func New(cfg config.Config, log *zap.Logger, m *metrics.Metrics) (*Server, error
 		s.rewriter.HideUnknownAPIs()
 	}
 	dialer.OnFailure = s.wantRefresh
+	s.budget = budget.New(int64(cfg.Limits.MaxBufferedBytes), m.BufferedBytes, func() {
+		s.lim.hit(metrics.LimitMaxBufferedBytes, zap.Int("max_buffered_bytes", cfg.Limits.MaxBufferedBytes))
+	})
 	s.laneOpts = upstream.LaneOptions{
 		Pool:          pool,
 		MaxFrameBytes: cfg.Limits.MaxFrameBytes,

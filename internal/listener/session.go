@@ -9,10 +9,12 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/kproxy/kproxy/internal/budget"
 	"github.com/kproxy/kproxy/internal/bufpool"
 	"github.com/kproxy/kproxy/internal/metrics"
 	"github.com/kproxy/kproxy/internal/router"
@@ -21,8 +23,7 @@ import (
 
 // session serves one client connection: its reader goroutine (run) reads
 // and routes requests, each group's lane carries that group's requests to
-// the broker, and whichever goroutine completes an answer writes what may
-// go back to the client (deliver).
+// the broker, and its answer queue (answers.go) writes the answers back.
 type session struct {
 	srv    *sessionServer // the server with the routing of the session's accept (reload.go)
 	conn   net.Conn
@@ -37,36 +38,28 @@ type session struct {
 	clientSASL clientSASL  // listen.sasl.mode terminate (sasl.go)
 	view       sessionView // for operators (snapshot.go)
 
-	sem chan struct{} // one token per request awaiting its answer
-	ord sessionOrdering
-	bar sessionBarriers
+	sem     chan struct{} // one token per request awaiting its answer
+	ord     sessionOrdering
+	bar     sessionBarriers
+	acct    *budget.Account // the session's part of limits.max_buffered_bytes
+	answers *answerQueue
+
+	// advertised is what the session's ApiVersions answer offered the
+	// client; nil until it has one (policy.go).
+	advertised atomic.Pointer[apiRanges]
+
+	// reader goroutine only
+	lastRequest  time.Time     // a request frame was last read in full
+	readDeadline time.Time     // the read deadline set on conn
+	rebalance    time.Duration // the longest JoinGroup rebalance timeout sent, for SyncGroup
 
 	mu         sync.Mutex
 	lanes      []*upstream.Lane // by router.Group
-	slots      []*slot          // answers owed to the client, in request order
-	head       int
 	readerDone bool
 	draining   bool
-	writing    bool // a goroutine is in deliver, writing to the client
 	closed     bool
 
 	closedCh chan struct{}
-
-	// owned by the goroutine in deliver
-	iov, out net.Buffers
-	batch    []*slot
-}
-
-// slot is one answer owed to the client.
-type slot struct {
-	key, version int16
-	group        router.Group
-	sent, doneAt time.Time
-	frame        *bufpool.Buf
-	done         bool
-	snap         []uint64      // sessionOrdering.acc when the request was sent
-	wait         time.Duration // the request's own timeout (stall.go)
-	scopes       router.Scopes // what a later request's barrier compares (barrier.go)
 }
 
 func newSession(server *Server, conn net.Conn, broker int32) *session {
@@ -74,18 +67,22 @@ func newSession(server *Server, conn net.Conn, broker int32) *session {
 		_ = tc.SetNoDelay(true)
 	}
 	srv := server.forSession()
-	return &session{
+	s := &session{
 		srv:      srv,
 		conn:     conn,
 		log:      srv.log.With(zap.String("client", conn.RemoteAddr().String()), zap.Int32("broker", broker)),
 		broker:   broker,
 		start:    time.Now(),
 		sem:      make(chan struct{}, srv.liveLimits.Load().MaxInflightPerConnection),
+		acct:     srv.budget.NewAccount(),
 		lanes:    make([]*upstream.Lane, srv.classifier.Len()),
 		closedCh: make(chan struct{}),
 		ord:      sessionOrdering{acc: make([]uint64, 2*srv.classifier.Len())},
 		bar:      newSessionBarriers(srv.barriers),
 	}
+	s.answers = newAnswerQueue(conn, srv.pool, s.acct, srv.instr, s.sem, s.closedCh, srv.cfg.Limits.ClientWriteTimeout, s, &s.ord, &s.bar,
+		func() bool { return srv.ordering.Load().budget > 0 })
+	return s
 }
 
 // run is the session's reader; it returns when the session ends.
@@ -98,7 +95,7 @@ func (s *session) run() {
 	draining := s.draining
 	s.mu.Unlock()
 	if draining && reason == reasonShutdown {
-		s.deliver() // the session closes once every answer is out
+		s.answers.deliver() // the session closes once every answer is out
 	} else {
 		s.close(reason, err)
 	}
@@ -112,21 +109,22 @@ func (s *session) read() (reason string, err error) {
 		return reason, err
 	}
 	br := s.srv.pool.NewReader(s.conn, 8<<10) // holds no buffer while the client is idle
+	s.lastRequest = time.Now()
 	var size [4]byte
 	for {
-		if _, err := io.ReadFull(br, size[:]); err != nil {
+		s.armReadDeadline()
+		if err := s.readFull(br, size[:]); err != nil {
 			return s.readError(err, false)
 		}
 		n := int32(binary.BigEndian.Uint32(size[:]))
 		if reason, err := s.checkSize(size, n); err != nil {
 			return reason, err
 		}
-		frame := s.srv.pool.Get(4 + int(n))
-		copy(frame.B, size[:])
-		if _, err := io.ReadFull(br, frame.B[4:]); err != nil {
-			s.srv.pool.Put(frame)
+		frame, err := s.readFrame(br, size, int(n))
+		if err != nil {
 			return s.readError(err, true)
 		}
+		s.lastRequest = time.Now()
 		s.srv.instr.clientIn.Add(float64(len(frame.B)))
 		if reason, err := s.route(frame); err != nil {
 			return reason, err
@@ -139,9 +137,14 @@ func (s *session) readError(err error, midFrame bool) (string, error) {
 	s.mu.Lock()
 	draining := s.draining
 	s.mu.Unlock()
+	var te *timeoutError
 	switch {
 	case draining && errors.Is(err, os.ErrDeadlineExceeded):
 		return reasonShutdown, nil
+	case errors.As(err, &te):
+		return te.reason, err
+	case errors.Is(err, errSessionClosed):
+		return reasonClosed, nil
 	case midFrame && (err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF)):
 		s.srv.instr.frameError(frameTruncated)
 		return reasonBadFrame, errors.New("client closed the connection in the middle of a frame (truncated frame)")
@@ -213,21 +216,15 @@ func (s *session) route(frame *bufpool.Buf) (string, error) {
 	case s.srv.rewriter.Hidden(h.Key):
 		s.srv.pool.Put(frame)
 		return s.refuseUnknownAPI(h)
-	case s.srv.rewriter.Capped(h.Key) && h.Version > p.MaxVersion(h.Key):
+	}
+	if reason, err := s.checkRequest(h, body); err != nil {
 		s.srv.pool.Put(frame)
-		s.srv.instr.frameError(frameUnsupportedVersion)
-		return reasonUnsupportedVersion, fmt.Errorf("client sent %s v%d, above v%d, the highest version kproxy knows and can vouch carries no unrewritten broker address; the client skipped ApiVersions or ignored its answer",
-			p.Name(h.Key), h.Version, p.MaxVersion(h.Key))
+		return reason, err
 	}
 
 	expectResponse := true
 	if h.Key == router.KeyProduce {
-		acks, err := p.ProduceAcks(body, h)
-		if err != nil {
-			s.srv.pool.Put(frame)
-			s.srv.instr.frameError(frameTruncated)
-			return reasonBadFrame, fmt.Errorf("produce request: %w", err)
-		}
+		acks, _ := p.ProduceAcks(body, h) // checkRequest read it
 		expectResponse = acks != 0
 	}
 	if !s.awaitBarriers(body, h) {
@@ -242,8 +239,10 @@ func (s *session) route(frame *bufpool.Buf) (string, error) {
 			s.srv.pool.Put(frame)
 			return reasonClosed, nil
 		}
-		owner = s.push(h, group, nil, p.RequestTimeout(body, h))
-		s.scopeRequest(owner, frame, h)
+		if owner = s.answers.push(h, group, nil, s.requestTimeout(body, h), s.requestScopes(body, h)); owner == nil {
+			s.srv.pool.Put(frame)
+			return reasonClosed, nil
+		}
 	}
 	s.srv.instr.request(h.Key, group)
 	s.countRequest(group)
@@ -359,27 +358,74 @@ func (s *session) dropLane(l *upstream.Lane) {
 }
 
 // LaneResponse implements upstream.Handler: rewrite if the API carries
-// broker addresses, then hand the answer to the writer.
+// broker addresses, then hand the answer to the answer queue.
 func (s *session) LaneResponse(owner any, frame *bufpool.Buf) {
 	sl := owner.(*slot)
 	s.srv.instr.throttle(sl.key, sl.version, frame.B[8:])
 	if s.srv.rewriter.NeedsRewrite(sl.key) {
+		// The rewrite's memory is taken from the budget before it is
+		// made: the decoded answer while it lives, and the output, about
+		// the input's size, settled after.
+		decoding := s.decodeCost(sl.key, len(frame.B))
+		reserve := len(frame.B) + rewriteSlack
+		if !s.answers.take(sl, decoding+reserve) {
+			s.srv.pool.Put(frame)
+			return
+		}
 		out, rewrote, err := s.srv.rewriter.Rewrite(frame.B, sl.key, sl.version, s.srv)
-		if err != nil {
+		s.acct.Release(decoding)
+		switch {
+		case err != nil:
+			s.acct.Release(reserve)
 			s.srv.pool.Put(frame)
 			s.close(reasonRewriteFailed, err)
 			return
-		}
-		if rewrote {
+		case rewrote:
 			s.srv.pool.Put(frame)
 			frame = bufpool.Wrap(out)
+			if c := cap(out); c > reserve {
+				s.acct.Force(c - reserve) // the bytes exist already
+			} else {
+				s.acct.Release(reserve - c)
+			}
+			frame.Charge(s.acct, cap(out))
 			s.srv.instr.rewrite(sl.key)
+		default:
+			s.acct.Release(reserve)
 		}
+	}
+	if sl.key == router.KeyApiVersions {
+		s.noteAdvertised(frame.B, sl.version)
 	}
 	took := time.Since(sl.sent)
 	s.srv.instr.answered(sl.key, sl.group, took)
 	s.countAnswered(sl.group, took)
-	s.complete(sl, frame)
+	s.answers.complete(sl, frame)
+}
+
+// rewriteSlack is what a rewrite may add to an answer beyond its size
+// before the budget is settled after the fact.
+const rewriteSlack = 4 << 10
+
+// decodeFactor is what kmsg's decoded form of an answer costs per byte of
+// it: a 20,000-partition Metadata answer of 520 KB decodes into 2.2 MB.
+const decodeFactor = 5
+
+// decodeCost is the memory a rewrite's decoding of an n-byte answer to key
+// holds. Produce and Fetch answers are decoded only when they carry
+// NodeEndpoints, which are rare; the cost is capped at a session's share,
+// so that a huge answer is still let through.
+func (s *session) decodeCost(key int16, n int) int {
+	if key == router.KeyProduce || key == router.KeyFetch {
+		return 0
+	}
+	return int(min(int64(decodeFactor*n), s.srv.budget.Share()))
+}
+
+// LaneBuffer implements upstream.Handler: the answer's buffer comes out of
+// the session's budget.
+func (s *session) LaneBuffer(owner any, n int) *bufpool.Buf {
+	return s.answers.buffer(owner.(*slot), n)
 }
 
 // LaneDone implements upstream.Handler: an idle lane is forgotten and
@@ -399,8 +445,10 @@ func (s *session) answerLocally(h router.RequestHeader, resp []byte) (string, er
 	g := s.srv.classifier.Classify(h.Key)
 	s.srv.instr.request(h.Key, g) // counted, but no upstream latency to observe
 	s.countRequest(g)
-	s.push(h, g, bufpool.Wrap(resp), 0)
-	s.deliver()
+	if s.answers.push(h, g, bufpool.Wrap(resp), 0, router.Scopes{}) == nil {
+		return reasonClosed, nil
+	}
+	s.answers.deliver()
 	return "", nil
 }
 
@@ -420,6 +468,51 @@ func (s *session) acquire() bool {
 func (s *session) drain() {
 	s.mu.Lock()
 	s.draining = true
-	s.mu.Unlock()
 	_ = s.conn.SetReadDeadline(time.Now())
+	s.mu.Unlock()
+}
+
+// answerWriteFailed implements answerOwner.
+func (s *session) answerWriteFailed(reason string, err error) { s.close(reason, err) }
+
+// answersWritten implements answerOwner.
+func (s *session) answersWritten(n int) { s.countOut(n) }
+
+// answersDelivered implements answerOwner: a drained session closes once
+// every answer it owed is out.
+func (s *session) answersDelivered() {
+	s.mu.Lock()
+	finished := s.readerDone && s.draining
+	s.mu.Unlock()
+	if finished {
+		s.close(reasonShutdown, nil)
+	}
+}
+
+// close is the session's one teardown path: idempotent, the first reason
+// wins, the client connection and every lane close together.
+func (s *session) close(reason string, err error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	lanes := append([]*upstream.Lane(nil), s.lanes...)
+	clear(s.lanes)
+	s.mu.Unlock()
+
+	close(s.closedCh)
+	if resetOnClose(reason) {
+		abort(s.conn) // reset.go
+	}
+	_ = s.conn.Close()
+	for _, l := range lanes {
+		if l != nil {
+			l.Release() // back to the upstream pool if nothing is in flight, else closed
+		}
+	}
+	owed := s.answers.close()
+	s.srv.instr.sessionClosed(reason)
+	s.logClosed(reason, err, owed)
 }

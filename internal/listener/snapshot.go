@@ -108,7 +108,7 @@ func (s *session) saslPrincipal(user string) {
 }
 
 // snapshot reads the session's state for /debug/sessions. It holds the
-// session's lock while it walks the answers owed (at most
+// answer queue's lock while it walks the answers owed (at most
 // limits.max_inflight_per_connection), and each lane's lock briefly.
 func (s *session) snapshot(now time.Time) sessioninfo.Session {
 	out := sessioninfo.Session{
@@ -139,11 +139,12 @@ func (s *session) snapshot(now time.Time) sessioninfo.Session {
 	var laneConns []*upstream.Lane
 	s.mu.Lock()
 	laneConns = append(laneConns, s.lanes...)
-	for _, sl := range s.slots[s.head:] {
+	s.mu.Unlock()
+	s.answers.walkOwed(func(sl *slot) {
 		if sl.done {
 			out.Held.Answers++
 			out.Held.LongestMs = max(out.Held.LongestMs, now.Sub(sl.doneAt).Milliseconds())
-			continue
+			return
 		}
 		out.InFlight++
 		l := &lanes[sl.group]
@@ -153,8 +154,7 @@ func (s *session) snapshot(now time.Time) sessioninfo.Session {
 			l.Oldest = &sessioninfo.Request{API: s.srv.protocol.Name(sl.key), AgeMs: age, TimeoutMs: timeout,
 				Overdue: age > timeout+sessioninfo.OverdueSlackMs}
 		}
-	}
-	s.mu.Unlock()
+	})
 
 	for g := range groups {
 		l := &lanes[g]

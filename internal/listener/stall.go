@@ -67,18 +67,27 @@ func (s *Server) watchStalls() {
 }
 
 // stalled reports the first request the broker has held longer than its
-// own timeout plus grace.
+// own timeout plus grace, counted from when it reached the head of its
+// lane: a broker answers a connection's requests one at a time, so the
+// requests pipelined behind it are not yet held.
 func (s *session) stalled(now time.Time, grace time.Duration) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, sl := range s.slots[s.head:] {
-		if sl.done {
+	var err error
+	for _, l := range s.lanes {
+		if l == nil || err != nil {
 			continue
 		}
-		if held := now.Sub(sl.sent); held > sl.wait+grace {
-			return fmt.Errorf("broker held %s for %v, past its own timeout %v plus limits.upstream_answer_grace %v",
-				s.srv.protocol.Name(sl.key), held.Round(time.Millisecond), sl.wait, grace)
-		}
+		l.Head(func(owner any, since time.Time) {
+			sl, ok := owner.(*slot)
+			if !ok {
+				return
+			}
+			if held := now.Sub(since); held > sl.wait+grace {
+				err = fmt.Errorf("broker held %s for %v, past its own timeout %v plus limits.upstream_answer_grace %v",
+					s.srv.protocol.Name(sl.key), held.Round(time.Millisecond), sl.wait, grace)
+			}
+		})
 	}
-	return nil
+	return err
 }

@@ -3,7 +3,11 @@ package listener
 import (
 	"fmt"
 	"io"
+	"net"
 	"time"
+
+	"github.com/kproxy/kproxy/internal/budget"
+	"github.com/kproxy/kproxy/internal/bufpool"
 )
 
 // streamChunk is the copy buffer for streamed answers. A read returns what
@@ -19,48 +23,68 @@ func (s *session) LaneStream(owner any, header []byte, body io.Reader, n int) (b
 	if s.srv.rewriter.MayRewrite(sl.key, sl.version) {
 		return false, nil
 	}
-	s.mu.Lock()
-	if s.closed || s.writing || s.head == len(s.slots) || s.slots[s.head] != sl {
-		s.mu.Unlock()
+	g, took := sl.group, time.Since(sl.sent) // the answer's header is in; sl is recycled once streamed
+	streamed, err := s.answers.stream(sl, header, body, n)
+	if streamed {
+		s.countAnswered(g, took)
+	}
+	return streamed, err
+}
+
+// stream writes sl's answer as it arrives, while the client's socket takes
+// it at once. When the socket fills, the rest of the answer is read into a
+// buffer and handed to a writer goroutine: the lane reader never waits on
+// the client.
+func (q *answerQueue) stream(sl *slot, header []byte, body io.Reader, n int) (bool, error) {
+	if !q.raw.ok() {
+		return false, nil // every write may wait: buffer instead
+	}
+	q.mu.Lock()
+	if q.closed || q.writing || q.head == len(q.slots) || q.slots[q.head] != sl {
+		q.mu.Unlock()
 		return false, nil
 	}
 	// Become the writer, as deliver does, and take the slot off the queue:
 	// from here on this answer is ours to finish or to fail.
-	s.writing = true
+	q.writing = true
 	now := time.Now()
 	sl.doneAt = now
-	s.orderingAnswered(sl, now)
-	s.slots[s.head] = nil
-	s.head++
-	if s.head == len(s.slots) {
-		s.head, s.slots = 0, s.slots[:0]
+	q.orderingAnswered(sl, now)
+	q.slots[q.head] = nil
+	q.head++
+	if q.head == len(q.slots) {
+		q.head, q.slots = 0, q.slots[:0]
 	}
-	s.srv.instr.inflight[sl.group].Dec()
-	s.mu.Unlock()
+	q.instr.inflight[sl.group].Dec()
+	q.mu.Unlock()
 
-	s.srv.instr.answered(sl.key, sl.group, now.Sub(sl.sent))
-	s.countAnswered(sl.group, now.Sub(sl.sent))
-	s.srv.instr.hold[sl.group].Observe(0)
-	s.srv.metrics.StreamedResponses.Inc()
+	q.instr.answered(sl.key, sl.group, now.Sub(sl.sent))
+	q.instr.hold[sl.group].Observe(0)
+	q.instr.m.StreamedResponses.Inc()
 	key, version := sl.key, sl.version
 	*sl = slot{snap: sl.snap[:0]}
 	slotPool.Put(sl)
 
-	upstreamErr, clientErr := s.copyAnswer(header, body, n, key, version)
-	<-s.sem
+	rest, upstreamErr, clientErr := q.copyAnswer(header, body, n, key, version)
 	switch {
 	case upstreamErr != nil:
+		<-q.tokens
 		// The client has part of a frame: only closing its connection
 		// keeps the stream well-formed. The lane reports the failure.
 		return true, upstreamErr
 	case clientErr != nil:
-		s.close(reasonClientWriteFailed, clientErr)
+		<-q.tokens
+		q.fail(reasonClientWriteFailed, clientErr)
 		return true, fmt.Errorf("client went away mid-answer: %w", clientErr)
+	case rest != nil:
+		q.iov = append(q.iov[:0], rest.B)
+		q.out = q.iov
+		go q.writeBehind(rest) // the writer goroutine finishes the answer
+		return true, nil
 	}
-	s.mu.Lock()
-	s.writing = false
-	s.mu.Unlock()
-	s.deliver() // whatever completed meanwhile
+	<-q.tokens
+	q.mu.Lock()
+	q.writeReady(false) // whatever completed meanwhile
 	return true, nil
 }
 
@@ -69,39 +93,77 @@ func (s *session) LaneStream(owner any, header []byte, body io.Reader, n int) (b
 // section, usually empty) is read from it.
 const throttlePeek = 16
 
-// copyAnswer writes header and then n body bytes from body to the client.
-func (s *session) copyAnswer(header []byte, body io.Reader, n int, key, version int16) (upstreamErr, clientErr error) {
-	buf := s.srv.pool.Get(min(streamChunk, n))
-	defer s.srv.pool.Put(buf)
-	w, err := s.conn.Write(header)
-	written := w
-	defer func() { s.srv.instr.clientOut.Add(float64(written)); s.countOut(written) }()
-	if err != nil {
-		return nil, err
+// copyAnswer writes header and then n body bytes from body to the client
+// while its socket takes them at once. If it fills, the bytes not written
+// yet and the rest of the body are read into rest, for the writer goroutine.
+// The answer's throttle time (key, version) is read on the way.
+func (q *answerQueue) copyAnswer(header []byte, body io.Reader, n int, key, version int16) (rest *bufpool.Buf, upstreamErr, clientErr error) {
+	size := min(streamChunk, n)
+	c := bufpool.Cap(size)
+	if !q.acct.Take(c, 0, budget.Head, q.done) {
+		return nil, nil, net.ErrClosed
 	}
-	for first := true; n > 0; first = false {
+	buf := q.pool.Get(size)
+	buf.Charge(q.acct, c)
+	defer q.pool.Put(buf)
+	chunk := append(buf.B[:0], header...)
+	for first := true; ; first = false {
+		q.iov = append(q.iov[:0], chunk)
+		q.out = q.iov
+		if _, err := q.tryWrite(); err != nil {
+			return nil, nil, err
+		}
+		if len(q.out) > 0 {
+			left := q.out[0]
+			rest = q.bufferRest(left, n)
+			if rest == nil {
+				return nil, nil, net.ErrClosed
+			}
+			if _, err := io.ReadFull(body, rest.B[len(left):]); err != nil {
+				q.pool.Put(rest)
+				return nil, readErr(err), nil
+			}
+			if first {
+				q.instr.throttle(key, version, rest.B[len(left):])
+			}
+			return rest, nil, nil
+		}
+		if n == 0 {
+			return nil, nil, nil
+		}
 		var r int
 		var err error
 		if first {
 			r, err = io.ReadAtLeast(body, buf.B[:min(len(buf.B), n)], min(throttlePeek, n))
-			s.srv.instr.throttle(key, version, buf.B[:r])
+			q.instr.throttle(key, version, buf.B[:r])
 		} else {
 			r, err = body.Read(buf.B[:min(len(buf.B), n)])
 		}
 		n -= r
-		if r > 0 {
-			w, werr := s.conn.Write(buf.B[:r])
-			written += w
-			if werr != nil {
-				return nil, werr
-			}
-		}
+		chunk = buf.B[:r]
 		if err != nil && n > 0 {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return fmt.Errorf("read upstream answer: %w", err), nil
+			return nil, readErr(err), nil
 		}
 	}
-	return nil, nil
+}
+
+// bufferRest returns a charged buffer holding left, with room for n more
+// bytes after it.
+func (q *answerQueue) bufferRest(left []byte, n int) *bufpool.Buf {
+	size := len(left) + n
+	c := bufpool.Cap(size)
+	if !q.acct.Take(c, 0, budget.Head, q.done) {
+		return nil
+	}
+	rest := q.pool.Get(size)
+	rest.Charge(q.acct, c)
+	copy(rest.B, left)
+	return rest
+}
+
+func readErr(err error) error {
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return fmt.Errorf("read upstream answer: %w", err)
 }

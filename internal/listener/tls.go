@@ -2,8 +2,10 @@ package listener
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
+	"os"
 	"time"
 
 	"go.uber.org/zap"
@@ -16,10 +18,6 @@ import (
 // reasonTLSHandshake closes a session whose client failed the TLS
 // handshake (kproxy_session_closes_total{reason}).
 const reasonTLSHandshake = "tls_handshake_failed"
-
-// tlsHandshakeTimeout bounds a client's TLS handshake, so that a client
-// that connects and says nothing does not hold a session forever.
-const tlsHandshakeTimeout = 10 * time.Second
 
 // newServerTLS is the TLS configuration of every client-facing listener,
 // nil without listen.tls.cert_file. Certificate, key and client CAs are
@@ -72,8 +70,14 @@ func (s *session) handshake() (string, error) {
 	if !ok {
 		return "", nil
 	}
-	_ = tc.SetDeadline(time.Now().Add(tlsHandshakeTimeout))
+	// listen.handshake_timeout: a client that connects and says nothing
+	// does not hold a session forever.
+	timeout := s.srv.cfg.Listen.HandshakeTimeout
+	_ = tc.SetDeadline(s.start.Add(timeout))
 	if err := tc.Handshake(); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return reasonHandshakeTimeout, fmt.Errorf("client did not complete the TLS handshake within listen.handshake_timeout %v: %w", timeout, err)
+		}
 		return reasonTLSHandshake, fmt.Errorf("client tls handshake: %w", err)
 	}
 	_ = tc.SetDeadline(time.Time{})

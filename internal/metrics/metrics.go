@@ -50,6 +50,7 @@ type Metrics struct {
 	// Limits (limits.go).
 	LimitHits                *prometheus.CounterVec // limit
 	InflightBlockedSeconds   prometheus.Counter
+	BufferedBytes            prometheus.Gauge
 	ClientConnectionsRefused *prometheus.CounterVec // reason
 
 	// Reloads (reload.go).

@@ -31,7 +31,12 @@ func Dial(addr string) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Conn{Conn: c, ClientID: "raw-client", sent: map[int32]kmsg.Request{}}, nil
+	return Wrap(c), nil
+}
+
+// Wrap makes a raw client of an open connection (TLS, say).
+func Wrap(c net.Conn) *Conn {
+	return &Conn{Conn: c, ClientID: "raw-client", sent: map[int32]kmsg.Request{}}
 }
 
 // Send writes one request at the version set on it and returns its

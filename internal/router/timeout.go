@@ -29,16 +29,17 @@ import (
 
 // API keys with a timeout field.
 const (
-	KeyListOffsets                = 2
-	KeyJoinGroup                  = 11
-	keyCreateTopics               = 19
-	keyDeleteTopics               = 20
-	keyDeleteRecords              = 21
-	keyCreatePartitions           = 37
-	keyElectLeaders               = 43
-	keyAlterPartitionAssignments  = 45
-	keyListPartitionReassignments = 46
-	keyUpdateFeatures             = 57
+	KeyListOffsets                = int16(kmsg.ListOffsets)
+	KeyJoinGroup                  = int16(kmsg.JoinGroup)
+	KeySyncGroup                  = int16(kmsg.SyncGroup)
+	keyCreateTopics               = int16(kmsg.CreateTopics)
+	keyDeleteTopics               = int16(kmsg.DeleteTopics)
+	keyDeleteRecords              = int16(kmsg.DeleteRecords)
+	keyCreatePartitions           = int16(kmsg.CreatePartitions)
+	keyElectLeaders               = int16(kmsg.ElectLeaders)
+	keyAlterPartitionAssignments  = int16(kmsg.AlterPartitionAssignments)
+	keyListPartitionReassignments = int16(kmsg.ListPartitionReassignments)
+	keyUpdateFeatures             = int16(kmsg.UpdateFeatures)
 )
 
 // RequestTimeout returns how long the broker may hold the request (a frame
@@ -47,7 +48,17 @@ const (
 // reject those quickly). Negative timeouts count as 0.
 func (p *Protocol) RequestTimeout(body []byte, h RequestHeader) time.Duration {
 	switch h.Key {
-	case KeyProduce, KeyFetch, KeyJoinGroup, keyAlterPartitionAssignments, keyListPartitionReassignments, keyUpdateFeatures:
+	case KeyFetch, KeyShareFetch:
+		off, err := p.FetchMaxWaitOffset(body, h)
+		if err != nil {
+			return 0
+		}
+		r := reader{b: body, off: off}
+		if ms := r.int32(); !r.bad && ms > 0 {
+			return time.Duration(ms) * time.Millisecond
+		}
+		return 0
+	case KeyProduce, KeyJoinGroup, keyAlterPartitionAssignments, keyListPartitionReassignments, keyUpdateFeatures:
 	case KeyListOffsets:
 		if h.Version < 10 {
 			return 0
@@ -55,13 +66,6 @@ func (p *Protocol) RequestTimeout(body []byte, h RequestHeader) time.Duration {
 		return p.decodedTimeout(body, h)
 	case keyCreateTopics, keyDeleteTopics, keyDeleteRecords, keyCreatePartitions, keyElectLeaders, int16(kmsg.AddRaftVoter):
 		return p.decodedTimeout(body, h)
-	case KeyShareFetch:
-		off, err := p.FetchMaxWaitOffset(body, h)
-		if err != nil {
-			return 0
-		}
-		r := reader{b: body, off: off}
-		return time.Duration(max(r.int32(), 0)) * time.Millisecond
 	default:
 		return 0
 	}
@@ -78,11 +82,6 @@ func (p *Protocol) RequestTimeout(body []byte, h RequestHeader) time.Duration {
 			skipString(&r, flexible) // TransactionalID
 		}
 		r.skip(2) // Acks
-		ms = r.int32()
-	case KeyFetch:
-		if h.Version <= 14 {
-			r.skip(4) // ReplicaID
-		}
 		ms = r.int32()
 	case KeyJoinGroup:
 		skipString(&r, flexible) // Group

@@ -32,6 +32,10 @@ type Handler interface {
 	// false to have the lane buffer the answer and call LaneResponse. An
 	// error ends the lane.
 	LaneStream(owner any, header []byte, body io.Reader, n int) (streamed bool, err error)
+	// LaneBuffer returns the buffer, of n bytes, that a client's answer
+	// is read into; it may wait for the memory budget. nil: the session
+	// is gone, and the lane stops.
+	LaneBuffer(owner any, n int) *bufpool.Buf
 	// LaneDone is called once, when the lane has stopped. err is nil when
 	// the lane closed while idle (the proxy's idle timer, or the broker
 	// closing an idle connection): nothing was lost and the session goes on.
@@ -65,6 +69,11 @@ type Lane struct {
 	err     error
 	reauth  *reauthState // nil unless the SASL session expires (reauth.go)
 	writing bool         // a write to conn is under way (writer goroutine or Send)
+	// headAt is when the first pending request became the one the broker
+	// works on: it answers a connection's requests one at a time, in
+	// order. answering: its answer has begun to arrive.
+	headAt    time.Time
+	answering bool
 
 	// Giving the connection back to a pool (lane_release.go).
 	home      *Pool     // nil: Release closes
@@ -142,6 +151,9 @@ func (l *Lane) Send(frame *bufpool.Buf, corr int32, expectResponse bool, owner a
 		_ = l.conn.SetReadDeadline(time.Time{})
 	}
 	if expectResponse {
+		if l.head == len(l.pending) {
+			l.headAt = time.Now()
+		}
 		l.pending = append(l.pending, pending{corr: corr, owner: owner})
 	} else {
 		l.acks0++
@@ -191,6 +203,23 @@ func (l *Lane) wakeWriter() {
 	case l.wake <- struct{}{}:
 	default:
 	}
+}
+
+// Head calls f, under the lane's lock, with the owner of the request the
+// broker is working on and since when: the time it reached the head of the
+// lane's queue, not the time it was sent (requests pipelined behind it
+// wait their turn at the broker). f is not called with nothing pending, or
+// once the head's answer has begun to arrive.
+func (l *Lane) Head(f func(owner any, since time.Time)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed || l.answering || l.head == len(l.pending) {
+		return
+	}
+	if _, own := l.pending[l.head].owner.(*authReply); own {
+		return
+	}
+	f(l.pending[l.head].owner, l.headAt)
 }
 
 // Close stops the lane; pending requests are abandoned.
@@ -354,8 +383,9 @@ func (l *Lane) readLoop() error {
 			return fmt.Errorf("upstream response size %d outside 4..%d (limits.max_frame_bytes)", size, l.opts.MaxFrameBytes)
 		}
 		corr := int32(binary.BigEndian.Uint32(hdr[4:]))
+		owner, client := l.peek(corr)
 		if int(size)-4 >= StreamMin {
-			if owner, ok := l.peek(corr); ok {
+			if client {
 				streamed, err := l.h.LaneStream(owner, hdr[:], br, int(size)-4)
 				if err != nil {
 					return err
@@ -369,7 +399,14 @@ func (l *Lane) readLoop() error {
 				}
 			}
 		}
-		frame := l.opts.Pool.Get(4 + int(size))
+		var frame *bufpool.Buf
+		if client {
+			if frame = l.h.LaneBuffer(owner, 4+int(size)); frame == nil {
+				return net.ErrClosed
+			}
+		} else {
+			frame = l.opts.Pool.Get(4 + int(size))
+		}
 		copy(frame.B, hdr[:])
 		if err := l.readFull(br, frame.B[8:]); err != nil {
 			l.opts.Pool.Put(frame)
@@ -410,6 +447,7 @@ func (l *Lane) peek(corr int32) (any, bool) {
 	if _, own := owner.(*authReply); own {
 		return nil, false
 	}
+	l.answering = true
 	return owner, true
 }
 
@@ -424,6 +462,8 @@ func (l *Lane) match(corr int32) (owner any, deliver bool, err error) {
 		l.pending[l.head] = pending{}
 		l.head++
 		l.acks0 = 0
+		l.answering = false
+		l.headAt = time.Now()
 		if l.head == len(l.pending) {
 			l.head, l.pending = 0, l.pending[:0]
 			if l.reauth != nil {

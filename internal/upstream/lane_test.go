@@ -16,11 +16,13 @@ import (
 	"github.com/kproxy/kproxy/internal/bufpool"
 )
 
-// fakeHandler records what a lane hands back.
+// fakeHandler is a session as far as a lane can tell: it records what the
+// lane hands back.
 type fakeHandler struct {
 	mu      sync.Mutex
 	answers []any // owners, in the order their answers arrived
 	frames  [][]byte
+	refuse  bool // LaneBuffer reports the session gone
 	done    chan error
 }
 
@@ -35,7 +37,20 @@ func (h *fakeHandler) LaneResponse(owner any, frame *bufpool.Buf) {
 
 func (h *fakeHandler) LaneStream(any, []byte, io.Reader, int) (bool, error) { return false, nil }
 
+func (h *fakeHandler) LaneBuffer(_ any, n int) *bufpool.Buf {
+	if h.refuse {
+		return nil
+	}
+	return bufpool.Wrap(make([]byte, n))
+}
+
 func (h *fakeHandler) LaneDone(_ *Lane, err error) { h.done <- err }
+
+func (h *fakeHandler) answered() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.answers)
+}
 
 func (h *fakeHandler) owners() []any {
 	h.mu.Lock()

@@ -105,6 +105,7 @@ func (e *env) measureShortLived(ctx context.Context, res *Results) error {
 func startSASLProxy(addrs []string, pool bool) (*listener.Server, error) {
 	cfg := loopback.Config(addrs)
 	cfg.Upstream.SASL = config.UpstreamSASL{Mechanism: config.SASLScram512, Username: scramUser, Password: scramPass}
+	cfg.Upstream.Pool.MaxIdlePerBroker = 0 // the pool is on by default
 	if pool {
 		cfg.Upstream.Pool.MaxIdlePerBroker = shortLivedPoolSize
 	}

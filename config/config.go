@@ -33,11 +33,25 @@ type Upstream struct {
 	// failed dials to it: 100ms after the first failure, doubling up to
 	// this. Dials in the wait fail at once. 0 disables the backoff.
 	DialBackoffMax time.Duration `mapstructure:"dial_backoff_max" yaml:"dial_backoff_max"`
+	// Pool keeps connections dialed ahead, ready for lanes.
+	Pool UpstreamPool `mapstructure:"pool" yaml:"pool"`
 	// TLS to the brokers.
 	TLS UpstreamTLS `mapstructure:"tls" yaml:"tls"`
 	// SASL is the proxy's own identity at the brokers: every upstream
 	// connection authenticates with it.
 	SASL UpstreamSASL `mapstructure:"sasl" yaml:"sasl"`
+}
+
+// UpstreamPool is the warm pool: per broker, up to MaxIdlePerBroker
+// connections dialed ahead (TCP, TLS and SASL done) that a new lane takes
+// instead of dialing. Each is used by one lane only, never returned.
+type UpstreamPool struct {
+	// MaxIdlePerBroker bounds the ready connections kept per broker
+	// address; 0 disables the pool.
+	MaxIdlePerBroker int `mapstructure:"max_idle_per_broker" yaml:"max_idle_per_broker"`
+	// IdleTimeout closes a pooled connection nobody took for this long,
+	// well before the broker's connections.max.idle.ms would.
+	IdleTimeout time.Duration `mapstructure:"idle_timeout" yaml:"idle_timeout"`
 }
 
 // UpstreamTLS configures TLS to the brokers. Verification is on unless

@@ -13,6 +13,7 @@ func Defaults() Config {
 			DialTimeout:      10 * time.Second,
 			IdleTimeout:      5 * time.Minute,
 			DialBackoffMax:   5 * time.Second,
+			Pool:             UpstreamPool{MaxIdlePerBroker: 0, IdleTimeout: time.Minute},
 		},
 		Listen: Listen{
 			Bootstrap:      "127.0.0.1:9092",

@@ -35,6 +35,10 @@ func (c Config) Validate() error {
 	if c.Upstream.DialBackoffMax < 0 {
 		add(fieldError("upstream.dial_backoff_max", c.Upstream.DialBackoffMax, "must not be negative (0 disables the backoff)"))
 	}
+	if c.Upstream.Pool.MaxIdlePerBroker < 0 {
+		add(fieldError("upstream.pool.max_idle_per_broker", c.Upstream.Pool.MaxIdlePerBroker, "must not be negative (0 disables the pool)"))
+	}
+	add(positive("upstream.pool.idle_timeout", c.Upstream.Pool.IdleTimeout))
 
 	add(hostPort("listen.bootstrap", c.Listen.Bootstrap, true))
 	if c.Listen.AdvertisedHost == "" {

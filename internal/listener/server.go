@@ -80,6 +80,7 @@ func New(cfg config.Config, log *zap.Logger, m *metrics.Metrics) (*Server, error
 		return nil, err
 	}
 	dialer.Backoff = upstream.NewBackoff(cfg.Upstream.DialBackoffMax)
+	dialer.InstrumentPool(m.PoolIdle, m.PoolHits, m.PoolMisses)
 	serverTLS, err := newServerTLS(cfg.Listen.TLS)
 	if err != nil {
 		return nil, err
@@ -350,6 +351,7 @@ func (s *Server) endSession(sess *session) {
 // in flight, and closes what is left when ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopOnce.Do(func() { close(s.stopped) })
+	defer s.dialer.Close()
 	s.mu.Lock()
 	s.closing = true
 	for _, ln := range s.listeners {

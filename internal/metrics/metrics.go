@@ -42,6 +42,11 @@ type Metrics struct {
 	LimitHits                *prometheus.CounterVec // limit
 	InflightBlockedSeconds   prometheus.Counter
 	ClientConnectionsRefused *prometheus.CounterVec // reason
+
+	// Warm upstream pool (pool.go).
+	PoolIdle   prometheus.Gauge
+	PoolHits   prometheus.Counter
+	PoolMisses prometheus.Counter
 }
 
 // New registers kproxy's metrics on reg, with the Go runtime (go_*) and
@@ -103,6 +108,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 			"ordering"),
 	}
 	m.newLimits(f)
+	m.newPool(f)
 	m.BuildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 	return m
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 
@@ -30,6 +31,9 @@ type Dialer struct {
 	// Backoff, when set, refuses dials to a broker whose last dials
 	// failed, for a while (backoff.go).
 	Backoff *Backoff
+	// pool, when upstream.pool.max_idle_per_broker is set, hands Dial
+	// connections dialed ahead (pool.go).
+	pool *Pool
 }
 
 // NewDialer builds the dialer of cfg, reading the TLS files and checking
@@ -48,13 +52,41 @@ func NewDialer(cfg config.Upstream, log *zap.Logger) (*Dialer, error) {
 		return nil, err
 	}
 	d.sasl = a
+	if cfg.Pool.MaxIdlePerBroker > 0 {
+		d.pool = newPool(d.dial, cfg.Pool.MaxIdlePerBroker, cfg.Pool.IdleTimeout)
+	}
 	return d, nil
 }
 
-// Dial connects to addr within the dialer's timeout and, when configured,
-// completes the TLS handshake and SASL authentication: the connection it
-// returns is ready for client requests.
+// InstrumentPool has the warm pool report its size, hits and misses; a
+// no-op when the pool is off.
+func (d *Dialer) InstrumentPool(idle prometheus.Gauge, hits, misses prometheus.Counter) {
+	if d.pool != nil {
+		d.pool.idleGauge, d.pool.hits, d.pool.misses = idle, hits, misses
+	}
+}
+
+// Close closes the warm pool's connections; Dial keeps working, without it.
+func (d *Dialer) Close() {
+	if d.pool != nil {
+		d.pool.Close()
+	}
+}
+
+// Dial returns a connection to addr that is ready for client requests: one
+// from the warm pool when it has one, else dialed now (see dial).
 func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	if d.pool != nil {
+		if conn := d.pool.take(addr); conn != nil {
+			return conn, nil
+		}
+	}
+	return d.dial(ctx, addr)
+}
+
+// dial connects to addr within the dialer's timeout and, when configured,
+// completes the TLS handshake and SASL authentication.
+func (d *Dialer) dial(ctx context.Context, addr string) (net.Conn, error) {
 	if err := d.Backoff.allow(addr); err != nil {
 		return nil, err
 	}

@@ -34,7 +34,7 @@ func (d *Dialer) FetchBrokers(ctx context.Context, seeds []string) ([]kmsg.Metad
 }
 
 func (d *Dialer) fetchBrokers(ctx context.Context, seed string) ([]kmsg.MetadataResponseBroker, error) {
-	conn, err := d.Dial(ctx, seed)
+	conn, err := d.dial(ctx, seed) // used once and closed: not from the pool
 	if err != nil {
 		return nil, err
 	}

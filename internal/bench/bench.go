@@ -71,14 +71,12 @@ func (e *env) logf(format string, args ...any) {
 }
 
 func start(opts Options) (*env, error) {
-	seeds := []kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(partitions, topic)}
-	for _, n := range bigTopics {
-		seeds = append(seeds, kfake.SeedTopics(n, bigTopic(n)))
-	}
-	cluster, err := kfake.NewCluster(append(seeds,
+	cluster, err := kfake.NewCluster(
+		kfake.NumBrokers(1),
+		kfake.SeedTopics(partitions, topic),
 		kfake.BlackholeProduce(),
 		kfake.SyntheticFetch(kfake.SyntheticBatch{}), // 1 MiB of 100 B values
-	)...)
+	)
 	if err != nil {
 		return nil, fmt.Errorf("kfake: %w", err)
 	}
@@ -170,6 +168,9 @@ func Measure(ctx context.Context, opts Options) (*Results, error) {
 		if err := e.alternate(ctx, res, w); err != nil {
 			return nil, fmt.Errorf("%s: %w", w.name, err)
 		}
+	}
+	if err := e.measureBigMetadata(ctx, res); err != nil {
+		return nil, err
 	}
 	if err := e.measureProcesses(ctx, res); err != nil {
 		return nil, err

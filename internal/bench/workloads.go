@@ -21,9 +21,9 @@ const (
 	wMix        = "pipelined Fetch+Heartbeat+OffsetCommit (one socket)"
 )
 
-// bigTopics are topics of many partitions, each asked for alone: the
-// Metadata answer grows with them while its brokers do not, so its rewrite
-// cost should not.
+// bigTopics are the sizes of the large-Metadata rows: one topic of that
+// many partitions on a canned broker (canned.go). The answer grows with
+// them while its brokers do not, so its rewrite cost should not.
 var bigTopics = []int32{1000, 20000, 100000}
 
 func bigTopic(partitions int32) string { return fmt.Sprintf("big-%d", partitions) }
@@ -45,7 +45,7 @@ type sample struct {
 }
 
 func (e *env) workloads() []workload {
-	ws := []workload{
+	return []workload{
 		{wProduce1K, func(ctx context.Context, p path) (sample, error) { return e.produce(ctx, p, 1024) }},
 		{wProduce100, func(ctx context.Context, p path) (sample, error) { return e.produce(ctx, p, 100) }},
 		{wConsume, e.consume},
@@ -60,15 +60,6 @@ func (e *env) workloads() []workload {
 			return e.roundTrips(ctx, p, mixFetchRequest(), heartbeatRequest(), offsetCommitRequest())
 		}},
 	}
-	for _, n := range bigTopics {
-		// Fewer round trips as the answer grows, so that each row takes
-		// about as long as the small Metadata row.
-		samples := max(10, e.opts.Samples*1000/int(n))
-		ws = append(ws, workload{wMetadataBig(n), func(ctx context.Context, p path) (sample, error) {
-			return e.roundTripsN(ctx, p, samples, metadataRequestFor(bigTopic(n)))
-		}})
-	}
-	return ws
 }
 
 func (e *env) client(p path, opts ...kgo.Opt) (*kgo.Client, error) {

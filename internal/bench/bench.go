@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
 	"github.com/kproxy/kproxy/internal/listener"
@@ -53,6 +54,7 @@ type path struct {
 	raw   string            // address for raw single-socket clients (broker 0)
 	tls   *tls.Config       // nil: plain
 	proc  *child            // the relay or kproxy process, when it is one
+	opts  []kgo.Opt         // more client options (SASL)
 }
 
 // env is everything a run needs: the cluster, the relay, the proxy.
@@ -170,6 +172,9 @@ func Measure(ctx context.Context, opts Options) (*Results, error) {
 		}
 	}
 	if err := e.measureBigMetadata(ctx, res); err != nil {
+		return nil, err
+	}
+	if err := e.measureShortLived(ctx, res); err != nil {
 		return nil, err
 	}
 	if err := e.measureProcesses(ctx, res); err != nil {

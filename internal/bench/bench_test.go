@@ -32,7 +32,7 @@ func TestQuickRunHasEveryRow(t *testing.T) {
 	for _, n := range bigTopics {
 		want[wMetadataBig(n)] = false
 	}
-	for _, w := range []string{wProcProduce, wProcConsume, wProcProduceTLS, wProcConsumeTLS} {
+	for _, w := range []string{wProcProduce, wProcConsume, wProcProduceTLS, wProcConsumeTLS, wShortLived(false, 0), wShortLived(true, 0), wShortLived(true, shortLivedGap)} {
 		want[w] = false
 	}
 	rows := res.Rows()

@@ -67,6 +67,7 @@ func (e *env) client(p path, opts ...kgo.Opt) (*kgo.Client, error) {
 	if p.via != nil || p.tls != nil {
 		base = append(base, kgo.Dialer(dialVia(p.via, p.tls)))
 	}
+	base = append(base, p.opts...)
 	return kgo.NewClient(append(base, opts...)...)
 }
 

@@ -21,17 +21,18 @@ import (
 // produces one record and closes, one after the other. Direct and through
 // the relay the client authenticates every connection itself; through
 // kproxy it speaks plain Kafka and kproxy authenticates its lanes, with the
-// warm pool off and on.
+// warm pool off and on, back to back, and with the pool on also paced.
 const (
 	shortLivedPoolSize = 4 // upstream.pool.max_idle_per_broker of the "pool on" row
 	scramUser          = "bench"
 	scramPass          = "bench-secret"
 )
 
-// shortLivedGap is the pause between clients of the paced rows: a job
-// that runs now and then rather than back to back, so that the pool has
-// refilled when the next one comes.
-const shortLivedGap = 50 * time.Millisecond
+// shortLivedGap is the pause between clients of the paced row: a job that
+// runs now and then rather than back to back, so that the pool has
+// refilled (it dials replacements 100 ms after a take) when the next one
+// comes.
+const shortLivedGap = 200 * time.Millisecond
 
 func wShortLived(pool bool, gap time.Duration) string {
 	name := "short-lived kgo clients back to back, SCRAM-SHA-512 upstream"
@@ -82,7 +83,11 @@ func (e *env) measureShortLived(ctx context.Context, res *Results) error {
 			{name: "kproxy", seeds: []string{srv.BootstrapAddr()}},
 		}
 		clients := max(10, min(100, e.opts.Samples/30))
-		for _, gap := range []time.Duration{0, shortLivedGap} {
+		gaps := []time.Duration{0}
+		if pool {
+			gaps = append(gaps, shortLivedGap)
+		}
+		for _, gap := range gaps {
 			w := workload{wShortLived(pool, gap), func(ctx context.Context, p path) (sample, error) {
 				return e.shortLived(ctx, p, clients, gap)
 			}}

@@ -14,10 +14,10 @@ import (
 
 // The warm pool keeps, per broker address, up to max connections dialed
 // ahead: TCP connected, TLS handshaken, SASL authenticated. A lane takes one
-// instead of dialing, and every take (hit or miss) starts dialing
-// replacements in the background, so a short-lived client (a CLI tool, a
-// cron job) finds its lanes ready instead of waiting for each one's
-// handshakes.
+// instead of dialing, and every take (hit or miss) has replacements dialed
+// in the background a moment later (refillDelay), so a short-lived client
+// (a CLI tool, a cron job) finds its lanes ready instead of waiting for
+// each one's handshakes.
 //
 // A pooled connection is fresh: it has carried only the proxy's own SASL
 // exchange, and it serves exactly one lane; lanes are never handed back to
@@ -174,8 +174,25 @@ func (p *Pool) refill(addr string) {
 	}
 }
 
+// refillDelay is how long a replacement waits before it is dialed. The
+// client that took a connection is about to use it, and the replacement's
+// handshakes (CPU in kproxy for SCRAM's key derivation and TLS, and on the
+// broker) would compete with its first requests: dialed at once, they made
+// a short-lived client slower than with no pool at all.
+const refillDelay = 100 * time.Millisecond
+
 func (p *Pool) fill(addr string) {
 	defer p.wg.Done()
+	t := time.NewTimer(refillDelay)
+	select {
+	case <-p.ctx.Done():
+		t.Stop()
+		p.mu.Lock()
+		p.filling[addr]--
+		p.mu.Unlock()
+		return
+	case <-t.C:
+	}
 	conn, err := p.dial(p.ctx, addr)
 	p.mu.Lock()
 	p.filling[addr]--

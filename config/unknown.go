@@ -8,11 +8,13 @@ import (
 )
 
 // projectEnv are KPROXY_* variables of the project's own scripts, not
-// configuration: scripts/test and .ci/install-compat-deps.sh read them, and
-// a test run that exports them must not fail here.
+// configuration: scripts/test, .ci/install-compat-deps.sh and the bench's
+// child processes read them, and a test run that exports them must not
+// fail here.
 var projectEnv = map[string]bool{
 	"KPROXY_COMPAT":          true,
 	"KPROXY_COMPAT_UNPINNED": true,
+	"KPROXY_BENCH_CHILD":     true,
 }
 
 // Keys lists every configuration key, dotted, in the order of Config.

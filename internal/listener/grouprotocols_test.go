@@ -231,6 +231,16 @@ func TestHeartbeatNotBehindFetchOnOneSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The heartbeat follows once the broker has the Fetch: a fetch lane
+	// still being dialed would let the heartbeat through first anyway.
+	waitFor(t, "the broker to read the Fetch", func() bool {
+		for _, r := range tap.snapshot() {
+			if r.key == int16(kmsg.Fetch) {
+				return true
+			}
+		}
+		return false
+	})
 	hb := kmsg.NewPtrConsumerGroupHeartbeatRequest()
 	hb.SetVersion(0)
 	hb.Group, hb.MemberEpoch, hb.RebalanceTimeoutMillis = "one-socket", 0, 30000

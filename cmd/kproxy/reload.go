@@ -130,26 +130,33 @@ func (r *reloader) reload() error {
 	level, _ := zapcore.ParseLevel(running.Log.Level) // validated
 	r.level.SetLevel(level)
 	r.running = running
-	r.metrics.ConfigReloads.WithLabelValues(metrics.ReloadSuccess).Inc()
-	r.metrics.ConfigLastReloadSuccess.Set(float64(time.Now().Unix()))
 	r.log.Info("configuration reloaded", zap.Strings("applied", applied))
 	if len(restart) > 0 {
 		r.log.Warn("configuration changes need a restart; the running values stay", zap.Strings("keys", restart))
 	}
+	r.metrics.ConfigReloads.WithLabelValues(metrics.ReloadSuccess).Inc()
+	r.metrics.ConfigLastReloadSuccess.Set(float64(time.Now().Unix()))
 	return nil
 }
 
+// failed logs every problem of a refused reload, then counts it, so that
+// whoever sees the count finds the log line.
 func (r *reloader) failed(err error) {
+	r.log.Warn("configuration reload refused; the running configuration stays", zap.Strings("problems", problemList(err)))
 	r.metrics.ConfigReloads.WithLabelValues(metrics.ReloadFailure).Inc()
-	var problems []string
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		for _, e := range j.Unwrap() {
-			problems = append(problems, e.Error())
-		}
-	} else {
-		problems = []string{err.Error()}
+}
+
+// problemList flattens joined errors, one problem each.
+func problemList(err error) []string {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []string{err.Error()}
 	}
-	r.log.Warn("configuration reload refused; the running configuration stays", zap.Strings("problems", problems))
+	var out []string
+	for _, e := range j.Unwrap() {
+		out = append(out, problemList(e)...)
+	}
+	return out
 }
 
 // isLive reports whether key is one of live or under one of them.
@@ -167,6 +174,8 @@ func copyLive(running *config.Config, next config.Config) {
 	running.Limits.MaxInflightPerConnection = next.Limits.MaxInflightPerConnection
 	running.Limits.MaxClientConnections = next.Limits.MaxClientConnections
 	running.Limits.UpstreamAnswerGrace = next.Limits.UpstreamAnswerGrace
+	running.Limits.ClientIdleTimeout = next.Limits.ClientIdleTimeout
+	running.Limits.ClientWriteTimeout = next.Limits.ClientWriteTimeout
 	running.Upstream.TLS = next.Upstream.TLS
 	running.Upstream.SASL = next.Upstream.SASL
 	running.Log.Level = next.Log.Level

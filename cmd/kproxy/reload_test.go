@@ -198,6 +198,8 @@ func TestCopyLiveMatchesLiveKeys(t *testing.T) {
 	next.Limits.MaxInflightPerConnection++
 	next.Limits.MaxClientConnections++
 	next.Limits.UpstreamAnswerGrace++
+	next.Limits.ClientIdleTimeout++
+	next.Limits.ClientWriteTimeout++
 	next.Log.Level = "debug"
 	next.ShutdownTimeout++
 	next.ShutdownMode = config.ShutdownStopAccepting

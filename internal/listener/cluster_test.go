@@ -3,6 +3,7 @@ package listener_test
 import (
 	"errors"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -207,4 +208,31 @@ func served(addr string) error {
 	}
 	_, err = c.Read()
 	return err
+}
+
+// TestReloadedIdleTimeoutReachesNewSessions: limits.client_idle_timeout
+// changed by a reload closes a silent session opened after it, while one
+// opened before keeps the timeout of its accept.
+func TestReloadedIdleTimeoutReachesNewSessions(t *testing.T) {
+	env := proxytest.Start(t, proxytest.Options{Brokers: 1})
+	before := dialRaw(t, env.Bootstrap(), "before")
+	cfg := env.Config
+	cfg.Limits.ClientIdleTimeout = 300 * time.Millisecond
+	if err := env.Proxy.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	after := dialRaw(t, env.Bootstrap(), "after")
+	_ = after.Conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := after.Conn.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a silent session opened after the reload: read %v, want it closed", err)
+	}
+	waitFor(t, "the idle close to be counted", func() bool {
+		return testutil.ToFloat64(env.Metrics.SessionCloses.WithLabelValues("client_idle_timeout")) == 1
+	})
+	if _, err := before.Send(kmsg.NewPtrApiVersionsRequest()); err != nil {
+		t.Fatalf("the session opened before the reload was closed: %v", err)
+	}
+	if _, err := before.Read(); err != nil {
+		t.Fatalf("the session opened before the reload was closed: %v", err)
+	}
 }

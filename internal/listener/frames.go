@@ -116,7 +116,7 @@ func (s *session) deadline() time.Time {
 			return s.start.Add(t)
 		}
 	}
-	if t := s.srv.cfg.Limits.ClientIdleTimeout; t > 0 {
+	if t := s.idleTimeout; t > 0 {
 		return s.lastRequest.Add(t)
 	}
 	return time.Time{}
@@ -127,7 +127,7 @@ func (s *session) deadline() time.Time {
 // deadline that fires early is checked (timedOut) and moved on.
 func (s *session) armReadDeadline() {
 	want := s.deadline()
-	if want.IsZero() || !s.readDeadline.IsZero() && want.Sub(s.readDeadline) < s.srv.cfg.Limits.ClientIdleTimeout/8 && !want.Before(s.readDeadline) {
+	if want.IsZero() || !s.readDeadline.IsZero() && want.Sub(s.readDeadline) < s.idleTimeout/8 && !want.Before(s.readDeadline) {
 		return
 	}
 	s.setReadDeadline(want)
@@ -156,7 +156,7 @@ func (s *session) timedOut() error {
 		return &timeoutError{reasonHandshakeTimeout, fmt.Sprintf("client did not complete SASL authentication within listen.handshake_timeout %v", s.srv.cfg.Listen.HandshakeTimeout)}
 	}
 	next := s.deadline()
-	if idle := s.srv.cfg.Limits.ClientIdleTimeout; idle > 0 && !now.Before(next) {
+	if idle := s.idleTimeout; idle > 0 && !now.Before(next) {
 		last := s.lastRequest
 		if w := time.Unix(0, s.answers.lastWrite.Load()); w.After(last) {
 			last = w

@@ -49,7 +49,8 @@ type upstreamSecurity struct {
 //     ordering at its first request, so sessions opened after the reload;
 //   - routing.fetch_wait_budget, routing.hol_window: every session, from
 //     its next request;
-//   - limits.max_inflight_per_connection: sessions opened after the reload;
+//   - limits.max_inflight_per_connection, limits.client_idle_timeout,
+//     limits.client_write_timeout: sessions opened after the reload;
 //   - limits.max_client_connections: the next connection accepted;
 //   - limits.upstream_answer_grace: every session, from the next scan;
 //   - upstream.tls.*, upstream.sasl.* (every key under them): upstream
@@ -60,6 +61,7 @@ type upstreamSecurity struct {
 var LiveKeys = []string{
 	"routing.groups", "routing.ordering", "routing.client_rules", "routing.fetch_wait_budget", "routing.hol_window",
 	"limits.max_inflight_per_connection", "limits.max_client_connections", "limits.upstream_answer_grace",
+	"limits.client_idle_timeout", "limits.client_write_timeout",
 	"upstream.tls", "upstream.sasl",
 }
 

@@ -48,6 +48,8 @@ type session struct {
 	// client; nil until it has one (policy.go).
 	advertised atomic.Pointer[apiRanges]
 
+	idleTimeout time.Duration // limits.client_idle_timeout at accept
+
 	// reader goroutine only
 	lastRequest  time.Time     // a request frame was last read in full
 	readDeadline time.Time     // the read deadline set on conn
@@ -67,20 +69,22 @@ func newSession(server *Server, conn net.Conn, broker int32) *session {
 		_ = tc.SetNoDelay(true)
 	}
 	srv := server.forSession()
+	limits := srv.liveLimits.Load()
 	s := &session{
-		srv:      srv,
-		conn:     conn,
-		log:      srv.log.With(zap.String("client", conn.RemoteAddr().String()), zap.Int32("broker", broker)),
-		broker:   broker,
-		start:    time.Now(),
-		sem:      make(chan struct{}, srv.liveLimits.Load().MaxInflightPerConnection),
-		acct:     srv.budget.NewAccount(),
-		lanes:    make([]*upstream.Lane, srv.classifier.Len()),
-		closedCh: make(chan struct{}),
-		ord:      sessionOrdering{acc: make([]uint64, 2*srv.classifier.Len())},
-		bar:      newSessionBarriers(srv.barriers),
+		srv:         srv,
+		conn:        conn,
+		log:         srv.log.With(zap.String("client", conn.RemoteAddr().String()), zap.Int32("broker", broker)),
+		broker:      broker,
+		start:       time.Now(),
+		sem:         make(chan struct{}, limits.MaxInflightPerConnection),
+		idleTimeout: limits.ClientIdleTimeout,
+		acct:        srv.budget.NewAccount(),
+		lanes:       make([]*upstream.Lane, srv.classifier.Len()),
+		closedCh:    make(chan struct{}),
+		ord:         sessionOrdering{acc: make([]uint64, 2*srv.classifier.Len())},
+		bar:         newSessionBarriers(srv.barriers),
 	}
-	s.answers = newAnswerQueue(conn, srv.pool, s.acct, srv.instr, s.sem, s.closedCh, srv.cfg.Limits.ClientWriteTimeout, s, &s.ord, &s.bar,
+	s.answers = newAnswerQueue(conn, srv.pool, s.acct, srv.instr, s.sem, s.closedCh, limits.ClientWriteTimeout, s, &s.ord, &s.bar,
 		func() bool { return srv.ordering.Load().budget > 0 })
 	return s
 }

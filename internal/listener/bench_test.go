@@ -38,13 +38,13 @@ func echoBroker(b *testing.B, respSize int) string {
 			if err != nil {
 				return
 			}
-			go echo(c, respSize)
+			go echo(c, respSize, ln.Addr().(*net.TCPAddr))
 		}
 	}()
 	return ln.Addr().String()
 }
 
-func echo(c net.Conn, respSize int) {
+func echo(c net.Conn, respSize int, self *net.TCPAddr) {
 	defer c.Close()
 	br := bufio.NewReaderSize(c, 64<<10)
 	resp := make([]byte, respSize)
@@ -62,7 +62,7 @@ func echo(c net.Conn, respSize int) {
 			return
 		}
 		if binary.BigEndian.Uint16(req[4:]) == 3 { // the proxy's discovery
-			if _, err := c.Write(emptyMetadata(req)); err != nil {
+			if _, err := c.Write(selfMetadata(req, self)); err != nil {
 				return
 			}
 			continue
@@ -157,10 +157,14 @@ func BenchmarkForward(b *testing.B) {
 	b.Run("1MiB-response/serial", func(b *testing.B) { benchForward(b, 1<<20, 1) })
 }
 
-// emptyMetadata answers a Metadata request frame with no brokers.
-func emptyMetadata(req []byte) []byte {
+// selfMetadata answers a Metadata request frame naming the echo broker as
+// broker 0: kproxy listens once its discovery names a broker.
+func selfMetadata(req []byte, self *net.TCPAddr) []byte {
 	m := kmsg.NewPtrMetadataResponse()
 	m.SetVersion(int16(binary.BigEndian.Uint16(req[6:])))
+	b := kmsg.NewMetadataResponseBroker()
+	b.NodeID, b.Host, b.Port = 0, self.IP.String(), int32(self.Port)
+	m.Brokers = append(m.Brokers, b)
 	out := append(make([]byte, 4, 64), req[8:12]...)
 	if m.IsFlexible() {
 		out = append(out, 0)

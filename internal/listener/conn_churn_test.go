@@ -19,24 +19,16 @@ import (
 // upstreamConnections sums kproxy_upstream_connections over every broker
 // and group.
 func upstreamConnections(t *testing.T, env *proxytest.Env) float64 {
-	t.Helper()
-	families, err := env.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := 0.0
-	for _, f := range families {
-		if f.GetName() == "kproxy_upstream_connections" {
-			for _, m := range f.GetMetric() {
-				sum += m.GetGauge().GetValue()
-			}
-		}
-	}
-	return sum
+	return gaugeSum(t, env, "kproxy_upstream_connections")
 }
 
 // poolSize sums kproxy_upstream_pool_connections over every broker.
 func poolSize(t *testing.T, env *proxytest.Env) float64 {
+	return gaugeSum(t, env, "kproxy_upstream_pool_connections")
+}
+
+// gaugeSum sums every series of the gauge family name.
+func gaugeSum(t *testing.T, env *proxytest.Env, name string) float64 {
 	t.Helper()
 	families, err := env.Registry.Gather()
 	if err != nil {
@@ -44,7 +36,7 @@ func poolSize(t *testing.T, env *proxytest.Env) float64 {
 	}
 	sum := 0.0
 	for _, f := range families {
-		if f.GetName() == "kproxy_upstream_pool_connections" {
+		if f.GetName() == name {
 			for _, m := range f.GetMetric() {
 				sum += m.GetGauge().GetValue()
 			}

@@ -90,16 +90,7 @@ func saramaGroupConnectionEconomy(t *testing.T, brokers int) {
 	h := &countingHandler{seen: map[string]int{}, want: n, done: make(chan struct{})}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	consumed := make(chan error, 1)
-	go func() {
-		for ctx.Err() == nil {
-			if err := group.Consume(ctx, []string{"economy"}, h); err != nil {
-				consumed <- err
-				return
-			}
-		}
-		consumed <- nil
-	}()
+	consumed := consumeInBackground(ctx, group, "economy", h)
 	select {
 	case <-h.done:
 	case <-ctx.Done():

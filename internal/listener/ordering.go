@@ -64,17 +64,6 @@ type sessionOrdering struct {
 
 func isLongPoll(key int16) bool { return key == router.KeyFetch || key == router.KeyShareFetch }
 
-// groupMembership are the APIs whose answers a group member cannot let wait
-// behind a long poll: its session timer and its commits. A client that
-// serializes its own connection (IBM/sarama holds the broker lock for a
-// whole round trip, broker.go sendAndReceive) never lets kproxy see an
-// answer held behind its Fetch: its Heartbeat is not even written until the
-// Fetch is answered. Such traffic on a strict session is therefore a reason
-// to cap its long polls too.
-func groupMembership(key int16) bool {
-	return router.GroupMembership(key)
-}
-
 // decideOrdering picks the session's ordering at its first request; in auto
 // mode a client rule on the header's client.id wins, then the ApiVersions
 // v3+ ClientSoftwareName, else strict. An ApiVersions newer than kmsg knows
@@ -135,7 +124,7 @@ func (s *session) holdRoute(body []byte, h router.RequestHeader) {
 	if pol.budget == 0 || s.ord.relaxed.Load() {
 		return
 	}
-	if groupMembership(h.Key) {
+	if router.GroupMembership(h.Key) {
 		s.ord.holdAt.Store(time.Now().UnixNano())
 		return
 	}

@@ -73,16 +73,7 @@ func TestSaramaProduceConsumeGroup(t *testing.T) {
 	h := &countingHandler{seen: map[string]int{}, want: n, done: make(chan struct{})}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	consumed := make(chan error, 1)
-	go func() {
-		for ctx.Err() == nil {
-			if err := group.Consume(ctx, []string{"events"}, h); err != nil {
-				consumed <- err
-				return
-			}
-		}
-		consumed <- nil
-	}()
+	consumed := consumeInBackground(ctx, group, "events", h)
 	select {
 	case <-h.done:
 	case <-ctx.Done():
@@ -104,4 +95,20 @@ func TestSaramaProduceConsumeGroup(t *testing.T) {
 			t.Fatalf("record %s consumed %d times", v, c)
 		}
 	}
+}
+
+// consumeInBackground runs group over topic until ctx ends or Consume
+// fails; the channel carries the failure, or nil.
+func consumeInBackground(ctx context.Context, group sarama.ConsumerGroup, topic string, h sarama.ConsumerGroupHandler) <-chan error {
+	consumed := make(chan error, 1)
+	go func() {
+		for ctx.Err() == nil {
+			if err := group.Consume(ctx, []string{topic}, h); err != nil {
+				consumed <- err
+				return
+			}
+		}
+		consumed <- nil
+	}()
+	return consumed
 }

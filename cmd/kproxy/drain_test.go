@@ -466,24 +466,7 @@ func TestSIGTERMWithoutClientsExitsAtOnce(t *testing.T) {
 // the wait; a second SIGTERM ends it, and the idle session is closed at
 // once.
 func TestSecondSIGTERMEndsTheWait(t *testing.T) {
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
-	p := startKproxy(t, cluster.ListenAddrs()[0], "KPROXY_SHUTDOWN_TIMEOUT="+drainTimeout.String())
-	c, err := rawclient.Dial(p.bootstrap)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.Conn.SetDeadline(time.Now().Add(drainTimeout))
-	if _, err := c.Send(kmsg.NewPtrApiVersionsRequest()); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Read(); err != nil {
-		t.Fatal(err)
-	}
+	p, c := kproxyWithIdleClient(t, drainTimeout, "KPROXY_SHUTDOWN_TIMEOUT="+drainTimeout.String())
 	p.signal(syscall.SIGTERM)
 	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(p.logs(), "waiting for clients to leave"); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -515,25 +498,8 @@ func TestSecondSIGTERMEndsTheWait(t *testing.T) {
 // flight; kproxy then closes the idle session and exits 0 within
 // shutdown_timeout.
 func TestShutdownTimeoutEndsTheWait(t *testing.T) {
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
 	const timeout = 3 * time.Second
-	p := startKproxy(t, cluster.ListenAddrs()[0], "KPROXY_SHUTDOWN_TIMEOUT="+timeout.String(), "KPROXY_SHUTDOWN_QUIET_PERIOD=500ms")
-	c, err := rawclient.Dial(p.bootstrap)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.Conn.SetDeadline(time.Now().Add(2 * timeout))
-	if _, err := c.Send(kmsg.NewPtrApiVersionsRequest()); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Read(); err != nil { // the session is open
-		t.Fatal(err)
-	}
+	p, _ := kproxyWithIdleClient(t, 2*timeout, "KPROXY_SHUTDOWN_TIMEOUT="+timeout.String(), "KPROXY_SHUTDOWN_QUIET_PERIOD=500ms")
 	sigterm := p.signal(syscall.SIGTERM)
 	took := p.waitExit(t, 2*timeout).Sub(sigterm)
 	t.Logf("exited %v after SIGTERM", took.Round(time.Millisecond))
@@ -545,4 +511,30 @@ func TestShutdownTimeoutEndsTheWait(t *testing.T) {
 	if !strings.Contains(p.logs(), `"why":"shutdown_timeout"`) {
 		t.Error("the log does not say the wait timed out")
 	}
+}
+
+// kproxyWithIdleClient runs kproxy (with env) in front of a one-broker
+// cluster and opens a client session that stays connected, idle, after one
+// ApiVersions round trip; the client's reads end after timeout.
+func kproxyWithIdleClient(t *testing.T, timeout time.Duration, env ...string) (*kproxyProc, *rawclient.Conn) {
+	t.Helper()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	p := startKproxy(t, cluster.ListenAddrs()[0], env...)
+	c, err := rawclient.Dial(p.bootstrap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.Conn.SetDeadline(time.Now().Add(timeout))
+	if _, err := c.Send(kmsg.NewPtrApiVersionsRequest()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Read(); err != nil { // the session is open
+		t.Fatal(err)
+	}
+	return p, c
 }

@@ -66,18 +66,18 @@ func (b *sessionBarriers) owesAny(rules []router.BarrierRule) bool {
 
 // requestScopes reads the group or transaction a request names, for the
 // requests a later one may wait for.
-func (s *session) requestScopes(body []byte, h router.RequestHeader) router.Scopes {
-	if !s.srv.barriers.Scoped(h.Key) {
+func (s *session) requestScopes(q *router.Request) router.Scopes {
+	if !s.srv.barriers.Scoped(q.Key) {
 		return router.Scopes{}
 	}
-	return s.srv.protocol.RequestScopes(body, h)
+	return router.RequestScopes(q)
 }
 
-// awaitBarriers holds the reader until no earlier request that h must
+// awaitBarriers holds the reader until no earlier request that q must
 // follow is still unanswered. It reports false when the session closed
 // meanwhile.
-func (s *session) awaitBarriers(body []byte, h router.RequestHeader) bool {
-	rules := s.srv.barriers.WaitsFor(h.Key)
+func (s *session) awaitBarriers(q *router.Request) bool {
+	rules := s.srv.barriers.WaitsFor(q.Key)
 	if !s.bar.owesAny(rules) {
 		return true
 	}
@@ -87,7 +87,7 @@ func (s *session) awaitBarriers(body []byte, h router.RequestHeader) bool {
 	for {
 		earlier, open := s.answers.unansweredEarlier(rules, func() router.Scopes {
 			if !scoped {
-				scopes, scoped = s.srv.protocol.RequestScopes(body, h), true
+				scopes, scoped = router.RequestScopes(q), true
 			}
 			return scopes
 		})
@@ -96,10 +96,10 @@ func (s *session) awaitBarriers(body []byte, h router.RequestHeader) bool {
 		}
 		if !counted {
 			counted = true
-			s.srv.instr.barrier(earlier, h.Key)
+			s.srv.instr.barrier(earlier, q.Key)
 			if s.srv.log.Core().Enabled(zap.DebugLevel) {
 				s.log.Debug("ordering barrier", zap.String("earlier", s.srv.protocol.Name(earlier)),
-					zap.String("later", s.srv.protocol.Name(h.Key)), zap.Int32("correlation_id", h.CorrelationID))
+					zap.String("later", s.srv.protocol.Name(q.Key)), zap.Int32("correlation_id", q.CorrelationID))
 			}
 		}
 		select {

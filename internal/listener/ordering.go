@@ -68,9 +68,9 @@ func isLongPoll(key int16) bool { return key == router.KeyFetch || key == router
 // mode a client rule on the header's client.id wins, then the ApiVersions
 // v3+ ClientSoftwareName, else strict. An ApiVersions newer than kmsg knows
 // leaves the choice to the client's retry at a lower version.
-func (s *session) decideOrdering(h router.RequestHeader, body []byte) {
+func (s *session) decideOrdering(q *router.Request) {
 	pol := s.srv.ordering.Load()
-	clientID, _ := router.ClientID(body)
+	clientID := q.ClientID
 	var software []byte
 	relaxed, reason := pol.mode == config.OrderingRelaxed, orderingByConfig
 	if pol.mode == config.OrderingAuto {
@@ -81,9 +81,9 @@ func (s *session) decideOrdering(h router.RequestHeader, body []byte) {
 				break
 			}
 		}
-		if reason == "" && h.Key == router.KeyApiVersions {
-			name, ok, err := s.srv.protocol.ClientSoftwareName(body, h)
-			if !ok && err == nil && h.Version > s.srv.protocol.MaxVersion(h.Key) {
+		if reason == "" && q.Key == router.KeyApiVersions {
+			name, ok, err := s.srv.protocol.ClientSoftwareName(q)
+			if !ok && err == nil && q.Version > s.srv.protocol.MaxVersion(q.Key) {
 				return
 			}
 			if ok {
@@ -119,30 +119,30 @@ func orderingName(relaxed bool) string {
 // the budget. The window also opens when an answer is held behind an
 // unfinished Fetch (orderingAnswered). A session with neither, such as a
 // pure fetch session, is untouched.
-func (s *session) holdRoute(body []byte, h router.RequestHeader) {
+func (s *session) holdRoute(q *router.Request) {
 	pol := s.srv.ordering.Load()
 	if pol.budget == 0 || s.ord.relaxed.Load() {
 		return
 	}
-	if router.GroupMembership(h.Key) {
+	if router.GroupMembership(q.Key) {
 		s.ord.holdAt.Store(time.Now().UnixNano())
 		return
 	}
-	if !isLongPoll(h.Key) {
+	if !isLongPoll(q.Key) {
 		return
 	}
 	held := s.ord.holdAt.Load()
 	if held == 0 || time.Since(time.Unix(0, held)) > pol.window {
 		return
 	}
-	was, capped, err := s.srv.protocol.CapFetchWait(body, h, pol.budget)
+	was, capped, err := s.srv.protocol.CapFetchWait(q, pol.budget)
 	if err != nil || !capped {
 		return // a malformed fetch goes to the broker as it is, to be refused there
 	}
 	s.srv.instr.fetchCapped.Inc()
 	s.view.capped.Add(1)
 	if s.srv.log.Core().Enabled(zap.DebugLevel) {
-		s.log.Debug("fetch wait capped", zap.Int32("correlation_id", h.CorrelationID), zap.Int32("max_wait_ms", was), zap.Int32("capped_ms", pol.budget))
+		s.log.Debug("fetch wait capped", zap.Int32("correlation_id", q.CorrelationID), zap.Int32("max_wait_ms", was), zap.Int32("capped_ms", pol.budget))
 	}
 }
 

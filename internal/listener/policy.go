@@ -51,7 +51,8 @@ func (s *session) noteAdvertised(frame []byte, version int16) {
 // version the client was not offered, or a body the proxy must read and
 // cannot. The broker would drop the connection for either, and the session
 // would end blaming the broker.
-func (s *session) checkRequest(h router.RequestHeader, body []byte) (string, error) {
+func (s *session) checkRequest(q *router.Request) (string, error) {
+	h := q.RequestHeader
 	p := s.srv.protocol
 	decoded := s.srv.rewriter.Decoded(h.Key)
 	if adv := s.advertised.Load(); adv != nil && h.Key != router.KeyApiVersions && !adv.allows(h.Key, h.Version) {
@@ -66,7 +67,7 @@ func (s *session) checkRequest(h router.RequestHeader, body []byte) (string, err
 		s.srv.instr.frameError(frameUnsupportedVersion)
 		return reasonUnsupportedVersion, s.refusal(h, fmt.Sprintf("above v%d, the highest version kproxy knows and can vouch carries no unrewritten broker address; the client skipped ApiVersions or ignored its answer", p.MaxVersion(h.Key)))
 	}
-	if err := p.CheckRequest(body, h, decoded); err != nil {
+	if err := p.CheckRequest(q, decoded); err != nil {
 		s.srv.instr.frameError(frameMalformed)
 		return reasonBadFrame, s.refusal(h, fmt.Sprintf("body cannot be parsed: %v", err))
 	}
@@ -82,14 +83,14 @@ func (s *session) refusal(h router.RequestHeader, what string) error {
 // requestTimeout is how long the broker may hold the request: its own
 // timeout field, or for SyncGroup, which waits on the group's rebalance,
 // the rebalance timeout the member sent in JoinGroup.
-func (s *session) requestTimeout(body []byte, h router.RequestHeader) time.Duration {
-	switch h.Key {
+func (s *session) requestTimeout(q *router.Request) time.Duration {
+	switch q.Key {
 	case router.KeySyncGroup:
 		return s.rebalance
 	case router.KeyJoinGroup:
-		t := s.srv.protocol.RequestTimeout(body, h)
+		t := s.srv.protocol.RequestTimeout(q)
 		s.rebalance = max(s.rebalance, t)
 		return t
 	}
-	return s.srv.protocol.RequestTimeout(body, h)
+	return s.srv.protocol.RequestTimeout(q)
 }

@@ -87,7 +87,8 @@ func loadUsers(c config.ListenSASL) (*auth.Users, error) {
 
 // terminateSASL serves SASL and guards every request until the client is
 // authenticated. handled is false for requests that go on as usual.
-func (s *session) terminateSASL(frame *bufpool.Buf, h router.RequestHeader) (handled bool, reason string, err error) {
+func (s *session) terminateSASL(frame *bufpool.Buf, q *router.Request) (handled bool, reason string, err error) {
+	h := q.RequestHeader
 	st := &s.clientSASL
 	p := s.srv.protocol
 	switch {
@@ -102,9 +103,9 @@ func (s *session) terminateSASL(frame *bufpool.Buf, h router.RequestHeader) (han
 	defer s.srv.pool.Put(frame)
 	req := kmsg.RequestForKey(h.Key)
 	req.SetVersion(h.Version)
-	off, err := p.RequestBodyOffset(frame.B[4:], h)
+	off, err := q.BodyOffset()
 	if err == nil {
-		err = req.ReadFrom(frame.B[4+off:])
+		err = req.ReadFrom(q.Frame[off:])
 	}
 	if err != nil || h.Version > req.MaxVersion() {
 		return true, reasonBadFrame, fmt.Errorf("cannot decode %s v%d: %v", p.Name(h.Key), h.Version, err)

@@ -194,20 +194,20 @@ func isHTTP(p [4]byte) bool {
 // takes frame.
 func (s *session) route(frame *bufpool.Buf) (string, error) {
 	p := s.srv.protocol
-	body := frame.B[4:]
-	h, _ := router.ParseRequestHeader(body) // size >= 8 checked
+	q, _ := p.ParseRequest(frame.B[4:]) // size >= 8 checked
+	h := q.RequestHeader
 	if s.srv.log.Core().Enabled(zap.DebugLevel) {
 		s.log.Debug("request", zap.String("api", p.Name(h.Key)), zap.Int16("api_key", h.Key), zap.Int16("api_version", h.Version),
 			zap.Int32("correlation_id", h.CorrelationID), zap.String("group", s.srv.classifier.Name(s.srv.classifier.Classify(h.Key))))
 	}
 	if s.srv.users != nil {
-		if handled, reason, err := s.terminateSASL(frame, h); handled {
+		if handled, reason, err := s.terminateSASL(frame, &q); handled {
 			return reason, err
 		}
 	}
-	s.identify(h, body)
+	s.identify(&q)
 	if !s.ord.decided {
-		s.decideOrdering(h, body)
+		s.decideOrdering(&q)
 	}
 	switch {
 	case h.Key == router.KeySaslHandshake || h.Key == router.KeySaslAuthenticate:
@@ -221,21 +221,21 @@ func (s *session) route(frame *bufpool.Buf) (string, error) {
 		s.srv.pool.Put(frame)
 		return s.refuseUnknownAPI(h)
 	}
-	if reason, err := s.checkRequest(h, body); err != nil {
+	if reason, err := s.checkRequest(&q); err != nil {
 		s.srv.pool.Put(frame)
 		return reason, err
 	}
 
 	expectResponse := true
 	if h.Key == router.KeyProduce {
-		acks, _ := p.ProduceAcks(body, h) // checkRequest read it
+		acks, _ := router.ProduceAcks(&q) // checkRequest read it
 		expectResponse = acks != 0
 	}
-	if !s.awaitBarriers(body, h) {
+	if !s.awaitBarriers(&q) {
 		s.srv.pool.Put(frame)
 		return reasonClosed, nil
 	}
-	s.holdRoute(body, h)
+	s.holdRoute(&q)
 	group := s.srv.classifier.Classify(h.Key)
 	var owner *slot
 	if expectResponse {
@@ -243,7 +243,7 @@ func (s *session) route(frame *bufpool.Buf) (string, error) {
 			s.srv.pool.Put(frame)
 			return reasonClosed, nil
 		}
-		if owner = s.answers.push(h, group, nil, s.requestTimeout(body, h), s.requestScopes(body, h)); owner == nil {
+		if owner = s.answers.push(h, group, nil, s.requestTimeout(&q), s.requestScopes(&q)); owner == nil {
 			s.srv.pool.Put(frame)
 			return reasonClosed, nil
 		}

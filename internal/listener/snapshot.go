@@ -37,22 +37,21 @@ type identity struct {
 // identify records the client id of the session's first request, and the
 // KIP-511 software name and version of its first ApiVersions v3+; it runs on
 // the reader goroutine and costs one load once both are known.
-func (s *session) identify(h router.RequestHeader, body []byte) {
+func (s *session) identify(q *router.Request) {
 	cur := s.view.ident.Load()
-	if cur != nil && (cur.softwareName != "" || h.Key != router.KeyApiVersions) {
+	if cur != nil && (cur.softwareName != "" || q.Key != router.KeyApiVersions) {
 		return
 	}
 	next := &identity{}
 	if cur != nil {
 		*next = *cur
 	} else {
-		id, _ := router.ClientID(body)
-		next.clientID = clientIDLabel(string(id))
+		next.clientID = clientIDLabel(string(q.ClientID))
 		if s.srv.clients != nil {
-			next.metrics = s.srv.clients.forID(string(id))
+			next.metrics = s.srv.clients.forID(string(q.ClientID))
 		}
 	}
-	if name, version, ok := s.srv.protocol.ClientSoftware(body, h); ok {
+	if name, version, ok := s.srv.protocol.ClientSoftware(q); ok {
 		next.softwareName, next.softwareVer = clientIDLabel(string(name)), clientIDLabel(string(version))
 	}
 	s.view.ident.Store(next)

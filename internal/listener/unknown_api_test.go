@@ -229,8 +229,11 @@ func TestStreamsGroupHeartbeatArmsFetchWaitBudget(t *testing.T) {
 		if r.key != int16(kmsg.Fetch) {
 			continue
 		}
-		h, _ := router.ParseRequestHeader(r.frame[4:])
-		off, err := p.FetchMaxWaitOffset(r.frame[4:], h)
+		q, err := p.ParseRequest(r.frame[4:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		off, err := p.FetchMaxWaitOffset(&q)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -177,18 +177,18 @@ func meets(a, b uint64) bool {
 
 var scopeSeed = maphash.MakeSeed()
 
-// RequestScopes reads the group and transactional id a request names from
-// its frame body (after the size prefix), without allocating. Only the APIs
+// RequestScopes reads the group and transactional id a request names,
+// without allocating. Only the APIs
 // that scoped barrier pairs name are read; for them an unreadable body
 // matches every scope, so that a doubt costs a wait rather than an order.
-func (p *Protocol) RequestScopes(body []byte, h RequestHeader) Scopes {
+func RequestScopes(q *Request) Scopes {
 	var s Scopes
 	first, second := &s.Group, (*uint64)(nil)
-	switch kmsg.Key(h.Key) {
+	switch kmsg.Key(q.Key) {
 	case kmsg.OffsetCommit, kmsg.JoinGroup, kmsg.SyncGroup, kmsg.LeaveGroup, kmsg.Heartbeat,
 		kmsg.ConsumerGroupHeartbeat, kmsg.StreamsGroupHeartbeat, kmsg.OffsetDelete:
 	case kmsg.OffsetFetch:
-		if h.Version >= 8 { // a list of groups
+		if q.Version >= 8 { // a list of groups
 			s.Group = AnyScope
 			return s
 		}
@@ -197,29 +197,27 @@ func (p *Protocol) RequestScopes(body []byte, h RequestHeader) Scopes {
 	case kmsg.AddOffsetsToTxn, kmsg.EndTxn:
 		first = &s.Txn
 	case kmsg.AddPartitionsToTxn:
-		if h.Version >= 4 { // a batch of transactions
+		if q.Version >= 4 { // a batch of transactions
 			s.Txn = AnyScope
 			return s
 		}
 		first = &s.Txn
 	case kmsg.Produce:
-		if h.Version < 3 { // before transactions
+		if q.Version < 3 { // before transactions
 			return s
 		}
 		first = &s.Txn
 	default:
 		return s
 	}
-	off, err := p.RequestBodyOffset(body, h)
+	r, err := q.body()
 	if err != nil {
 		*first = AnyScope
 		return s
 	}
-	r := reader{b: body, off: off}
-	flexible := p.FlexibleRequest(h.Key, h.Version)
 	readScope := func() uint64 {
 		var v []byte
-		if flexible {
+		if q.Flexible {
 			v = r.compactNullableString()
 		} else {
 			v = r.nullableString()

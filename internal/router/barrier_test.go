@@ -94,12 +94,7 @@ func TestBarrierFollowsGroups(t *testing.T) {
 
 func scopesOf(t *testing.T, p *Protocol, req kmsg.Request) Scopes {
 	t.Helper()
-	body := requestBody(p, req, 42, kmsg.StringPtr("barrier-test"))
-	h, err := ParseRequestHeader(body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p.RequestScopes(body, h)
+	return RequestScopes(parse(t, p, requestBody(p, req, 42, kmsg.StringPtr("barrier-test"))))
 }
 
 // TestRequestScopes reads groups and transactional ids at every version
@@ -143,12 +138,11 @@ func TestRequestScopes(t *testing.T) {
 	}
 	// A body cut short cannot say what it names: it matches everything.
 	body := requestBody(p, commitRequestFor("a"), 42, kmsg.StringPtr("barrier-test"))
-	h, _ := ParseRequestHeader(body)
-	off, err := p.RequestBodyOffset(body, h)
+	off, err := parse(t, p, body).BodyOffset()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := p.RequestScopes(body[:off+2], h); got.Group != AnyScope { // the group's length, not the group
+	if got := RequestScopes(parse(t, p, body[:off+2])); got.Group != AnyScope { // the group's length, not the group
 		t.Errorf("truncated OffsetCommit scopes %v, want any", got)
 	}
 }

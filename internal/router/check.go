@@ -2,8 +2,6 @@ package router
 
 import (
 	"fmt"
-
-	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // CheckRequest reports why a request that kproxy reads or patches cannot be
@@ -14,19 +12,18 @@ import (
 // the other APIs the proxy reads (ApiVersions, group and admin timeouts)
 // or whose answers it rewrites are decoded whole. decoded says whether the
 // answer is rewritten. Versions beyond kmsg are not checked here.
-func (p *Protocol) CheckRequest(body []byte, h RequestHeader, decoded bool) error {
-	if !p.Known(h.Key) || h.Version < 0 || h.Version > p.MaxVersion(h.Key) {
+func (p *Protocol) CheckRequest(q *Request, decoded bool) error {
+	if !p.Known(q.Key) || q.Version < 0 || q.Version > p.MaxVersion(q.Key) {
 		return nil
 	}
-	switch h.Key {
+	switch q.Key {
 	case KeyProduce:
-		off, err := p.RequestBodyOffset(body, h)
+		r, err := q.body()
 		if err != nil {
 			return err
 		}
-		r := reader{b: body, off: off}
-		if h.Version >= 3 {
-			skipString(&r, p.FlexibleRequest(h.Key, h.Version)) // TransactionalID
+		if q.Version >= 3 {
+			q.skipString(&r) // TransactionalID
 		}
 		r.skip(2 + 4) // Acks, TimeoutMillis
 		if r.bad {
@@ -34,21 +31,15 @@ func (p *Protocol) CheckRequest(body []byte, h RequestHeader, decoded bool) erro
 		}
 		return nil
 	case KeyFetch, KeyShareFetch:
-		if _, err := p.FetchMaxWaitOffset(body, h); err != nil {
+		if _, err := p.FetchMaxWaitOffset(q); err != nil {
 			return fmt.Errorf("max wait: %w", err)
 		}
 		return nil
 	}
-	if !decoded && !readByProxy(h.Key) {
+	if !decoded && !readByProxy(q.Key) {
 		return nil
 	}
-	off, err := p.RequestBodyOffset(body, h)
-	if err != nil {
-		return err
-	}
-	req := kmsg.RequestForKey(h.Key)
-	req.SetVersion(h.Version)
-	return req.ReadFrom(body[off:])
+	return decodeBody(q, nil)
 }
 
 // readByProxy are the APIs, beside Produce and Fetch, whose requests the

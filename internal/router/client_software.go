@@ -27,41 +27,33 @@ func RelaxedClientSoftware(name []byte) bool {
 }
 
 // ClientSoftwareName returns the ClientSoftwareName of an ApiVersions
-// request frame body without copying. ok is false for versions before v3,
-// which carry no name, and for versions newer than kmsg knows, whose layout
-// is unknown.
-func (p *Protocol) ClientSoftwareName(body []byte, h RequestHeader) (name []byte, ok bool, err error) {
-	if h.Key != KeyApiVersions || h.Version < 3 || h.Version > p.MaxVersion(KeyApiVersions) {
-		return nil, false, nil
-	}
-	off, err := p.RequestBodyOffset(body, h)
-	if err != nil {
-		return nil, false, err
-	}
-	r := reader{b: body, off: off}
-	name = r.compactNullableString()
-	if r.bad {
-		return nil, false, ErrTruncated
-	}
-	return name, true, nil
+// request without copying. ok is false for versions before v3, which carry
+// no name, and for versions newer than kmsg knows, whose layout is unknown.
+func (p *Protocol) ClientSoftwareName(q *Request) (name []byte, ok bool, err error) {
+	name, _, ok, err = p.clientSoftware(q)
+	return name, ok, err
 }
 
 // ClientSoftware returns the ClientSoftwareName and ClientSoftwareVersion
-// of an ApiVersions v3+ request frame body without copying; ok as for
-// ClientSoftwareName.
-func (p *Protocol) ClientSoftware(body []byte, h RequestHeader) (name, version []byte, ok bool) {
-	if h.Key != KeyApiVersions || h.Version < 3 || h.Version > p.MaxVersion(KeyApiVersions) {
-		return nil, nil, false
+// of an ApiVersions v3+ request without copying; ok as for
+// ClientSoftwareName, and false for a body too short to carry them.
+func (p *Protocol) ClientSoftware(q *Request) (name, version []byte, ok bool) {
+	name, version, ok, err := p.clientSoftware(q)
+	return name, version, ok && err == nil
+}
+
+func (p *Protocol) clientSoftware(q *Request) (name, version []byte, ok bool, err error) {
+	if q.Key != KeyApiVersions || q.Version < 3 || q.Version > p.MaxVersion(KeyApiVersions) {
+		return nil, nil, false, nil
 	}
-	off, err := p.RequestBodyOffset(body, h)
+	r, err := q.body()
 	if err != nil {
-		return nil, nil, false
+		return nil, nil, false, err
 	}
-	r := reader{b: body, off: off}
 	name = r.compactNullableString()
 	version = r.compactNullableString()
 	if r.bad {
-		return nil, nil, false
+		return nil, nil, false, ErrTruncated
 	}
-	return name, version, true
+	return name, version, true, nil
 }

@@ -17,8 +17,7 @@ func TestClientSoftwareNameEveryVersion(t *testing.T) {
 				req.SetVersion(v)
 				req.ClientSoftwareName, req.ClientSoftwareVersion = "confluent-kafka-python", "1.7.0-rdkafka-2.0.2"
 				body := requestBody(p, req, 42, clientID)
-				h, _ := ParseRequestHeader(body)
-				name, ok, err := p.ClientSoftwareName(body, h)
+				name, ok, err := p.ClientSoftwareName(parse(t, p, body))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -32,14 +31,14 @@ func TestClientSoftwareNameEveryVersion(t *testing.T) {
 					t.Fatalf("%q not relaxed", name)
 				}
 				if ok {
-					if _, _, err := p.ClientSoftwareName(body[:len(body)-len(req.AppendTo(nil))+3], h); err == nil {
+					if _, _, err := p.ClientSoftwareName(parse(t, p, body[:len(body)-len(req.AppendTo(nil))+3])); err == nil {
 						t.Fatal("truncated name accepted")
 					}
 				}
 			})
 		}
 	}
-	if _, ok, _ := p.ClientSoftwareName(nil, RequestHeader{Key: KeyApiVersions, Version: p.MaxVersion(KeyApiVersions) + 1}); ok {
+	if _, ok, _ := p.ClientSoftwareName(&Request{RequestHeader: RequestHeader{Key: KeyApiVersions, Version: p.MaxVersion(KeyApiVersions) + 1}}); ok {
 		t.Error("a version newer than kmsg knows was parsed")
 	}
 }
@@ -62,10 +61,10 @@ func BenchmarkClientSoftwareName(b *testing.B) {
 	req.SetVersion(3)
 	req.ClientSoftwareName, req.ClientSoftwareVersion = "librdkafka", "2.0.2"
 	body := requestBody(p, req, 42, &id)
-	h, _ := ParseRequestHeader(body)
+	q := parse(b, p, body)
 	b.ReportAllocs()
 	for b.Loop() {
-		name, _, _ := p.ClientSoftwareName(body, h)
+		name, _, _ := p.ClientSoftwareName(q)
 		if !RelaxedClientSoftware(name) {
 			b.Fatal("not relaxed")
 		}

@@ -19,23 +19,22 @@ import (
 // errNotFetch is returned for frames whose MaxWaitMillis cannot be located.
 var errNotFetch = errors.New("not a Fetch or ShareFetch request of a known version")
 
-// FetchMaxWaitOffset returns where MaxWaitMillis starts in the frame body of
-// a Fetch or ShareFetch request.
-func (p *Protocol) FetchMaxWaitOffset(body []byte, h RequestHeader) (int, error) {
-	if (h.Key != KeyFetch && h.Key != KeyShareFetch) || h.Version < 0 || h.Version > p.MaxVersion(h.Key) {
+// FetchMaxWaitOffset returns where MaxWaitMillis starts in the frame of a
+// Fetch or ShareFetch request.
+func (p *Protocol) FetchMaxWaitOffset(q *Request) (int, error) {
+	if (q.Key != KeyFetch && q.Key != KeyShareFetch) || q.Version < 0 || q.Version > p.MaxVersion(q.Key) {
 		return 0, errNotFetch
 	}
-	off, err := p.RequestBodyOffset(body, h)
+	r, err := q.body()
 	if err != nil {
 		return 0, err
 	}
-	r := reader{b: body, off: off}
 	switch {
-	case h.Key == KeyShareFetch:
+	case q.Key == KeyShareFetch:
 		r.compactNullableString() // GroupID
 		r.compactNullableString() // MemberID
 		r.skip(4)                 // ShareSessionEpoch
-	case h.Version < 15:
+	case q.Version < 15:
 		r.skip(4) // ReplicaID
 	}
 	r.skip(4) // MaxWaitMillis itself must be there
@@ -46,17 +45,18 @@ func (p *Protocol) FetchMaxWaitOffset(body []byte, h RequestHeader) (int, error)
 }
 
 // CapFetchWait lowers the MaxWaitMillis of a Fetch or ShareFetch request
-// frame body in place to at most maxMillis, without decoding or allocating.
-// It returns the value the client asked for and whether it was lowered.
-func (p *Protocol) CapFetchWait(body []byte, h RequestHeader, maxMillis int32) (was int32, capped bool, err error) {
-	off, err := p.FetchMaxWaitOffset(body, h)
+// in place, in its frame, to at most maxMillis, without decoding or
+// allocating. It returns the value the client asked for and whether it was
+// lowered.
+func (p *Protocol) CapFetchWait(q *Request, maxMillis int32) (was int32, capped bool, err error) {
+	off, err := p.FetchMaxWaitOffset(q)
 	if err != nil {
 		return 0, false, err
 	}
-	was = int32(binary.BigEndian.Uint32(body[off:]))
+	was = int32(binary.BigEndian.Uint32(q.Frame[off:]))
 	if was <= maxMillis {
 		return was, false, nil
 	}
-	binary.BigEndian.PutUint32(body[off:], uint32(maxMillis))
+	binary.BigEndian.PutUint32(q.Frame[off:], uint32(maxMillis))
 	return was, true, nil
 }

@@ -12,17 +12,14 @@ import (
 // decodeRequest reads a request frame body back with kmsg.
 func decodeRequest(t *testing.T, p *Protocol, body []byte, into kmsg.Request) {
 	t.Helper()
-	h, err := ParseRequestHeader(body)
+	q := parse(t, p, body)
+	off, err := q.BodyOffset()
 	if err != nil {
 		t.Fatal(err)
 	}
-	off, err := p.RequestBodyOffset(body, h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	into.SetVersion(h.Version)
+	into.SetVersion(q.Version)
 	if err := into.ReadFrom(body[off:]); err != nil {
-		t.Fatalf("decode %s v%d: %v", kmsg.NameForKey(into.Key()), h.Version, err)
+		t.Fatalf("decode %s v%d: %v", kmsg.NameForKey(into.Key()), q.Version, err)
 	}
 }
 
@@ -99,15 +96,14 @@ func TestCapFetchWaitEveryVersion(t *testing.T) {
 			for _, clientID := range []*string{&id, nil} {
 				t.Run(fmt.Sprintf("%s/v%d/client_id=%v", c.name, v, clientID != nil), func(t *testing.T) {
 					body := requestBody(p, c.build(v, 9000), 42, clientID)
-					h, _ := ParseRequestHeader(body)
-					was, capped, err := p.CapFetchWait(body, h, 200)
+					was, capped, err := p.CapFetchWait(parse(t, p, body), 200)
 					if err != nil || !capped || was != 9000 {
 						t.Fatalf("CapFetchWait = %d, %v, %v; want 9000, true, nil", was, capped, err)
 					}
 					c.check(t, body, v, 200)
 
 					body = requestBody(p, c.build(v, 150), 42, clientID)
-					was, capped, err = p.CapFetchWait(body, h, 200)
+					was, capped, err = p.CapFetchWait(parse(t, p, body), 200)
 					if err != nil || capped || was != 150 {
 						t.Fatalf("below the cap: CapFetchWait = %d, %v, %v; want 150, false, nil", was, capped, err)
 					}
@@ -122,17 +118,15 @@ func TestCapFetchWaitRefuses(t *testing.T) {
 	p := NewProtocol()
 	id := "c"
 	full := requestBody(p, fetchRequest(11, 9000), 42, &id)
-	h, _ := ParseRequestHeader(full)
 	// Cut inside MaxWaitMillis and inside the client id: never a patch out
 	// of bounds.
 	for _, n := range []int{len(full) - len(fetchRequest(11, 0).AppendTo(nil)) + 6, 11} {
-		if _, _, err := p.CapFetchWait(full[:n], h, 200); !errors.Is(err, ErrTruncated) {
+		if _, _, err := p.CapFetchWait(parse(t, p, full[:n]), 200); !errors.Is(err, ErrTruncated) {
 			t.Errorf("truncated to %d bytes: err = %v, want ErrTruncated", n, err)
 		}
 	}
 	share := requestBody(p, shareFetchRequest(1, 9000), 42, &id)
-	hs, _ := ParseRequestHeader(share)
-	if _, _, err := p.CapFetchWait(share[:len(share)-len(shareFetchRequest(1, 0).AppendTo(nil))+20], hs, 200); !errors.Is(err, ErrTruncated) {
+	if _, _, err := p.CapFetchWait(parse(t, p, share[:len(share)-len(shareFetchRequest(1, 0).AppendTo(nil))+20]), 200); !errors.Is(err, ErrTruncated) {
 		t.Errorf("truncated ShareFetch: err = %v, want ErrTruncated", err)
 	}
 	for _, bad := range []RequestHeader{
@@ -140,7 +134,9 @@ func TestCapFetchWaitRefuses(t *testing.T) {
 		{Key: KeyFetch, Version: p.MaxVersion(KeyFetch) + 1},
 		{Key: KeyFetch, Version: -1},
 	} {
-		if _, _, err := p.CapFetchWait(full, bad, 200); !errors.Is(err, errNotFetch) {
+		q := parse(t, p, full)
+		q.RequestHeader = bad
+		if _, _, err := p.CapFetchWait(q, 200); !errors.Is(err, errNotFetch) {
 			t.Errorf("%+v: err = %v, want errNotFetch", bad, err)
 		}
 	}
@@ -150,15 +146,15 @@ func BenchmarkCapFetchWait(b *testing.B) {
 	p := NewProtocol()
 	id := "consumer-1"
 	body := requestBody(p, fetchRequest(p.MaxVersion(KeyFetch), 9000), 42, &id)
-	h, _ := ParseRequestHeader(body)
-	off, err := p.FetchMaxWaitOffset(body, h)
+	q := parse(b, p, body)
+	off, err := p.FetchMaxWaitOffset(q)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
 		binary.BigEndian.PutUint32(body[off:], 9000)
-		if _, _, err := p.CapFetchWait(body, h, 200); err != nil {
+		if _, _, err := p.CapFetchWait(q, 200); err != nil {
 			b.Fatal(err)
 		}
 	}

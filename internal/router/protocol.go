@@ -116,46 +116,15 @@ func ParseRequestHeader(body []byte) (RequestHeader, error) {
 	}, nil
 }
 
-// RequestBodyOffset returns where the request body starts in a frame body:
-// after the fixed header, the client id, and the header tag section of a
-// flexible request.
-func (p *Protocol) RequestBodyOffset(body []byte, h RequestHeader) (int, error) {
-	r := reader{b: body, off: 8}
-	r.nullableString()
-	if p.FlexibleRequest(h.Key, h.Version) {
-		r.skipTags()
-	}
-	if r.bad {
-		return 0, ErrTruncated
-	}
-	return r.off, nil
-}
-
-// ClientID returns the request header's client id without copying; nil for
-// a null client id.
-func ClientID(body []byte) ([]byte, error) {
-	r := reader{b: body, off: 8}
-	id := r.nullableString()
-	if r.bad {
-		return nil, ErrTruncated
-	}
-	return id, nil
-}
-
-// ProduceAcks reads the acks field of a Produce request from its frame body.
-// acks=0 requests get no response from the broker.
-func (p *Protocol) ProduceAcks(body []byte, h RequestHeader) (int16, error) {
-	off, err := p.RequestBodyOffset(body, h)
+// ProduceAcks reads the acks field of a Produce request. acks=0 requests
+// get no response from the broker.
+func ProduceAcks(q *Request) (int16, error) {
+	r, err := q.body()
 	if err != nil {
 		return 0, err
 	}
-	r := reader{b: body, off: off}
-	if h.Version >= 3 {
-		if p.FlexibleRequest(h.Key, h.Version) {
-			r.compactNullableString()
-		} else {
-			r.nullableString()
-		}
+	if q.Version >= 3 {
+		q.skipString(&r) // TransactionalID
 	}
 	acks := r.int16()
 	if r.bad {

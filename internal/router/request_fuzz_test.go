@@ -1,9 +1,11 @@
 package router
 
 import (
+	"encoding/binary"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -76,21 +78,21 @@ func TestRequestTimeoutEveryVersion(t *testing.T) {
 	p := NewProtocol()
 	checked := 0
 	for _, body := range requestSeeds(p) {
-		h, _ := ParseRequestHeader(body)
-		req := decodeAnyRequest(p, body, h)
+		q := parse(t, p, body)
+		req, _, _ := decodeAnyRequest(p, body)
 		if req == nil {
-			t.Fatalf("%s v%d seed does not decode", p.Name(h.Key), h.Version)
+			t.Fatalf("%s v%d seed does not decode", p.Name(q.Key), q.Version)
 		}
 		want := wantTimeout(req)
-		if got := p.RequestTimeout(body, h); got != want {
-			t.Fatalf("%s v%d: timeout %v, want %v", p.Name(h.Key), h.Version, got, want)
+		if got := p.RequestTimeout(q); got != want {
+			t.Fatalf("%s v%d: timeout %v, want %v", p.Name(q.Key), q.Version, got, want)
 		}
 		if want == seedTimeout {
 			checked++
 		}
-		if h.Key == KeyProduce {
-			if acks, err := p.ProduceAcks(body, h); err != nil || acks != -1 {
-				t.Fatalf("Produce v%d: acks %d, %v", h.Version, acks, err)
+		if q.Key == KeyProduce {
+			if acks, err := ProduceAcks(q); err != nil || acks != -1 {
+				t.Fatalf("Produce v%d: acks %d, %v", q.Version, acks, err)
 			}
 		}
 	}
@@ -99,28 +101,40 @@ func TestRequestTimeoutEveryVersion(t *testing.T) {
 	}
 }
 
-// decodeRequest decodes a frame body with kmsg, or returns nil.
-func decodeAnyRequest(p *Protocol, body []byte, h RequestHeader) kmsg.Request {
-	if !p.Known(h.Key) || h.Version < 0 || h.Version > p.MaxVersion(h.Key) {
-		return nil
+// decodeAnyRequest decodes a frame body with kbin and kmsg alone, as an
+// oracle for the request view: the request, its client id and where its
+// body starts; nil for what kmsg cannot decode.
+func decodeAnyRequest(p *Protocol, body []byte) (req kmsg.Request, clientID *string, bodyAt int) {
+	if len(body) < 8 {
+		return nil, nil, 0
 	}
-	off, err := p.RequestBodyOffset(body, h)
-	if err != nil {
-		return nil
+	key, version := int16(binary.BigEndian.Uint16(body)), int16(binary.BigEndian.Uint16(body[2:]))
+	req = kmsg.RequestForKey(key)
+	if req == nil || version < 0 || version > req.MaxVersion() {
+		return nil, nil, 0
 	}
-	req := kmsg.RequestForKey(h.Key)
-	req.SetVersion(h.Version)
-	if req.ReadFrom(body[off:]) != nil {
-		return nil
+	req.SetVersion(version)
+	b := kbin.Reader{Src: body[8:]}
+	clientID = b.NullableString()
+	if req.IsFlexible() {
+		kmsg.SkipTags(&b)
 	}
-	return req
+	if !b.Ok() {
+		return nil, nil, 0
+	}
+	bodyAt = len(body) - len(b.Src)
+	if req.ReadFrom(b.Src) != nil {
+		return nil, nil, 0
+	}
+	return req, clientID, bodyAt
 }
 
 // FuzzRequestHeader feeds arbitrary request bodies to everything the
-// session reads from a client frame: the fixed header, the client id, the
-// body offset, Produce acks and the request timeout. None may panic or read
-// out of bounds; where kmsg decodes the same bytes, the walkers must agree
-// with it.
+// session reads from a client frame: the request view (fixed header,
+// client id, body offset), Produce acks, the request timeout, the fetch
+// wait, barrier scopes and the client's software. None may panic or read
+// out of bounds; where kbin and kmsg decode the same bytes, the view and
+// the walkers must agree with them.
 func FuzzRequestHeader(f *testing.F) {
 	p := NewProtocol()
 	for _, s := range requestSeeds(p) {
@@ -129,32 +143,42 @@ func FuzzRequestHeader(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{0, 0, 0, 9, 0, 0, 0, 1, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, body []byte) {
-		h, err := ParseRequestHeader(body)
+		q, err := p.ParseRequest(body)
 		if err != nil {
 			if len(body) >= 8 {
 				t.Fatal("8 bytes refused")
 			}
 			return
 		}
-		_, _ = ClientID(body)
-		off, err := p.RequestBodyOffset(body, h)
-		if err == nil && (off < 8 || off > len(body)) {
+		off, offErr := q.BodyOffset()
+		if offErr == nil && (off < 8 || off > len(body)) {
 			t.Fatalf("body offset %d outside 8..%d", off, len(body))
 		}
-		acks, acksErr := p.ProduceAcks(body, h)
-		timeout := p.RequestTimeout(body, h)
+		acks, acksErr := ProduceAcks(&q)
+		timeout := p.RequestTimeout(&q)
 		if timeout < 0 {
 			t.Fatalf("negative timeout %v", timeout)
 		}
-		req := decodeAnyRequest(p, body, h)
+		_ = RequestScopes(&q)
+		_, _, _ = p.ClientSoftware(&q)
+		if at, err := p.FetchMaxWaitOffset(&q); err == nil && (at < 8 || at+4 > len(body)) {
+			t.Fatalf("fetch wait at %d outside 8..%d", at, len(body)-4)
+		}
+		req, clientID, bodyAt := decodeAnyRequest(p, body)
 		if req == nil {
 			return
 		}
+		if offErr != nil || off != bodyAt {
+			t.Fatalf("%s v%d: body at %d (%v), kbin reads %d", p.Name(q.Key), q.Version, off, offErr, bodyAt)
+		}
+		if (clientID == nil) != (q.ClientID == nil) || clientID != nil && *clientID != string(q.ClientID) {
+			t.Fatalf("client id %q, kbin reads %v", q.ClientID, clientID)
+		}
 		if want := wantTimeout(req); timeout != want {
-			t.Fatalf("%s v%d: timeout %v, kmsg reads %v", p.Name(h.Key), h.Version, timeout, want)
+			t.Fatalf("%s v%d: timeout %v, kmsg reads %v", p.Name(q.Key), q.Version, timeout, want)
 		}
 		if pr, ok := req.(*kmsg.ProduceRequest); ok && (acksErr != nil || acks != pr.Acks) {
-			t.Fatalf("Produce v%d: acks %d (%v), kmsg reads %d", h.Version, acks, acksErr, pr.Acks)
+			t.Fatalf("Produce v%d: acks %d (%v), kmsg reads %d", q.Version, acks, acksErr, pr.Acks)
 		}
 	})
 }

@@ -42,51 +42,49 @@ const (
 	keyUpdateFeatures             = int16(kmsg.UpdateFeatures)
 )
 
-// RequestTimeout returns how long the broker may hold the request (a frame
-// body, after the size prefix) before answering: 0 for requests it answers
-// at once, and for bodies too short to carry their timeout (the broker will
-// reject those quickly). Negative timeouts count as 0.
-func (p *Protocol) RequestTimeout(body []byte, h RequestHeader) time.Duration {
-	switch h.Key {
+// RequestTimeout returns how long the broker may hold the request before
+// answering: 0 for requests it answers at once, and for bodies too short to
+// carry their timeout (the broker will reject those quickly). Negative
+// timeouts count as 0.
+func (p *Protocol) RequestTimeout(q *Request) time.Duration {
+	switch q.Key {
 	case KeyFetch, KeyShareFetch:
-		off, err := p.FetchMaxWaitOffset(body, h)
+		off, err := p.FetchMaxWaitOffset(q)
 		if err != nil {
 			return 0
 		}
-		r := reader{b: body, off: off}
+		r := reader{b: q.Frame, off: off}
 		if ms := r.int32(); !r.bad && ms > 0 {
 			return time.Duration(ms) * time.Millisecond
 		}
 		return 0
 	case KeyProduce, KeyJoinGroup, keyAlterPartitionAssignments, keyListPartitionReassignments, keyUpdateFeatures:
 	case KeyListOffsets:
-		if h.Version < 10 {
+		if q.Version < 10 {
 			return 0
 		}
-		return p.decodedTimeout(body, h)
+		return p.decodedTimeout(q)
 	case keyCreateTopics, keyDeleteTopics, keyDeleteRecords, keyCreatePartitions, keyElectLeaders, int16(kmsg.AddRaftVoter):
-		return p.decodedTimeout(body, h)
+		return p.decodedTimeout(q)
 	default:
 		return 0
 	}
-	off, err := p.RequestBodyOffset(body, h)
+	r, err := q.body()
 	if err != nil {
 		return 0
 	}
-	flexible := p.FlexibleRequest(h.Key, h.Version)
-	r := reader{b: body, off: off}
 	var ms int32
-	switch h.Key {
+	switch q.Key {
 	case KeyProduce:
-		if h.Version >= 3 {
-			skipString(&r, flexible) // TransactionalID
+		if q.Version >= 3 {
+			q.skipString(&r) // TransactionalID
 		}
 		r.skip(2) // Acks
 		ms = r.int32()
 	case KeyJoinGroup:
-		skipString(&r, flexible) // Group
-		ms = r.int32()           // SessionTimeoutMillis
-		if h.Version >= 1 {
+		q.skipString(&r) // Group
+		ms = r.int32()   // SessionTimeoutMillis
+		if q.Version >= 1 {
 			ms = r.int32() // RebalanceTimeoutMillis
 		}
 	default:
@@ -98,26 +96,13 @@ func (p *Protocol) RequestTimeout(body []byte, h RequestHeader) time.Duration {
 	return time.Duration(ms) * time.Millisecond
 }
 
-func skipString(r *reader, flexible bool) {
-	if flexible {
-		r.compactNullableString()
-	} else {
-		r.nullableString()
-	}
-}
-
 // decodedTimeout decodes a rare request with kmsg to find its TimeoutMillis.
-func (p *Protocol) decodedTimeout(body []byte, h RequestHeader) time.Duration {
-	if h.Version > p.MaxVersion(h.Key) {
+func (p *Protocol) decodedTimeout(q *Request) time.Duration {
+	if q.Version > p.MaxVersion(q.Key) {
 		return 0
 	}
-	off, err := p.RequestBodyOffset(body, h)
-	if err != nil {
-		return 0
-	}
-	req := kmsg.RequestForKey(h.Key)
-	req.SetVersion(h.Version)
-	if req.ReadFrom(body[off:]) != nil {
+	var req kmsg.Request
+	if decodeBody(q, &req) != nil {
 		return 0
 	}
 	t, ok := req.(interface{ Timeout() int32 }) // kmsg's TimeoutRequest

@@ -67,7 +67,7 @@ func (b *sessionBarriers) owesAny(rules []router.BarrierRule) bool {
 // requestScopes reads the group or transaction a request names, for the
 // requests a later one may wait for.
 func (s *session) requestScopes(q *router.Request) router.Scopes {
-	if !s.srv.barriers.Scoped(q.Key) {
+	if !s.pol.barriers.Scoped(q.Key) {
 		return router.Scopes{}
 	}
 	return router.RequestScopes(q)
@@ -77,7 +77,7 @@ func (s *session) requestScopes(q *router.Request) router.Scopes {
 // follow is still unanswered. It reports false when the session closed
 // meanwhile.
 func (s *session) awaitBarriers(q *router.Request) bool {
-	rules := s.srv.barriers.WaitsFor(q.Key)
+	rules := s.pol.barriers.WaitsFor(q.Key)
 	if !s.bar.owesAny(rules) {
 		return true
 	}
@@ -96,10 +96,10 @@ func (s *session) awaitBarriers(q *router.Request) bool {
 		}
 		if !counted {
 			counted = true
-			s.srv.instr.barrier(earlier, q.Key)
+			s.pol.instr.barrier(earlier, q.Key)
 			if s.srv.log.Core().Enabled(zap.DebugLevel) {
-				s.log.Debug("ordering barrier", zap.String("earlier", s.srv.protocol.Name(earlier)),
-					zap.String("later", s.srv.protocol.Name(q.Key)), zap.Int32("correlation_id", q.CorrelationID))
+				s.log.Debug("ordering barrier", zap.String("earlier", s.pol.protocol.Name(earlier)),
+					zap.String("later", s.pol.protocol.Name(q.Key)), zap.Int32("correlation_id", q.CorrelationID))
 			}
 		}
 		select {

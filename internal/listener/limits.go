@@ -129,5 +129,5 @@ func (s *session) dialFailed(err error) {
 		s.srv.lim.hit(metrics.LimitDialBackoff, zap.String("upstream", be.Addr), zap.Int("failures", be.Failures))
 		return
 	}
-	s.srv.instr.dialError(s.brokerLabel())
+	s.pol.instr.dialError(s.brokerLabel())
 }

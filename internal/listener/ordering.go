@@ -82,8 +82,8 @@ func (s *session) decideOrdering(q *router.Request) {
 			}
 		}
 		if reason == "" && q.Key == router.KeyApiVersions {
-			name, ok, err := s.srv.protocol.ClientSoftwareName(q)
-			if !ok && err == nil && q.Version > s.srv.protocol.MaxVersion(q.Key) {
+			name, ok, err := s.pol.protocol.ClientSoftwareName(q)
+			if !ok && err == nil && q.Version > s.pol.protocol.MaxVersion(q.Key) {
 				return
 			}
 			if ok {
@@ -96,7 +96,7 @@ func (s *session) decideOrdering(q *router.Request) {
 	}
 	s.ord.decided = true
 	s.view.ordering.Store(&reason)
-	s.srv.instr.sessionOrdering(relaxed)
+	s.pol.instr.sessionOrdering(relaxed)
 	id, sw := string(clientID), string(software) // copies: the frame is reused
 	s.log.Debug("session ordering", zap.String("ordering", orderingName(relaxed)), zap.String("reason", reason),
 		zap.String("client_id", id), zap.String("client_software_name", sw))
@@ -135,11 +135,11 @@ func (s *session) holdRoute(q *router.Request) {
 	if held == 0 || time.Since(time.Unix(0, held)) > pol.window {
 		return
 	}
-	was, capped, err := s.srv.protocol.CapFetchWait(q, pol.budget)
+	was, capped, err := s.pol.protocol.CapFetchWait(q, pol.budget)
 	if err != nil || !capped {
 		return // a malformed fetch goes to the broker as it is, to be refused there
 	}
-	s.srv.instr.fetchCapped.Inc()
+	s.pol.instr.fetchCapped.Inc()
 	s.view.capped.Add(1)
 	if s.srv.log.Core().Enabled(zap.DebugLevel) {
 		s.log.Debug("fetch wait capped", zap.Int32("correlation_id", q.CorrelationID), zap.Int32("max_wait_ms", was), zap.Int32("capped_ms", pol.budget))

@@ -29,7 +29,7 @@ func (a *apiRanges) allows(key, version int16) bool {
 // noteAdvertised records the versions the session's ApiVersions answer
 // (as the client will read it) offers: the client may use nothing else.
 func (s *session) noteAdvertised(frame []byte, version int16) {
-	if len(frame) < 8 || version > s.srv.protocol.MaxVersion(router.KeyApiVersions) {
+	if len(frame) < 8 || version > s.pol.protocol.MaxVersion(router.KeyApiVersions) {
 		return
 	}
 	body := frame[8:] // ApiVersions answers never have a flexible header
@@ -53,22 +53,22 @@ func (s *session) noteAdvertised(frame []byte, version int16) {
 // would end blaming the broker.
 func (s *session) checkRequest(q *router.Request) (string, error) {
 	h := q.RequestHeader
-	p := s.srv.protocol
-	decoded := s.srv.rewriter.Decoded(h.Key)
+	p := s.pol.protocol
+	decoded := s.pol.rewriter.Decoded(h.Key)
 	if adv := s.advertised.Load(); adv != nil && h.Key != router.KeyApiVersions && !adv.allows(h.Key, h.Version) {
-		s.srv.instr.frameError(frameUnsupportedVersion)
+		s.pol.instr.frameError(frameUnsupportedVersion)
 		offered := "not offered"
 		if h.Key >= 0 && int(h.Key) < len(adv.has) && adv.has[h.Key] {
 			offered = fmt.Sprintf("offered v%d-v%d", adv.min[h.Key], adv.max[h.Key])
 		}
 		return reasonUnsupportedVersion, s.refusal(h, fmt.Sprintf("outside what kproxy advertised in ApiVersions (%s)", offered))
 	}
-	if s.srv.rewriter.Capped(h.Key) && h.Version > p.MaxVersion(h.Key) {
-		s.srv.instr.frameError(frameUnsupportedVersion)
+	if s.pol.rewriter.Capped(h.Key) && h.Version > p.MaxVersion(h.Key) {
+		s.pol.instr.frameError(frameUnsupportedVersion)
 		return reasonUnsupportedVersion, s.refusal(h, fmt.Sprintf("above v%d, the highest version kproxy knows and can vouch carries no unrewritten broker address; the client skipped ApiVersions or ignored its answer", p.MaxVersion(h.Key)))
 	}
 	if err := p.CheckRequest(q, decoded); err != nil {
-		s.srv.instr.frameError(frameMalformed)
+		s.pol.instr.frameError(frameMalformed)
 		return reasonBadFrame, s.refusal(h, fmt.Sprintf("body cannot be parsed: %v", err))
 	}
 	return "", nil
@@ -77,7 +77,7 @@ func (s *session) checkRequest(q *router.Request) (string, error) {
 // refusal is the error a refused request closes its session with; the
 // close's log line carries it, naming the API, version and what is wrong.
 func (s *session) refusal(h router.RequestHeader, what string) error {
-	return fmt.Errorf("client sent %s v%d (api key %d): %s", s.srv.protocol.Name(h.Key), h.Version, h.Key, what)
+	return fmt.Errorf("client sent %s v%d (api key %d): %s", s.pol.protocol.Name(h.Key), h.Version, h.Key, what)
 }
 
 // requestTimeout is how long the broker may hold the request: its own
@@ -88,9 +88,9 @@ func (s *session) requestTimeout(q *router.Request) time.Duration {
 	case router.KeySyncGroup:
 		return s.rebalance
 	case router.KeyJoinGroup:
-		t := s.srv.protocol.RequestTimeout(q)
+		t := s.pol.protocol.RequestTimeout(q)
 		s.rebalance = max(s.rebalance, t)
 		return t
 	}
-	return s.srv.protocol.RequestTimeout(q)
+	return s.pol.protocol.RequestTimeout(q)
 }

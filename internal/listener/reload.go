@@ -8,33 +8,6 @@ import (
 	"github.com/kproxy/kproxy/internal/router"
 )
 
-// routing is what a session takes from the server at accept and keeps for
-// its life: the groups it routes by (its lanes are indexed by them), the
-// ordering barriers between them, and the instruments labelled with them.
-// Reload replaces the server's; open sessions keep theirs, so a request
-// never changes lane mid-session.
-type routing struct {
-	classifier *router.Classifier
-	barriers   *router.Barriers
-	instr      *instruments
-	clients    *clientLabels
-}
-
-// sessionServer is the server as one session sees it: its routing fields,
-// the shallower ones, shadow the server's.
-type sessionServer struct {
-	*Server
-	classifier *router.Classifier
-	barriers   *router.Barriers
-	instr      *instruments
-	clients    *clientLabels
-}
-
-func (s *Server) forSession() *sessionServer {
-	r := s.routing.Load()
-	return &sessionServer{Server: s, classifier: r.classifier, barriers: r.barriers, instr: r.instr, clients: r.clients}
-}
-
 // upstreamSecurity are the settings Dialer.Reconfigure applies.
 type upstreamSecurity struct {
 	tls  config.UpstreamTLS
@@ -73,7 +46,8 @@ func (s *Server) Reload(cfg config.Config) error {
 	if err != nil {
 		return err
 	}
-	classifier, err := router.NewClassifier(s.protocol, cfg.Routing.Groups)
+	cur := s.policy.Load()
+	classifier, err := router.NewClassifier(cur.protocol, cfg.Routing.Groups)
 	if err != nil {
 		return fmt.Errorf("routing.groups: %w", err)
 	}
@@ -87,12 +61,11 @@ func (s *Server) Reload(cfg config.Config) error {
 	limits := cfg.Limits
 	s.ordering.Store(ordering)
 	s.liveLimits.Store(&limits)
-	s.routing.Store(&routing{
-		classifier: classifier,
-		barriers:   router.NewBarriers(classifier),
-		instr:      newInstruments(s.metrics, s.protocol, classifier),
-		clients:    s.clients.forClassifier(classifier),
-	})
+	next := *cur
+	next.classifier, next.barriers = classifier, router.NewBarriers(classifier)
+	next.instr = newInstruments(s.metrics, cur.protocol, classifier)
+	next.clients = cur.clients.forClassifier(classifier)
+	s.policy.Store(&next)
 	select {
 	case s.settingsChanged <- struct{}{}:
 	default:

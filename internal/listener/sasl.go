@@ -90,7 +90,7 @@ func loadUsers(c config.ListenSASL) (*auth.Users, error) {
 func (s *session) terminateSASL(frame *bufpool.Buf, q *router.Request) (handled bool, reason string, err error) {
 	h := q.RequestHeader
 	st := &s.clientSASL
-	p := s.srv.protocol
+	p := s.pol.protocol
 	switch {
 	case h.Key == router.KeySaslHandshake:
 	case h.Key == router.KeySaslAuthenticate:
@@ -114,7 +114,7 @@ func (s *session) terminateSASL(frame *bufpool.Buf, q *router.Request) (handled 
 	switch req := req.(type) {
 	case *kmsg.SASLHandshakeRequest:
 		resp := kmsg.NewPtrSASLHandshakeResponse()
-		resp.SupportedMechanisms = s.srv.users.Mechanisms()
+		resp.SupportedMechanisms = s.pol.users.Mechanisms()
 		switch {
 		case h.Version == 0:
 			return true, reasonSASLFailed, errors.New("SaslHandshake v0 (unframed SASL tokens) is not supported; the client must send v1")
@@ -123,7 +123,7 @@ func (s *session) terminateSASL(frame *bufpool.Buf, q *router.Request) (handled 
 			reason, err := s.refuse(h, resp, reasonSASLFailed, errors.New("SaslHandshake after the handshake (re-authentication is not offered)"))
 			return true, reason, err
 		}
-		conv, ok := s.srv.users.Start(req.Mechanism)
+		conv, ok := s.pol.users.Start(req.Mechanism)
 		if !ok {
 			resp.ErrorCode = kerr.UnsupportedSaslMechanism.Code
 			s.log.Warn("client asked for a sasl mechanism not enabled in listen.sasl.mechanisms", zap.String("mechanism", req.Mechanism))
@@ -165,7 +165,7 @@ func (s *session) terminateSASL(frame *bufpool.Buf, q *router.Request) (handled 
 // returns the reason the session closes with: a refused client learns why
 // before its connection ends.
 func (s *session) refuse(h router.RequestHeader, resp kmsg.Response, reason string, err error) (string, error) {
-	if r, aerr := s.answerLocally(h, s.srv.protocol.Answer(h, resp)); r != "" {
+	if r, aerr := s.answerLocally(h, s.pol.protocol.Answer(h, resp)); r != "" {
 		return r, aerr
 	}
 	s.awaitFlushed(flushTimeout)

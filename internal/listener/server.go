@@ -16,7 +16,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kproxy/kproxy/config"
-	"github.com/kproxy/kproxy/internal/auth"
 	"github.com/kproxy/kproxy/internal/budget"
 	"github.com/kproxy/kproxy/internal/bufpool"
 	"github.com/kproxy/kproxy/internal/metrics"
@@ -29,26 +28,21 @@ const bootstrapNode = -1
 
 // Server is the proxy: its listeners, the broker table and every session.
 type Server struct {
-	cfg        config.Config
-	log        *zap.Logger
-	metrics    *metrics.Metrics
-	instr      *instruments
-	dialer     *upstream.Dialer
-	brokers    *upstream.Brokers
-	protocol   *router.Protocol
-	classifier *router.Classifier
-	barriers   *router.Barriers
-	ordering   atomic.Pointer[orderingPolicy] // replaced by Reload (reload.go)
-	rewriter   *router.Rewriter
-	pool       *bufpool.Pool
-	budget     *budget.Budget // limits.max_buffered_bytes
-	laneOpts   upstream.LaneOptions
-	upstreams  *upstream.Pool // ready upstream connections of closed sessions; nil: off
-	lim        *limits
-	bindHost   string
-	tls        *tls.Config   // listen.tls; nil: plaintext
-	users      *auth.Users   // listen.sasl.mode terminate; nil: reject
-	clients    *clientLabels // metrics.client_id_label; nil: off
+	cfg     config.Config
+	log     *zap.Logger
+	metrics *metrics.Metrics
+	dialer  *upstream.Dialer
+	brokers *upstream.Brokers
+	// policy is what new sessions take (request_policy.go, reload.go).
+	policy    atomic.Pointer[requestPolicy]
+	ordering  atomic.Pointer[orderingPolicy] // replaced by Reload (reload.go)
+	pool      *bufpool.Pool
+	budget    *budget.Budget // limits.max_buffered_bytes
+	laneOpts  upstream.LaneOptions
+	upstreams *upstream.Pool // ready upstream connections of closed sessions; nil: off
+	lim       *limits
+	bindHost  string
+	tls       *tls.Config // listen.tls; nil: plaintext
 
 	mu        sync.Mutex
 	listeners map[int32]net.Listener // by node id; bootstrapNode for the bootstrap port
@@ -74,9 +68,6 @@ type Server struct {
 	// settingsChanged tells watchCluster that a reload changed settings.
 	settingsChanged chan struct{}
 	upstreamSec     upstreamSecurity // as last applied (reload.go)
-	// routing is what new sessions take (reload.go); classifier and instr
-	// above are the start-up ones, for the server's own use.
-	routing atomic.Pointer[routing]
 }
 
 // New builds a server from a validated configuration.
@@ -109,26 +100,19 @@ func New(cfg config.Config, log *zap.Logger, m *metrics.Metrics) (*Server, error
 		return nil, err
 	}
 	s := &Server{
-		cfg:        cfg,
-		log:        log,
-		metrics:    m,
-		instr:      newInstruments(m, protocol, classifier),
-		dialer:     dialer,
-		brokers:    upstream.NewBrokers(cfg.Upstream.BootstrapServers),
-		protocol:   protocol,
-		classifier: classifier,
-		barriers:   router.NewBarriers(classifier),
-		rewriter:   router.NewRewriter(protocol),
-		pool:       pool,
-		bindHost:   host,
-		tls:        serverTLS,
-		users:      users,
-		listeners:  map[int32]net.Listener{},
-		sessions:   map[*session]struct{}{},
-		stopped:    make(chan struct{}),
-		lim:        newLimits(log, m),
-		upstreams:  upstream.NewPool(cfg.Upstream.Pool.MaxIdlePerBroker, cfg.Upstream.Pool.IdleTimeout, m),
-		clients:    newClientLabels(m, classifier, cfg.Metrics.ClientIDLabel, cfg.Metrics.MaxClientIDs),
+		cfg:       cfg,
+		log:       log,
+		metrics:   m,
+		dialer:    dialer,
+		brokers:   upstream.NewBrokers(cfg.Upstream.BootstrapServers),
+		pool:      pool,
+		bindHost:  host,
+		tls:       serverTLS,
+		listeners: map[int32]net.Listener{},
+		sessions:  map[*session]struct{}{},
+		stopped:   make(chan struct{}),
+		lim:       newLimits(log, m),
+		upstreams: upstream.NewPool(cfg.Upstream.Pool.MaxIdlePerBroker, cfg.Upstream.Pool.IdleTimeout, m),
 
 		clientsChanged: make(chan struct{}, 1),
 		refreshWanted:  make(chan struct{}, 1),
@@ -136,14 +120,23 @@ func New(cfg config.Config, log *zap.Logger, m *metrics.Metrics) (*Server, error
 		settingsChanged: make(chan struct{}, 1),
 	}
 	s.ordering.Store(ordering)
-	s.routing.Store(&routing{classifier: classifier, barriers: s.barriers, instr: s.instr, clients: s.clients})
+	rewriter := router.NewRewriter(protocol)
+	s.policy.Store(&requestPolicy{
+		protocol:   protocol,
+		rewriter:   rewriter,
+		classifier: classifier,
+		barriers:   router.NewBarriers(classifier),
+		users:      users,
+		instr:      newInstruments(m, protocol, classifier),
+		clients:    newClientLabels(m, classifier, cfg.Metrics.ClientIDLabel, cfg.Metrics.MaxClientIDs),
+	})
 	s.liveLimits.Store(&cfg.Limits)
 	s.upstreamSec = upstreamSecurity{cfg.Upstream.TLS, cfg.Upstream.SASL}
 	if users != nil {
-		s.rewriter.AdvertiseSASL()
+		rewriter.AdvertiseSASL()
 	}
 	if cfg.Routing.UnknownAPIs != config.UnknownAPIsForward {
-		s.rewriter.HideUnknownAPIs()
+		rewriter.HideUnknownAPIs()
 	}
 	dialer.OnFailure = s.wantRefresh
 	s.budget = budget.New(int64(cfg.Limits.MaxBufferedBytes), m.BufferedBytes, func() {

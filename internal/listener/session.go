@@ -25,7 +25,8 @@ import (
 // and routes requests, each group's lane carries that group's requests to
 // the broker, and its answer queue (answers.go) writes the answers back.
 type session struct {
-	srv    *sessionServer // the server with the routing of the session's accept (reload.go)
+	srv    *Server
+	pol    *requestPolicy // the server's at the session's accept
 	conn   net.Conn
 	log    *zap.Logger
 	broker int32 // bootstrapNode: any seed
@@ -68,10 +69,11 @@ func newSession(server *Server, conn net.Conn, broker int32) *session {
 	if tc, ok := conn.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	srv := server.forSession()
+	srv, pol := server, server.policy.Load()
 	limits := srv.liveLimits.Load()
 	s := &session{
 		srv:         srv,
+		pol:         pol,
 		conn:        conn,
 		log:         srv.log.With(zap.String("client", conn.RemoteAddr().String()), zap.Int32("broker", broker)),
 		broker:      broker,
@@ -79,12 +81,12 @@ func newSession(server *Server, conn net.Conn, broker int32) *session {
 		sem:         make(chan struct{}, limits.MaxInflightPerConnection),
 		idleTimeout: limits.ClientIdleTimeout,
 		acct:        srv.budget.NewAccount(),
-		lanes:       make([]*upstream.Lane, srv.classifier.Len()),
+		lanes:       make([]*upstream.Lane, pol.classifier.Len()),
 		closedCh:    make(chan struct{}),
-		ord:         sessionOrdering{acc: make([]uint64, 2*srv.classifier.Len())},
-		bar:         newSessionBarriers(srv.barriers),
+		ord:         sessionOrdering{acc: make([]uint64, 2*pol.classifier.Len())},
+		bar:         newSessionBarriers(pol.barriers),
 	}
-	s.answers = newAnswerQueue(conn, srv.pool, s.acct, srv.instr, s.sem, s.closedCh, limits.ClientWriteTimeout, s, &s.ord, &s.bar,
+	s.answers = newAnswerQueue(conn, srv.pool, s.acct, pol.instr, s.sem, s.closedCh, limits.ClientWriteTimeout, s, &s.ord, &s.bar,
 		func() bool { return srv.ordering.Load().budget > 0 })
 	return s
 }
@@ -129,7 +131,7 @@ func (s *session) read() (reason string, err error) {
 			return s.readError(err, true)
 		}
 		s.lastRequest = time.Now()
-		s.srv.instr.clientIn.Add(float64(len(frame.B)))
+		s.pol.instr.clientIn.Add(float64(len(frame.B)))
 		if reason, err := s.route(frame); err != nil {
 			return reason, err
 		}
@@ -150,7 +152,7 @@ func (s *session) readError(err error, midFrame bool) (string, error) {
 	case errors.Is(err, errSessionClosed):
 		return reasonClosed, nil
 	case midFrame && (err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF)):
-		s.srv.instr.frameError(frameTruncated)
+		s.pol.instr.frameError(frameTruncated)
 		return reasonBadFrame, errors.New("client closed the connection in the middle of a frame (truncated frame)")
 	case err == io.EOF, errors.Is(err, net.ErrClosed):
 		return reasonClientClosed, nil
@@ -178,7 +180,7 @@ func (s *session) checkSize(prefix [4]byte, n int32) (string, error) {
 	default:
 		return "", nil
 	}
-	s.srv.instr.frameError(kind)
+	s.pol.instr.frameError(kind)
 	return reasonBadFrame, errors.New(why)
 }
 
@@ -193,14 +195,14 @@ func isHTTP(p [4]byte) bool {
 // route forwards one request frame, or answers it locally. The session
 // takes frame.
 func (s *session) route(frame *bufpool.Buf) (string, error) {
-	p := s.srv.protocol
+	p := s.pol.protocol
 	q, _ := p.ParseRequest(frame.B[4:]) // size >= 8 checked
 	h := q.RequestHeader
 	if s.srv.log.Core().Enabled(zap.DebugLevel) {
 		s.log.Debug("request", zap.String("api", p.Name(h.Key)), zap.Int16("api_key", h.Key), zap.Int16("api_version", h.Version),
-			zap.Int32("correlation_id", h.CorrelationID), zap.String("group", s.srv.classifier.Name(s.srv.classifier.Classify(h.Key))))
+			zap.Int32("correlation_id", h.CorrelationID), zap.String("group", s.pol.classifier.Name(s.pol.classifier.Classify(h.Key))))
 	}
-	if s.srv.users != nil {
+	if s.pol.users != nil {
 		if handled, reason, err := s.terminateSASL(frame, &q); handled {
 			return reason, err
 		}
@@ -217,7 +219,7 @@ func (s *session) route(frame *bufpool.Buf) (string, error) {
 	case h.Key == router.KeyApiVersions && h.Version > p.MaxVersion(h.Key):
 		s.srv.pool.Put(frame)
 		return s.answerLocally(h, p.UnsupportedApiVersions(h))
-	case s.srv.rewriter.Hidden(h.Key):
+	case s.pol.rewriter.Hidden(h.Key):
 		s.srv.pool.Put(frame)
 		return s.refuseUnknownAPI(h)
 	}
@@ -236,7 +238,7 @@ func (s *session) route(frame *bufpool.Buf) (string, error) {
 		return reasonClosed, nil
 	}
 	s.holdRoute(&q)
-	group := s.srv.classifier.Classify(h.Key)
+	group := s.pol.classifier.Classify(h.Key)
 	var owner *slot
 	if expectResponse {
 		if !s.acquire() {
@@ -248,7 +250,7 @@ func (s *session) route(frame *bufpool.Buf) (string, error) {
 			return reasonClosed, nil
 		}
 	}
-	s.srv.instr.request(h.Key, group)
+	s.pol.instr.request(h.Key, group)
 	s.countRequest(group)
 	if err := s.send(group, frame, h.CorrelationID, expectResponse, owner); err != nil {
 		return reasonDialFailed, err
@@ -289,7 +291,7 @@ func (s *session) lane(g router.Group) (*upstream.Lane, error) {
 	if err != nil {
 		return nil, err
 	}
-	gauge := s.srv.metrics.UpstreamConnections.WithLabelValues(s.brokerLabel(), s.srv.classifier.Name(g))
+	gauge := s.srv.metrics.UpstreamConnections.WithLabelValues(s.brokerLabel(), s.pol.classifier.Name(g))
 	l = s.srv.upstreams.NewLane(conn, addr, s, &s.srv.laneOpts, gauge)
 	s.mu.Lock()
 	if s.closed {
@@ -299,7 +301,7 @@ func (s *session) lane(g router.Group) (*upstream.Lane, error) {
 	}
 	s.lanes[g] = l
 	s.mu.Unlock()
-	s.log.Debug("lane dialed", zap.String("group", s.srv.classifier.Name(g)), zap.String("upstream", addr))
+	s.log.Debug("lane dialed", zap.String("group", s.pol.classifier.Name(g)), zap.String("upstream", addr))
 	return l, nil
 }
 
@@ -365,8 +367,8 @@ func (s *session) dropLane(l *upstream.Lane) {
 // broker addresses, then hand the answer to the answer queue.
 func (s *session) LaneResponse(owner any, frame *bufpool.Buf) {
 	sl := owner.(*slot)
-	s.srv.instr.throttle(sl.key, sl.version, frame.B[8:])
-	if s.srv.rewriter.NeedsRewrite(sl.key) {
+	s.pol.instr.throttle(sl.key, sl.version, frame.B[8:])
+	if s.pol.rewriter.NeedsRewrite(sl.key) {
 		// The rewrite's memory is taken from the budget before it is
 		// made: the decoded answer while it lives, and the output, about
 		// the input's size, settled after.
@@ -376,7 +378,7 @@ func (s *session) LaneResponse(owner any, frame *bufpool.Buf) {
 			s.srv.pool.Put(frame)
 			return
 		}
-		out, rewrote, err := s.srv.rewriter.Rewrite(frame.B, sl.key, sl.version, s.srv)
+		out, rewrote, err := s.pol.rewriter.Rewrite(frame.B, sl.key, sl.version, s.srv)
 		s.acct.Release(decoding)
 		switch {
 		case err != nil:
@@ -393,7 +395,7 @@ func (s *session) LaneResponse(owner any, frame *bufpool.Buf) {
 				s.acct.Release(reserve - c)
 			}
 			frame.Charge(s.acct, cap(out))
-			s.srv.instr.rewrite(sl.key)
+			s.pol.instr.rewrite(sl.key)
 		default:
 			s.acct.Release(reserve)
 		}
@@ -402,7 +404,7 @@ func (s *session) LaneResponse(owner any, frame *bufpool.Buf) {
 		s.noteAdvertised(frame.B, sl.version)
 	}
 	took := time.Since(sl.sent)
-	s.srv.instr.answered(sl.key, sl.group, took)
+	s.pol.instr.answered(sl.key, sl.group, took)
 	s.countAnswered(sl.group, took)
 	s.answers.complete(sl, frame)
 }
@@ -446,8 +448,8 @@ func (s *session) answerLocally(h router.RequestHeader, resp []byte) (string, er
 	if !s.acquire() {
 		return reasonClosed, nil
 	}
-	g := s.srv.classifier.Classify(h.Key)
-	s.srv.instr.request(h.Key, g) // counted, but no upstream latency to observe
+	g := s.pol.classifier.Classify(h.Key)
+	s.pol.instr.request(h.Key, g) // counted, but no upstream latency to observe
 	s.countRequest(g)
 	if s.answers.push(h, g, bufpool.Wrap(resp), 0, router.Scopes{}) == nil {
 		return reasonClosed, nil
@@ -517,6 +519,6 @@ func (s *session) close(reason string, err error) {
 		}
 	}
 	owed := s.answers.close()
-	s.srv.instr.sessionClosed(reason)
+	s.pol.instr.sessionClosed(reason)
 	s.logClosed(reason, err, owed)
 }

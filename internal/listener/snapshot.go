@@ -47,11 +47,11 @@ func (s *session) identify(q *router.Request) {
 		*next = *cur
 	} else {
 		next.clientID = clientIDLabel(string(q.ClientID))
-		if s.srv.clients != nil {
-			next.metrics = s.srv.clients.forID(string(q.ClientID))
+		if s.pol.clients != nil {
+			next.metrics = s.pol.clients.forID(string(q.ClientID))
 		}
 	}
-	if name, version, ok := s.srv.protocol.ClientSoftware(q); ok {
+	if name, version, ok := s.pol.protocol.ClientSoftware(q); ok {
 		next.softwareName, next.softwareVer = clientIDLabel(string(name)), clientIDLabel(string(version))
 	}
 	s.view.ident.Store(next)
@@ -133,7 +133,7 @@ func (s *session) snapshot(now time.Time) sessioninfo.Session {
 	}
 	out.FetchWait = s.fetchWaitState(now)
 
-	groups := s.srv.classifier.Len()
+	groups := s.pol.classifier.Len()
 	lanes := make([]sessioninfo.Lane, groups)
 	var laneConns []*upstream.Lane
 	s.mu.Lock()
@@ -150,14 +150,14 @@ func (s *session) snapshot(now time.Time) sessioninfo.Session {
 		l.InFlight++
 		if l.Oldest == nil {
 			age, timeout := now.Sub(sl.sent).Milliseconds(), sl.wait.Milliseconds()
-			l.Oldest = &sessioninfo.Request{API: s.srv.protocol.Name(sl.key), AgeMs: age, TimeoutMs: timeout,
+			l.Oldest = &sessioninfo.Request{API: s.pol.protocol.Name(sl.key), AgeMs: age, TimeoutMs: timeout,
 				Overdue: age > timeout+sessioninfo.OverdueSlackMs}
 		}
 	})
 
 	for g := range groups {
 		l := &lanes[g]
-		l.Group = s.srv.classifier.Name(router.Group(g))
+		l.Group = s.pol.classifier.Name(router.Group(g))
 		switch conn := laneConns[g]; {
 		case conn != nil:
 			info := conn.Info()

@@ -85,7 +85,7 @@ func (s *session) stalled(now time.Time, grace time.Duration) error {
 			}
 			if held := now.Sub(since); held > sl.wait+grace {
 				err = fmt.Errorf("broker held %s for %v, past its own timeout %v plus limits.upstream_answer_grace %v",
-					s.srv.protocol.Name(sl.key), held.Round(time.Millisecond), sl.wait, grace)
+					s.pol.protocol.Name(sl.key), held.Round(time.Millisecond), sl.wait, grace)
 			}
 		})
 	}

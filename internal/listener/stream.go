@@ -20,7 +20,7 @@ const streamChunk = 256 << 10
 // instead of after its last byte. Anything else is buffered as usual.
 func (s *session) LaneStream(owner any, header []byte, body io.Reader, n int) (bool, error) {
 	sl := owner.(*slot)
-	if s.srv.rewriter.MayRewrite(sl.key, sl.version) {
+	if s.pol.rewriter.MayRewrite(sl.key, sl.version) {
 		return false, nil
 	}
 	g, took := sl.group, time.Since(sl.sent) // the answer's header is in; sl is recycled once streamed

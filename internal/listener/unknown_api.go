@@ -18,6 +18,6 @@ const (
 )
 
 func (s *session) refuseUnknownAPI(h router.RequestHeader) (string, error) {
-	s.srv.instr.frameError(frameUnknownAPI)
+	s.pol.instr.frameError(frameUnknownAPI)
 	return reasonUnknownAPI, fmt.Errorf("client sent API key %d v%d, which kproxy does not know: not forwarded (routing.unknown_apis is hide; its answer could carry broker addresses kproxy cannot rewrite)", h.Key, h.Version)
 }

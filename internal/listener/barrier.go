@@ -64,15 +64,6 @@ func (b *sessionBarriers) owesAny(rules []router.BarrierRule) bool {
 	return false
 }
 
-// requestScopes reads the group or transaction a request names, for the
-// requests a later one may wait for.
-func (s *session) requestScopes(q *router.Request) router.Scopes {
-	if !s.pol.barriers.Scoped(q.Key) {
-		return router.Scopes{}
-	}
-	return router.RequestScopes(q)
-}
-
 // awaitBarriers holds the reader until no earlier request that q must
 // follow is still unanswered. It reports false when the session closed
 // meanwhile.

@@ -113,39 +113,6 @@ func orderingName(relaxed bool) string {
 	return config.OrderingStrict
 }
 
-// holdRoute applies the fetch wait budget to a strict session's request: a
-// group member's request opens the hold window (see groupMembership), and
-// a Fetch / ShareFetch inside the window gets its MaxWaitMillis lowered to
-// the budget. The window also opens when an answer is held behind an
-// unfinished Fetch (orderingAnswered). A session with neither, such as a
-// pure fetch session, is untouched.
-func (s *session) holdRoute(q *router.Request) {
-	pol := s.srv.ordering.Load()
-	if pol.budget == 0 || s.ord.relaxed.Load() {
-		return
-	}
-	if router.GroupMembership(q.Key) {
-		s.ord.holdAt.Store(time.Now().UnixNano())
-		return
-	}
-	if !isLongPoll(q.Key) {
-		return
-	}
-	held := s.ord.holdAt.Load()
-	if held == 0 || time.Since(time.Unix(0, held)) > pol.window {
-		return
-	}
-	was, capped, err := s.pol.protocol.CapFetchWait(q, pol.budget)
-	if err != nil || !capped {
-		return // a malformed fetch goes to the broker as it is, to be refused there
-	}
-	s.pol.instr.fetchCapped.Inc()
-	s.view.capped.Add(1)
-	if s.srv.log.Core().Enabled(zap.DebugLevel) {
-		s.log.Debug("fetch wait capped", zap.Int32("correlation_id", q.CorrelationID), zap.Int32("max_wait_ms", was), zap.Int32("capped_ms", pol.budget))
-	}
-}
-
 // orderingPushed accounts for a forwarded request that owes an answer;
 // q.mu held.
 func (q *answerQueue) orderingPushed(sl *slot) {

@@ -1,7 +1,11 @@
 package listener
 
 import (
+	"fmt"
+
+	"github.com/kproxy/kproxy/config"
 	"github.com/kproxy/kproxy/internal/auth"
+	"github.com/kproxy/kproxy/internal/metrics"
 	"github.com/kproxy/kproxy/internal/router"
 )
 
@@ -19,4 +23,30 @@ type requestPolicy struct {
 	users      *auth.Users        // listen.sasl.mode terminate; nil: client SASL refused
 	instr      *instruments       // the metrics, labelled with the classifier's groups
 	clients    *clientLabels      // metrics.client_id_label; nil: off
+}
+
+// newRequestPolicy builds the policy of a validated configuration; users are
+// listen.sasl.mode terminate's, or nil.
+func newRequestPolicy(cfg config.Config, m *metrics.Metrics, users *auth.Users) (*requestPolicy, error) {
+	protocol := router.NewProtocol()
+	classifier, err := router.NewClassifier(protocol, cfg.Routing.Groups)
+	if err != nil {
+		return nil, fmt.Errorf("routing.groups: %w", err)
+	}
+	rewriter := router.NewRewriter(protocol)
+	if users != nil {
+		rewriter.AdvertiseSASL()
+	}
+	if cfg.Routing.UnknownAPIs != config.UnknownAPIsForward {
+		rewriter.HideUnknownAPIs()
+	}
+	return &requestPolicy{
+		protocol:   protocol,
+		rewriter:   rewriter,
+		classifier: classifier,
+		barriers:   router.NewBarriers(classifier),
+		users:      users,
+		instr:      newInstruments(m, protocol, classifier),
+		clients:    newClientLabels(m, classifier, cfg.Metrics.ClientIDLabel, cfg.Metrics.MaxClientIDs),
+	}, nil
 }

@@ -19,7 +19,6 @@ import (
 	"github.com/kproxy/kproxy/internal/budget"
 	"github.com/kproxy/kproxy/internal/bufpool"
 	"github.com/kproxy/kproxy/internal/metrics"
-	"github.com/kproxy/kproxy/internal/router"
 	"github.com/kproxy/kproxy/internal/upstream"
 )
 
@@ -72,11 +71,6 @@ type Server struct {
 
 // New builds a server from a validated configuration.
 func New(cfg config.Config, log *zap.Logger, m *metrics.Metrics) (*Server, error) {
-	protocol := router.NewProtocol()
-	classifier, err := router.NewClassifier(protocol, cfg.Routing.Groups)
-	if err != nil {
-		return nil, fmt.Errorf("routing.groups: %w", err)
-	}
 	ordering, err := newOrderingPolicy(cfg.Routing)
 	if err != nil {
 		return nil, err
@@ -96,6 +90,10 @@ func New(cfg config.Config, log *zap.Logger, m *metrics.Metrics) (*Server, error
 		return nil, err
 	}
 	users, err := loadUsers(cfg.Listen.SASL)
+	if err != nil {
+		return nil, err
+	}
+	policy, err := newRequestPolicy(cfg, m, users)
 	if err != nil {
 		return nil, err
 	}
@@ -120,24 +118,9 @@ func New(cfg config.Config, log *zap.Logger, m *metrics.Metrics) (*Server, error
 		settingsChanged: make(chan struct{}, 1),
 	}
 	s.ordering.Store(ordering)
-	rewriter := router.NewRewriter(protocol)
-	s.policy.Store(&requestPolicy{
-		protocol:   protocol,
-		rewriter:   rewriter,
-		classifier: classifier,
-		barriers:   router.NewBarriers(classifier),
-		users:      users,
-		instr:      newInstruments(m, protocol, classifier),
-		clients:    newClientLabels(m, classifier, cfg.Metrics.ClientIDLabel, cfg.Metrics.MaxClientIDs),
-	})
+	s.policy.Store(policy)
 	s.liveLimits.Store(&cfg.Limits)
 	s.upstreamSec = upstreamSecurity{cfg.Upstream.TLS, cfg.Upstream.SASL}
-	if users != nil {
-		rewriter.AdvertiseSASL()
-	}
-	if cfg.Routing.UnknownAPIs != config.UnknownAPIsForward {
-		rewriter.HideUnknownAPIs()
-	}
 	dialer.OnFailure = s.wantRefresh
 	s.budget = budget.New(int64(cfg.Limits.MaxBufferedBytes), m.BufferedBytes, func() {
 		s.lim.hit(metrics.LimitMaxBufferedBytes, zap.Int("max_buffered_bytes", cfg.Limits.MaxBufferedBytes))

@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -45,16 +44,13 @@ type session struct {
 	acct    *budget.Account // the session's part of limits.max_buffered_bytes
 	answers *answerQueue
 
-	// advertised is what the session's ApiVersions answer offered the
-	// client; nil until it has one (policy.go).
-	advertised atomic.Pointer[apiRanges]
+	gate requestGate // the request policy, applied (policy.go)
 
 	idleTimeout time.Duration // limits.client_idle_timeout at accept
 
 	// reader goroutine only
-	lastRequest  time.Time     // a request frame was last read in full
-	readDeadline time.Time     // the read deadline set on conn
-	rebalance    time.Duration // the longest JoinGroup rebalance timeout sent, for SyncGroup
+	lastRequest  time.Time // a request frame was last read in full
+	readDeadline time.Time // the read deadline set on conn
 
 	mu         sync.Mutex
 	lanes      []*upstream.Lane // by router.Group
@@ -86,6 +82,7 @@ func newSession(server *Server, conn net.Conn, broker int32) *session {
 		ord:         sessionOrdering{acc: make([]uint64, 2*pol.classifier.Len())},
 		bar:         newSessionBarriers(pol.barriers),
 	}
+	s.gate = requestGate{pol: pol, ordering: &srv.ordering, ord: &s.ord}
 	s.answers = newAnswerQueue(conn, srv.pool, s.acct, pol.instr, s.sem, s.closedCh, limits.ClientWriteTimeout, s, &s.ord, &s.bar,
 		func() bool { return srv.ordering.Load().budget > 0 })
 	return s
@@ -211,48 +208,43 @@ func (s *session) route(frame *bufpool.Buf) (string, error) {
 	if !s.ord.decided {
 		s.decideOrdering(&q)
 	}
+	v := s.gate.decide(&q)
 	switch {
-	case h.Key == router.KeySaslHandshake || h.Key == router.KeySaslAuthenticate:
+	case v.err != nil:
 		s.srv.pool.Put(frame)
-		s.log.Warn("client sasl refused: kproxy does not pass client SASL through", zap.String("api", p.Name(h.Key)))
-		return s.answerLocally(h, p.RejectSASL(h))
-	case h.Key == router.KeyApiVersions && h.Version > p.MaxVersion(h.Key):
+		return v.reason, v.err
+	case v.answer != nil:
 		s.srv.pool.Put(frame)
-		return s.answerLocally(h, p.UnsupportedApiVersions(h))
-	case s.pol.rewriter.Hidden(h.Key):
-		s.srv.pool.Put(frame)
-		return s.refuseUnknownAPI(h)
+		if v.warn != "" {
+			s.log.Warn(v.warn, zap.String("api", p.Name(h.Key)))
+		}
+		return s.answerLocally(h, v.answer)
 	}
-	if reason, err := s.checkRequest(&q); err != nil {
-		s.srv.pool.Put(frame)
-		return reason, err
-	}
-
-	expectResponse := true
-	if h.Key == router.KeyProduce {
-		acks, _ := router.ProduceAcks(&q) // checkRequest read it
-		expectResponse = acks != 0
+	if v.cappedFrom != 0 {
+		s.view.capped.Add(1)
+		if s.srv.log.Core().Enabled(zap.DebugLevel) {
+			s.log.Debug("fetch wait capped", zap.Int32("correlation_id", h.CorrelationID), zap.Int32("max_wait_ms", v.cappedFrom),
+				zap.Int32("capped_ms", s.srv.ordering.Load().budget))
+		}
 	}
 	if !s.awaitBarriers(&q) {
 		s.srv.pool.Put(frame)
 		return reasonClosed, nil
 	}
-	s.holdRoute(&q)
-	group := s.pol.classifier.Classify(h.Key)
 	var owner *slot
-	if expectResponse {
+	if v.expect {
 		if !s.acquire() {
 			s.srv.pool.Put(frame)
 			return reasonClosed, nil
 		}
-		if owner = s.answers.push(h, group, nil, s.requestTimeout(&q), s.requestScopes(&q)); owner == nil {
+		if owner = s.answers.push(h, v.group, nil, v.wait, v.scopes); owner == nil {
 			s.srv.pool.Put(frame)
 			return reasonClosed, nil
 		}
 	}
-	s.pol.instr.request(h.Key, group)
-	s.countRequest(group)
-	if err := s.send(group, frame, h.CorrelationID, expectResponse, owner); err != nil {
+	s.pol.instr.request(h.Key, v.group)
+	s.countRequest(v.group)
+	if err := s.send(v.group, frame, h.CorrelationID, v.expect, owner); err != nil {
 		return reasonDialFailed, err
 	}
 	return "", nil
@@ -401,7 +393,7 @@ func (s *session) LaneResponse(owner any, frame *bufpool.Buf) {
 		}
 	}
 	if sl.key == router.KeyApiVersions {
-		s.noteAdvertised(frame.B, sl.version)
+		s.gate.noteAdvertised(frame.B, sl.version)
 	}
 	took := time.Since(sl.sent)
 	s.pol.instr.answered(sl.key, sl.group, took)

@@ -43,7 +43,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 // nothing can be in flight on it; otherwise, or without a pool, Release is
 // Close. The handler's LaneDone follows either way, with a nil error when
 // the connection was given back.
-func (l *Lane) Release() {
+func (l *Lane[O]) Release() {
 	l.mu.Lock()
 	if l.home == nil || l.closed {
 		l.mu.Unlock()
@@ -66,7 +66,7 @@ func (l *Lane) Release() {
 // endRelease runs on the reader once readLoop has returned err: for a
 // released lane it gives the connection back (a clean stop) or closes it,
 // reports to the handler, and returns true; for any other lane false.
-func (l *Lane) endRelease(err error) bool {
+func (l *Lane[O]) endRelease(err error) bool {
 	l.mu.Lock()
 	if !l.released {
 		l.mu.Unlock()
@@ -90,7 +90,7 @@ func (l *Lane) endRelease(err error) bool {
 // pooledConnLocked is the connection as the pool keeps it: with the SASL
 // session it carries, as the latest re-authentication left it, so that the
 // lane that takes it re-authenticates on time.
-func (l *Lane) pooledConnLocked() (net.Conn, time.Time) {
+func (l *Lane[O]) pooledConnLocked() (net.Conn, time.Time) {
 	r := l.reauth
 	if r == nil || r.lifetime <= 0 {
 		return l.conn, l.idleSince

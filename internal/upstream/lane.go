@@ -37,9 +37,12 @@ type Handler[O any] interface {
 	// is read into; it may wait for the memory budget. nil: the session
 	// is gone, and the lane stops.
 	LaneBuffer(owner O, n int) *bufpool.Buf
-	// LaneDone is called once, when the lane has stopped. err is nil when
-	// the lane closed while idle (the proxy's idle timer, or the broker
-	// closing an idle connection): nothing was lost and the session goes on.
+	// LaneDone is called exactly once, on the lane's reader goroutine, once
+	// the lane has ended (however it ended: end) and its reader has
+	// stopped; nothing else is called after it. err is nil when nothing was
+	// lost: the lane was released or closed while idle (the proxy's idle
+	// timer, or the broker closing an idle connection), and the session
+	// goes on.
 	LaneDone(l *Lane[O], err error)
 }
 
@@ -62,12 +65,12 @@ type Lane[O any] struct {
 	gauge prometheus.Gauge
 
 	mu      sync.Mutex
-	queue   []*bufpool.Buf // frames waiting for the writer
-	pending []pending[O]   // requests sent or queued that expect an answer
-	head    int            // first live entry of pending
-	acks0   int            // acks=0 produces since the last answer
-	closed  bool
-	err     error
+	queue   []*bufpool.Buf  // frames waiting for the writer
+	pending []pending[O]    // requests sent or queued that expect an answer
+	head    int             // first live entry of pending
+	acks0   int             // acks=0 produces since the last answer
+	closed  bool            // ended: see end
+	why     error           // the reason the lane ended with, first come
 	reauth  *reauthState[O] // nil unless the SASL session expires (reauth.go)
 	writing bool            // a write to conn is under way (writer goroutine or Send)
 	// headAt is when the first pending request became the one the broker
@@ -79,7 +82,6 @@ type Lane[O any] struct {
 	// Giving the connection back to a pool (lane_release.go).
 	home      *Pool     // nil: Release closes
 	addr      string    // the broker address, the connection's key in home
-	released  bool      // Release stopped the lane; its reader hands conn on
 	idleSince time.Time // the last answer, or the start: the broker's idle clock
 
 	wake chan struct{}
@@ -193,7 +195,7 @@ func (l *Lane[O]) writeDirect(frame *bufpool.Buf) {
 	l.mu.Unlock()
 	if err != nil {
 		// The request is pending: the reader reports the failure.
-		l.fail(fmt.Errorf("write upstream: %w", err))
+		l.end(fmt.Errorf("write upstream: %w", err))
 		return
 	}
 	if more {
@@ -222,27 +224,89 @@ func (l *Lane[O]) Head(f func(owner O, since time.Time)) {
 	f(l.pending[l.head].owner, l.headAt)
 }
 
-// Close stops the lane; pending requests are abandoned.
-func (l *Lane[O]) Close() { l.fail(net.ErrClosed) }
+// Close ends the lane; pending requests are abandoned.
+func (l *Lane[O]) Close() { l.end(net.ErrClosed) }
 
 func (l *Lane[O]) idleLocked() bool {
 	return l.head == len(l.pending) && l.acks0 == 0 && (l.reauth == nil || !l.reauth.holding)
 }
 
-func (l *Lane[O]) fail(err error) {
+// A lane ends one way, through end (as franz-go's broker connection dies
+// through die), whatever ends it; the first reason given stands:
+//
+//   - net.ErrClosed: Close, or Release of a lane that may have something in
+//     flight (or has no pool), or a failed re-authentication that parked
+//     nothing; what was lost, if anything, is the reader's to say;
+//   - errReleased: Release of a lane with nothing in flight; its connection
+//     is left open for the reader to hand to the pool (lane_release.go);
+//   - errIdleTimeout: the reader's idle timer, on a lane with nothing in
+//     flight (readFull);
+//   - the writer's error, or a failed re-authentication with requests
+//     parked: a failure the session must see, whatever the reader saw;
+//   - the reader's own error: the broker closed, or answered out of turn.
+//
+// end stops the writer and the re-authentication loop (done) and the
+// reader: by closing the connection, or, released, with a read deadline in
+// the past. The reader then finishes the lane (finish): it decides what
+// was lost and reports LaneDone, the one place that does.
+func (l *Lane[O]) end(why error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.err != nil {
-		return
+	l.endLocked(why)
+}
+
+// endLocked is end under the lane's lock, for a route that decides under
+// it: closed in the same critical section as the check, no request can
+// slip in. It reports whether this call ended the lane.
+func (l *Lane[O]) endLocked(why error) bool {
+	if l.closed {
+		return false
 	}
-	l.err = err
-	l.closed = true
-	select {
-	case <-l.done:
-	default:
-		close(l.done)
+	l.closed, l.why = true, why
+	close(l.done)
+	if why == errReleased {
+		_ = l.conn.SetReadDeadline(aLongTimeAgo)
+	} else {
+		_ = l.conn.Close()
 	}
-	_ = l.conn.Close()
+	return true
+}
+
+// finish runs on the reader once readLoop has returned readErr: it ends
+// the lane with readErr unless another route ended it first, aborts a
+// re-authentication under way, gives a released lane's connection back
+// (lane_release.go), and reports to the handler, once.
+func (l *Lane[O]) finish(readErr error) {
+	l.mu.Lock()
+	own := l.endLocked(readErr)
+	if l.reauth != nil {
+		l.reauth.abortLocked(l, readErr, own)
+	}
+	err := l.lostLocked(readErr, own)
+	released := l.why == errReleased
+	l.mu.Unlock()
+	if released {
+		l.handBack(readErr)
+	}
+	l.gauge.Dec()
+	l.h.LaneDone(l, err)
+}
+
+// lostLocked is what LaneDone reports: nil when nothing was lost, else
+// why the requests in flight will not be answered. own: the reader's
+// readErr ended the lane, not another route.
+func (l *Lane[O]) lostLocked(readErr error, own bool) error {
+	switch {
+	case l.why == errReleased, l.why == errIdleTimeout:
+		return nil // ended only with nothing in flight
+	case !own && !errors.Is(l.why, net.ErrClosed):
+		return l.why // the writer, or a re-authentication, failed first
+	case l.idleLocked() && len(l.queue) == 0:
+		return nil // an idle connection closing loses nothing
+	case l.acks0 > 0 && l.head == len(l.pending):
+		return fmt.Errorf("broker closed the connection after acks=0 produce (a broker's only way to report its error): %w", readErr)
+	}
+	return readErr
 }
 
 // write drains the queue into the connection: everything queued since the
@@ -280,7 +344,7 @@ func (l *Lane[O]) write() {
 			l.wakeWriter()
 		}
 		if err != nil {
-			l.fail(fmt.Errorf("write upstream: %w", err))
+			l.end(fmt.Errorf("write upstream: %w", err))
 			return
 		}
 	}
@@ -342,29 +406,10 @@ func hasWritev(conn net.Conn) bool {
 	return false
 }
 
-// read delivers responses in order until the connection ends, then reports
-// once to the handler.
+// read delivers responses in order until the connection ends, then
+// finishes the lane.
 func (l *Lane[O]) read() {
-	defer l.gauge.Dec()
-	err := l.readLoop()
-	if l.endRelease(err) {
-		return
-	}
-	l.mu.Lock()
-	if l.reauth != nil {
-		l.reauth.abortLocked(l, err)
-	}
-	switch {
-	case l.closed && l.err != nil && !errors.Is(l.err, net.ErrClosed):
-		err = l.err // the writer failed first
-	case errors.Is(err, errIdleTimeout), l.idleLocked() && len(l.queue) == 0:
-		err = nil // an idle connection closing loses nothing
-	case l.acks0 > 0 && l.head == len(l.pending):
-		err = fmt.Errorf("broker closed the connection after acks=0 produce (a broker's only way to report its error): %w", err)
-	}
-	l.mu.Unlock()
-	l.fail(net.ErrClosed)
-	l.h.LaneDone(l, err)
+	l.finish(l.readLoop())
 }
 
 func (l *Lane[O]) readLoop() error {
@@ -482,8 +527,9 @@ func (l *Lane[O]) match(corr int32) (p pending[O], deliver bool, err error) {
 	return p, false, fmt.Errorf("unexpected response with correlation id %d: nothing pending", corr)
 }
 
-// readFull is io.ReadFull that rides over the idle deadline when a request
-// was queued after it fired.
+// readFull is io.ReadFull that ends the lane when its idle deadline fires
+// with nothing in flight, and rides over it when a request was queued
+// after it fired.
 func (l *Lane[O]) readFull(r io.Reader, b []byte) error {
 	for n := 0; n < len(b); {
 		m, err := r.Read(b[n:])
@@ -493,7 +539,7 @@ func (l *Lane[O]) readFull(r io.Reader, b []byte) error {
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			l.mu.Lock()
-			if l.released {
+			if l.why == errReleased {
 				l.mu.Unlock()
 				if n > 0 {
 					return errReleasedMidFrame
@@ -502,9 +548,9 @@ func (l *Lane[O]) readFull(r io.Reader, b []byte) error {
 			}
 			idle := l.idleLocked()
 			if idle {
-				// Closed under the same lock Send takes: no request can
+				// Ended under the same lock Send takes: no request can
 				// slip onto a lane that is going away.
-				l.closed = true
+				l.endLocked(errIdleTimeout)
 			}
 			l.mu.Unlock()
 			if !idle {

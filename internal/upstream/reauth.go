@@ -35,7 +35,7 @@ import (
 // rules: the hold begins before the session expires, and two handshakes
 // are more than a second apart; with lifetimes under 2 s that parks
 // requests until the handshake may go. A failed re-authentication is
-// logged by the dialer and closes the lane: with parked requests that is a
+// logged by the dialer and ends the lane: with parked requests that is a
 // failure the session sees, on an idle lane it is not.
 
 // reauthState is guarded by the lane's mutex.
@@ -77,11 +77,12 @@ func (r *reauthState[O]) drainedLocked() {
 	}
 }
 
-// abortLocked runs when the lane's reader stops. A connection that ends
-// during the exchange is the broker's answer (some brokers reject
-// credentials by closing): the exchange learns it, and with no client
-// request parked the lane counts as idle, so the session goes on.
-func (r *reauthState[O]) abortLocked(l *Lane[O], err error) {
+// abortLocked runs when the lane's reader stops with err; own: that error
+// ended the lane. A connection that ends during the exchange is the
+// broker's answer (some brokers reject credentials by closing): the
+// exchange learns it, and with no client request parked the lane counts as
+// idle, so the session goes on.
+func (r *reauthState[O]) abortLocked(l *Lane[O], err error, own bool) {
 	if l.head == len(l.pending) {
 		return
 	}
@@ -90,8 +91,8 @@ func (r *reauthState[O]) abortLocked(l *Lane[O], err error) {
 		return
 	}
 	reply.err = err
-	if l.closed {
-		reply.err = ErrLaneClosed // closed by the proxy, not by the broker
+	if !own {
+		reply.err = ErrLaneClosed // ended by the proxy, not by the broker
 	}
 	reply.ch <- nil
 	l.head, l.pending = 0, l.pending[:0]
@@ -269,7 +270,7 @@ func (l *Lane[O]) release(lifetime time.Duration, since time.Time) {
 	}
 }
 
-// failReauth closes the lane after a failed re-authentication. Parked
+// failReauth ends the lane after a failed re-authentication. Parked
 // requests make it a failure the session must see; otherwise nothing was
 // lost and the next request dials (and authenticates) again.
 func (l *Lane[O]) failReauth(err error) {
@@ -277,14 +278,11 @@ func (l *Lane[O]) failReauth(err error) {
 		return
 	}
 	l.mu.Lock()
-	lost := len(l.reauth.held)
-	if lost == 0 {
-		l.reauth.holding = false
-	}
-	l.mu.Unlock()
-	if lost == 0 {
-		l.fail(net.ErrClosed)
+	defer l.mu.Unlock()
+	if lost := len(l.reauth.held); lost > 0 {
+		l.endLocked(fmt.Errorf("re-authentication failed with %d requests waiting: %w", lost, err))
 		return
 	}
-	l.fail(fmt.Errorf("re-authentication failed with %d requests waiting: %w", lost, err))
+	l.reauth.holding = false
+	l.endLocked(net.ErrClosed)
 }

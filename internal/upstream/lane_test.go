@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,9 +31,10 @@ type fakeHandler struct {
 	frames  [][]byte
 	refuse  bool // LaneBuffer reports the session gone
 	done    chan error
+	dones   atomic.Int32 // LaneDone calls
 }
 
-func newFakeHandler() *fakeHandler { return &fakeHandler{done: make(chan error, 1)} }
+func newFakeHandler() *fakeHandler { return &fakeHandler{done: make(chan error, 4)} }
 
 func (h *fakeHandler) LaneResponse(owner owner, frame *bufpool.Buf) {
 	h.mu.Lock()
@@ -50,7 +52,10 @@ func (h *fakeHandler) LaneBuffer(_ owner, n int) *bufpool.Buf {
 	return bufpool.Wrap(make([]byte, n))
 }
 
-func (h *fakeHandler) LaneDone(_ *testLane, err error) { h.done <- err }
+func (h *fakeHandler) LaneDone(_ *testLane, err error) {
+	h.dones.Add(1)
+	h.done <- err
+}
 
 func (h *fakeHandler) answered() int {
 	h.mu.Lock()

@@ -53,7 +53,7 @@ type session struct {
 	readDeadline time.Time // the read deadline set on conn
 
 	mu         sync.Mutex
-	lanes      []*upstream.Lane // by router.Group
+	lanes      []*upstream.Lane[*slot] // by router.Group
 	readerDone bool
 	draining   bool
 	closed     bool
@@ -77,7 +77,7 @@ func newSession(server *Server, conn net.Conn, broker int32) *session {
 		sem:         make(chan struct{}, limits.MaxInflightPerConnection),
 		idleTimeout: limits.ClientIdleTimeout,
 		acct:        srv.budget.NewAccount(),
-		lanes:       make([]*upstream.Lane, pol.classifier.Len()),
+		lanes:       make([]*upstream.Lane[*slot], pol.classifier.Len()),
 		closedCh:    make(chan struct{}),
 		ord:         sessionOrdering{acc: make([]uint64, 2*pol.classifier.Len())},
 		bar:         newSessionBarriers(pol.barriers),
@@ -259,11 +259,7 @@ func (s *session) send(g router.Group, frame *bufpool.Buf, corr int32, expect bo
 			s.srv.pool.Put(frame)
 			return err
 		}
-		var o any
-		if owner != nil {
-			o = owner
-		}
-		if err := lane.Send(frame, corr, expect, o); !errors.Is(err, upstream.ErrLaneClosed) {
+		if err := lane.Send(frame, corr, expect, owner); !errors.Is(err, upstream.ErrLaneClosed) {
 			return err
 		}
 		s.dropLane(lane)
@@ -272,7 +268,7 @@ func (s *session) send(g router.Group, frame *bufpool.Buf, corr int32, expect bo
 	return errors.New("upstream connection closed twice in a row while sending")
 }
 
-func (s *session) lane(g router.Group) (*upstream.Lane, error) {
+func (s *session) lane(g router.Group) (*upstream.Lane[*slot], error) {
 	s.mu.Lock()
 	l := s.lanes[g]
 	s.mu.Unlock()
@@ -284,7 +280,7 @@ func (s *session) lane(g router.Group) (*upstream.Lane, error) {
 		return nil, err
 	}
 	gauge := s.srv.metrics.UpstreamConnections.WithLabelValues(s.brokerLabel(), s.pol.classifier.Name(g))
-	l = s.srv.upstreams.NewLane(conn, addr, s, &s.srv.laneOpts, gauge)
+	l = upstream.NewLane[*slot](s.srv.upstreams, conn, addr, s, &s.srv.laneOpts, gauge)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -345,7 +341,7 @@ func (s *session) brokerLabel() string {
 	return fmt.Sprint(s.broker)
 }
 
-func (s *session) dropLane(l *upstream.Lane) {
+func (s *session) dropLane(l *upstream.Lane[*slot]) {
 	s.mu.Lock()
 	for g, cur := range s.lanes {
 		if cur == l {
@@ -357,8 +353,7 @@ func (s *session) dropLane(l *upstream.Lane) {
 
 // LaneResponse implements upstream.Handler: rewrite if the API carries
 // broker addresses, then hand the answer to the answer queue.
-func (s *session) LaneResponse(owner any, frame *bufpool.Buf) {
-	sl := owner.(*slot)
+func (s *session) LaneResponse(sl *slot, frame *bufpool.Buf) {
 	s.pol.instr.throttle(sl.key, sl.version, frame.B[8:])
 	if s.pol.rewriter.NeedsRewrite(sl.key) {
 		// The rewrite's memory is taken from the budget before it is
@@ -422,14 +417,14 @@ func (s *session) decodeCost(key int16, n int) int {
 
 // LaneBuffer implements upstream.Handler: the answer's buffer comes out of
 // the session's budget.
-func (s *session) LaneBuffer(owner any, n int) *bufpool.Buf {
-	return s.answers.buffer(owner.(*slot), n)
+func (s *session) LaneBuffer(sl *slot, n int) *bufpool.Buf {
+	return s.answers.buffer(sl, n)
 }
 
 // LaneDone implements upstream.Handler: an idle lane is forgotten and
 // dialed again on next use; a lane that failed with requests in flight takes
 // the session down, exactly as a broker failure would.
-func (s *session) LaneDone(l *upstream.Lane, err error) {
+func (s *session) LaneDone(l *upstream.Lane[*slot], err error) {
 	s.dropLane(l)
 	if err != nil {
 		s.close(reasonUpstreamFailed, err)
@@ -496,7 +491,7 @@ func (s *session) close(reason string, err error) {
 		return
 	}
 	s.closed = true
-	lanes := append([]*upstream.Lane(nil), s.lanes...)
+	lanes := append([]*upstream.Lane[*slot](nil), s.lanes...)
 	clear(s.lanes)
 	s.mu.Unlock()
 

@@ -135,7 +135,7 @@ func (s *session) snapshot(now time.Time) sessioninfo.Session {
 
 	groups := s.pol.classifier.Len()
 	lanes := make([]sessioninfo.Lane, groups)
-	var laneConns []*upstream.Lane
+	var laneConns []*upstream.Lane[*slot]
 	s.mu.Lock()
 	laneConns = append(laneConns, s.lanes...)
 	s.mu.Unlock()

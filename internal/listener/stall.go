@@ -78,11 +78,7 @@ func (s *session) stalled(now time.Time, grace time.Duration) error {
 		if l == nil || err != nil {
 			continue
 		}
-		l.Head(func(owner any, since time.Time) {
-			sl, ok := owner.(*slot)
-			if !ok {
-				return
-			}
+		l.Head(func(sl *slot, since time.Time) {
 			if held := now.Sub(since); held > sl.wait+grace {
 				err = fmt.Errorf("broker held %s for %v, past its own timeout %v plus limits.upstream_answer_grace %v",
 					s.pol.protocol.Name(sl.key), held.Round(time.Millisecond), sl.wait, grace)

@@ -18,8 +18,7 @@ const streamChunk = 256 << 10
 // LaneStream implements upstream.Handler: a large answer that is next in
 // line for the client and cannot need a rewrite goes out as it arrives,
 // instead of after its last byte. Anything else is buffered as usual.
-func (s *session) LaneStream(owner any, header []byte, body io.Reader, n int) (bool, error) {
-	sl := owner.(*slot)
+func (s *session) LaneStream(sl *slot, header []byte, body io.Reader, n int) (bool, error) {
 	if s.pol.rewriter.MayRewrite(sl.key, sl.version) {
 		return false, nil
 	}

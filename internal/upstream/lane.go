@@ -21,25 +21,29 @@ var ErrLaneClosed = errors.New("lane closed")
 
 var errIdleTimeout = errors.New("idle timeout")
 
-// Handler receives what a lane reads. The session implements it.
-type Handler interface {
+// Handler receives what a lane reads. The session implements it; O is what
+// it hands Send with each request (its owner) and gets back with the answer.
+type Handler[O any] interface {
 	// LaneResponse is called on the lane's reader goroutine with each
 	// response frame, in request order. The handler owns frame.
-	LaneResponse(owner any, frame *bufpool.Buf)
+	LaneResponse(owner O, frame *bufpool.Buf)
 	// LaneStream is offered each answer of at least StreamMin body bytes
 	// before its body is read. The handler may copy the body (exactly n
 	// bytes of body) straight to its client and report true, or report
 	// false to have the lane buffer the answer and call LaneResponse. An
 	// error ends the lane.
-	LaneStream(owner any, header []byte, body io.Reader, n int) (streamed bool, err error)
+	LaneStream(owner O, header []byte, body io.Reader, n int) (streamed bool, err error)
 	// LaneBuffer returns the buffer, of n bytes, that a client's answer
 	// is read into; it may wait for the memory budget. nil: the session
 	// is gone, and the lane stops.
-	LaneBuffer(owner any, n int) *bufpool.Buf
-	// LaneDone is called once, when the lane has stopped. err is nil when
-	// the lane closed while idle (the proxy's idle timer, or the broker
-	// closing an idle connection): nothing was lost and the session goes on.
-	LaneDone(l *Lane, err error)
+	LaneBuffer(owner O, n int) *bufpool.Buf
+	// LaneDone is called exactly once, on the lane's reader goroutine, once
+	// the lane has ended (however it ended: end) and its reader has
+	// stopped; nothing else is called after it. err is nil when nothing was
+	// lost: the lane was released or closed while idle (the proxy's idle
+	// timer, or the broker closing an idle connection), and the session
+	// goes on.
+	LaneDone(l *Lane[O], err error)
 }
 
 // LaneOptions are shared by every lane of a proxy.
@@ -54,21 +58,21 @@ type LaneOptions struct {
 // Lane is one upstream connection carrying one group of one client
 // session's requests, pipelined. The broker answers in order, so a FIFO of
 // pending correlation ids checks every response.
-type Lane struct {
+type Lane[O any] struct {
 	conn  net.Conn
-	h     Handler
+	h     Handler[O]
 	opts  *LaneOptions
 	gauge prometheus.Gauge
 
 	mu      sync.Mutex
-	queue   []*bufpool.Buf // frames waiting for the writer
-	pending []pending      // requests sent or queued that expect an answer
-	head    int            // first live entry of pending
-	acks0   int            // acks=0 produces since the last answer
-	closed  bool
-	err     error
-	reauth  *reauthState // nil unless the SASL session expires (reauth.go)
-	writing bool         // a write to conn is under way (writer goroutine or Send)
+	queue   []*bufpool.Buf  // frames waiting for the writer
+	pending []pending[O]    // requests sent or queued that expect an answer
+	head    int             // first live entry of pending
+	acks0   int             // acks=0 produces since the last answer
+	closed  bool            // ended: see end
+	why     error           // the reason the lane ended with, first come
+	reauth  *reauthState[O] // nil unless the SASL session expires (reauth.go)
+	writing bool            // a write to conn is under way (writer goroutine or Send)
 	// headAt is when the first pending request became the one the broker
 	// works on: it answers a connection's requests one at a time, in
 	// order. answering: its answer has begun to arrive.
@@ -78,7 +82,6 @@ type Lane struct {
 	// Giving the connection back to a pool (lane_release.go).
 	home      *Pool     // nil: Release closes
 	addr      string    // the broker address, the connection's key in home
-	released  bool      // Release stopped the lane; its reader hands conn on
 	idleSince time.Time // the last answer, or the start: the broker's idle clock
 
 	wake chan struct{}
@@ -91,18 +94,20 @@ type Lane struct {
 	coalesce bool // conn has no writev: copy small frames into one write
 }
 
-type pending struct {
+// pending is a request that awaits its answer: a client's, handed back to
+// the handler with its owner, or the lane's own SASL request, whose answer
+// goes to auth (reauth.go).
+type pending[O any] struct {
 	corr  int32
-	owner any
+	owner O
+	auth  *authReply
 }
 
-// NewLane starts a lane over an established connection. gauge counts open
-// upstream connections for the lane's broker and group.
-func NewLane(conn net.Conn, h Handler, opts *LaneOptions, gauge prometheus.Gauge) *Lane {
-	return newLane(conn, h, opts, gauge, nil, "")
-}
-
-func newLane(conn net.Conn, h Handler, opts *LaneOptions, gauge prometheus.Gauge, home *Pool, addr string) *Lane {
+// NewLane starts a lane over conn, an established connection to addr (a
+// connection Take handed out, or one just dialed). Its Release gives the
+// connection back to pool; a nil pool makes Release a Close. gauge counts
+// open upstream connections for the lane's broker and group.
+func NewLane[O any](pool *Pool, conn net.Conn, addr string, h Handler[O], opts *LaneOptions, gauge prometheus.Gauge) *Lane[O] {
 	idleSince := time.Now() // a connection just dialed
 	if pc, ok := conn.(*pooledConn); ok {
 		conn, idleSince = pc.Conn, pc.idleSince
@@ -111,7 +116,7 @@ func newLane(conn net.Conn, h Handler, opts *LaneOptions, gauge prometheus.Gauge
 	if expires {
 		conn = ac.Conn
 	}
-	l := &Lane{
+	l := &Lane[O]{
 		conn:     conn,
 		h:        h,
 		opts:     opts,
@@ -120,7 +125,7 @@ func newLane(conn net.Conn, h Handler, opts *LaneOptions, gauge prometheus.Gauge
 		done:     make(chan struct{}),
 		coalesce: !hasWritev(conn),
 	}
-	l.home, l.addr, l.idleSince = home, addr, idleSince
+	l.home, l.addr, l.idleSince = pool, addr, idleSince
 	gauge.Inc()
 	go l.write()
 	go l.read()
@@ -133,7 +138,7 @@ func newLane(conn net.Conn, h Handler, opts *LaneOptions, gauge prometheus.Gauge
 // Send queues a complete request frame (size prefix included). A request
 // that expects a response holds a pending entry until its answer arrives;
 // owner is handed back with that answer. The lane takes frame.
-func (l *Lane) Send(frame *bufpool.Buf, corr int32, expectResponse bool, owner any) error {
+func (l *Lane[O]) Send(frame *bufpool.Buf, corr int32, expectResponse bool, owner O) error {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -154,7 +159,7 @@ func (l *Lane) Send(frame *bufpool.Buf, corr int32, expectResponse bool, owner a
 		if l.head == len(l.pending) {
 			l.headAt = time.Now()
 		}
-		l.pending = append(l.pending, pending{corr: corr, owner: owner})
+		l.pending = append(l.pending, pending[O]{corr: corr, owner: owner})
 	} else {
 		l.acks0++
 	}
@@ -180,7 +185,7 @@ const directWriteMax = 64 << 10
 // the latency path). Send chose it only with nothing queued and no write
 // under way, so order is kept; whatever was queued meanwhile goes to the
 // writer.
-func (l *Lane) writeDirect(frame *bufpool.Buf) {
+func (l *Lane[O]) writeDirect(frame *bufpool.Buf) {
 	n, err := l.conn.Write(frame.B)
 	l.opts.BytesOut.Add(float64(n))
 	l.opts.Pool.Put(frame)
@@ -190,7 +195,7 @@ func (l *Lane) writeDirect(frame *bufpool.Buf) {
 	l.mu.Unlock()
 	if err != nil {
 		// The request is pending: the reader reports the failure.
-		l.fail(fmt.Errorf("write upstream: %w", err))
+		l.end(fmt.Errorf("write upstream: %w", err))
 		return
 	}
 	if more {
@@ -198,7 +203,7 @@ func (l *Lane) writeDirect(frame *bufpool.Buf) {
 	}
 }
 
-func (l *Lane) wakeWriter() {
+func (l *Lane[O]) wakeWriter() {
 	select {
 	case l.wake <- struct{}{}:
 	default:
@@ -210,44 +215,103 @@ func (l *Lane) wakeWriter() {
 // lane's queue, not the time it was sent (requests pipelined behind it
 // wait their turn at the broker). f is not called with nothing pending, or
 // once the head's answer has begun to arrive.
-func (l *Lane) Head(f func(owner any, since time.Time)) {
+func (l *Lane[O]) Head(f func(owner O, since time.Time)) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed || l.answering || l.head == len(l.pending) {
-		return
-	}
-	if _, own := l.pending[l.head].owner.(*authReply); own {
+	if l.closed || l.answering || l.head == len(l.pending) || l.pending[l.head].auth != nil {
 		return
 	}
 	f(l.pending[l.head].owner, l.headAt)
 }
 
-// Close stops the lane; pending requests are abandoned.
-func (l *Lane) Close() { l.fail(net.ErrClosed) }
+// Close ends the lane; pending requests are abandoned.
+func (l *Lane[O]) Close() { l.end(net.ErrClosed) }
 
-func (l *Lane) idleLocked() bool {
+func (l *Lane[O]) idleLocked() bool {
 	return l.head == len(l.pending) && l.acks0 == 0 && (l.reauth == nil || !l.reauth.holding)
 }
 
-func (l *Lane) fail(err error) {
+// A lane ends one way, through end (as franz-go's broker connection dies
+// through die), whatever ends it; the first reason given stands:
+//
+//   - net.ErrClosed: Close, or Release of a lane that may have something in
+//     flight (or has no pool), or a failed re-authentication that parked
+//     nothing; what was lost, if anything, is the reader's to say;
+//   - errReleased: Release of a lane with nothing in flight; its connection
+//     is left open for the reader to hand to the pool (lane_release.go);
+//   - errIdleTimeout: the reader's idle timer, on a lane with nothing in
+//     flight (readFull);
+//   - the writer's error, or a failed re-authentication with requests
+//     parked: a failure the session must see, whatever the reader saw;
+//   - the reader's own error: the broker closed, or answered out of turn.
+//
+// end stops the writer and the re-authentication loop (done) and the
+// reader: by closing the connection, or, released, with a read deadline in
+// the past. The reader then finishes the lane (finish): it decides what
+// was lost and reports LaneDone, the one place that does.
+func (l *Lane[O]) end(why error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.err != nil {
-		return
+	l.endLocked(why)
+}
+
+// endLocked is end under the lane's lock, for a route that decides under
+// it: closed in the same critical section as the check, no request can
+// slip in. It reports whether this call ended the lane.
+func (l *Lane[O]) endLocked(why error) bool {
+	if l.closed {
+		return false
 	}
-	l.err = err
-	l.closed = true
-	select {
-	case <-l.done:
-	default:
-		close(l.done)
+	l.closed, l.why = true, why
+	close(l.done)
+	if why == errReleased {
+		_ = l.conn.SetReadDeadline(aLongTimeAgo)
+	} else {
+		_ = l.conn.Close()
 	}
-	_ = l.conn.Close()
+	return true
+}
+
+// finish runs on the reader once readLoop has returned readErr: it ends
+// the lane with readErr unless another route ended it first, aborts a
+// re-authentication under way, gives a released lane's connection back
+// (lane_release.go), and reports to the handler, once.
+func (l *Lane[O]) finish(readErr error) {
+	l.mu.Lock()
+	own := l.endLocked(readErr)
+	if l.reauth != nil {
+		l.reauth.abortLocked(l, readErr, own)
+	}
+	err := l.lostLocked(readErr, own)
+	released := l.why == errReleased
+	l.mu.Unlock()
+	if released {
+		l.handBack(readErr)
+	}
+	l.gauge.Dec()
+	l.h.LaneDone(l, err)
+}
+
+// lostLocked is what LaneDone reports: nil when nothing was lost, else
+// why the requests in flight will not be answered. own: the reader's
+// readErr ended the lane, not another route.
+func (l *Lane[O]) lostLocked(readErr error, own bool) error {
+	switch {
+	case l.why == errReleased, l.why == errIdleTimeout:
+		return nil // ended only with nothing in flight
+	case !own && !errors.Is(l.why, net.ErrClosed):
+		return l.why // the writer, or a re-authentication, failed first
+	case l.idleLocked() && len(l.queue) == 0:
+		return nil // an idle connection closing loses nothing
+	case l.acks0 > 0 && l.head == len(l.pending):
+		return fmt.Errorf("broker closed the connection after acks=0 produce (a broker's only way to report its error): %w", readErr)
+	}
+	return readErr
 }
 
 // write drains the queue into the connection: everything queued since the
 // last write goes out in one writev, so pipelined requests batch naturally.
-func (l *Lane) write() {
+func (l *Lane[O]) write() {
 	for {
 		select {
 		case <-l.wake:
@@ -280,7 +344,7 @@ func (l *Lane) write() {
 			l.wakeWriter()
 		}
 		if err != nil {
-			l.fail(fmt.Errorf("write upstream: %w", err))
+			l.end(fmt.Errorf("write upstream: %w", err))
 			return
 		}
 	}
@@ -290,7 +354,7 @@ func (l *Lane) write() {
 // other connection (TLS), whose Write sends each call as its own records
 // and syscalls, small frames are first copied together into writes of up
 // to coalesceMax bytes, and a frame that large goes out alone, uncopied.
-func (l *Lane) writeBatch() (int64, error) {
+func (l *Lane[O]) writeBatch() (int64, error) {
 	if !l.coalesce || len(l.batch) == 1 {
 		l.iov = l.iov[:0]
 		for _, b := range l.batch {
@@ -342,32 +406,13 @@ func hasWritev(conn net.Conn) bool {
 	return false
 }
 
-// read delivers responses in order until the connection ends, then reports
-// once to the handler.
-func (l *Lane) read() {
-	defer l.gauge.Dec()
-	err := l.readLoop()
-	if l.endRelease(err) {
-		return
-	}
-	l.mu.Lock()
-	if l.reauth != nil {
-		l.reauth.abortLocked(l, err)
-	}
-	switch {
-	case l.closed && l.err != nil && !errors.Is(l.err, net.ErrClosed):
-		err = l.err // the writer failed first
-	case errors.Is(err, errIdleTimeout), l.idleLocked() && len(l.queue) == 0:
-		err = nil // an idle connection closing loses nothing
-	case l.acks0 > 0 && l.head == len(l.pending):
-		err = fmt.Errorf("broker closed the connection after acks=0 produce (a broker's only way to report its error): %w", err)
-	}
-	l.mu.Unlock()
-	l.fail(net.ErrClosed)
-	l.h.LaneDone(l, err)
+// read delivers responses in order until the connection ends, then
+// finishes the lane.
+func (l *Lane[O]) read() {
+	l.finish(l.readLoop())
 }
 
-func (l *Lane) readLoop() error {
+func (l *Lane[O]) readLoop() error {
 	br := l.opts.Pool.NewReader(l.conn, 16<<10) // holds no buffer while the broker is quiet
 	var hdr [8]byte
 	for {
@@ -413,7 +458,7 @@ func (l *Lane) readLoop() error {
 			return midFrame(err)
 		}
 		l.opts.BytesIn.Add(float64(len(frame.B)))
-		owner, deliver, err := l.match(corr)
+		p, deliver, err := l.match(corr)
 		if err != nil {
 			l.opts.Pool.Put(frame)
 			return err
@@ -422,11 +467,11 @@ func (l *Lane) readLoop() error {
 			l.opts.Pool.Put(frame)
 			continue
 		}
-		if r, ok := owner.(*authReply); ok {
-			r.ch <- frame // the lane's own SASL exchange (reauth.go)
+		if p.auth != nil {
+			p.auth.ch <- frame // the lane's own SASL exchange (reauth.go)
 			continue
 		}
-		l.h.LaneResponse(owner, frame)
+		l.h.LaneResponse(p.owner, frame)
 	}
 }
 
@@ -437,29 +482,25 @@ const StreamMin = 64 << 10
 // peek returns the owner of the answer corr when it is the next one due and
 // a client's; the entry stays pending until match pops it, so a lane that
 // fails while the answer streams still counts it as in flight.
-func (l *Lane) peek(corr int32) (any, bool) {
+func (l *Lane[O]) peek(corr int32) (owner O, client bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.head == len(l.pending) || l.pending[l.head].corr != corr {
-		return nil, false
-	}
-	owner := l.pending[l.head].owner
-	if _, own := owner.(*authReply); own {
-		return nil, false
+	if l.head == len(l.pending) || l.pending[l.head].corr != corr || l.pending[l.head].auth != nil {
+		return owner, false
 	}
 	l.answering = true
-	return owner, true
+	return l.pending[l.head].owner, true
 }
 
 // match pops the pending entry a response answers. A response that matches
 // nothing is a protocol error, unless acks=0 produces were sent: some
 // non-Kafka servers answer those anyway, and the answer is dropped.
-func (l *Lane) match(corr int32) (owner any, deliver bool, err error) {
+func (l *Lane[O]) match(corr int32) (p pending[O], deliver bool, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.head < len(l.pending) && l.pending[l.head].corr == corr {
-		owner = l.pending[l.head].owner
-		l.pending[l.head] = pending{}
+		p = l.pending[l.head]
+		l.pending[l.head] = pending[O]{}
 		l.head++
 		l.acks0 = 0
 		l.answering = false
@@ -475,20 +516,21 @@ func (l *Lane) match(corr int32) (owner any, deliver bool, err error) {
 				_ = l.conn.SetReadDeadline(now.Add(l.opts.IdleTimeout))
 			}
 		}
-		return owner, true, nil
+		return p, true, nil
 	}
 	if l.acks0 > 0 {
-		return nil, false, nil
+		return p, false, nil
 	}
 	if l.head < len(l.pending) {
-		return nil, false, fmt.Errorf("correlation id mismatch: broker answered %d, expected %d", corr, l.pending[l.head].corr)
+		return p, false, fmt.Errorf("correlation id mismatch: broker answered %d, expected %d", corr, l.pending[l.head].corr)
 	}
-	return nil, false, fmt.Errorf("unexpected response with correlation id %d: nothing pending", corr)
+	return p, false, fmt.Errorf("unexpected response with correlation id %d: nothing pending", corr)
 }
 
-// readFull is io.ReadFull that rides over the idle deadline when a request
-// was queued after it fired.
-func (l *Lane) readFull(r io.Reader, b []byte) error {
+// readFull is io.ReadFull that ends the lane when its idle deadline fires
+// with nothing in flight, and rides over it when a request was queued
+// after it fired.
+func (l *Lane[O]) readFull(r io.Reader, b []byte) error {
 	for n := 0; n < len(b); {
 		m, err := r.Read(b[n:])
 		n += m
@@ -497,7 +539,7 @@ func (l *Lane) readFull(r io.Reader, b []byte) error {
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			l.mu.Lock()
-			if l.released {
+			if l.why == errReleased {
 				l.mu.Unlock()
 				if n > 0 {
 					return errReleasedMidFrame
@@ -506,9 +548,9 @@ func (l *Lane) readFull(r io.Reader, b []byte) error {
 			}
 			idle := l.idleLocked()
 			if idle {
-				// Closed under the same lock Send takes: no request can
+				// Ended under the same lock Send takes: no request can
 				// slip onto a lane that is going away.
-				l.closed = true
+				l.endLocked(errIdleTimeout)
 			}
 			l.mu.Unlock()
 			if !idle {

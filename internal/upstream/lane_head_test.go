@@ -14,12 +14,12 @@ import (
 )
 
 // newPipeLane is a lane over net.Pipe; the other end is the broker.
-func newPipeLane(t *testing.T, h *fakeHandler) (*Lane, net.Conn) {
+func newPipeLane(t *testing.T, h *fakeHandler) (*testLane, net.Conn) {
 	proxy, broker := net.Pipe()
 	t.Cleanup(func() { broker.Close() })
 	opts := &LaneOptions{Pool: bufpool.New(), MaxFrameBytes: 1 << 20,
 		BytesIn: prometheus.NewCounter(prometheus.CounterOpts{Name: "in"}), BytesOut: prometheus.NewCounter(prometheus.CounterOpts{Name: "out"})}
-	l := NewLane(proxy, h, opts, prometheus.NewGauge(prometheus.GaugeOpts{Name: "g"}))
+	l := NewLane[owner](nil, proxy, "", h, opts, prometheus.NewGauge(prometheus.GaugeOpts{Name: "g"}))
 	t.Cleanup(func() {
 		l.Close()
 		<-h.done
@@ -52,8 +52,8 @@ func brokerAnswer(t *testing.T, c net.Conn, corr int32) {
 	}
 }
 
-func head(l *Lane) (owner any, since time.Time, ok bool) {
-	l.Head(func(o any, s time.Time) { owner, since, ok = o, s, true })
+func head(l *testLane) (o owner, since time.Time, ok bool) {
+	l.Head(func(ho owner, s time.Time) { o, since, ok = ho, s, true })
 	return
 }
 
@@ -73,7 +73,7 @@ func TestLaneHeadClockStartsAtTheHead(t *testing.T) {
 		<-reads
 	}
 	owner, first, ok := head(l)
-	if !ok || owner != int32(0) {
+	if !ok || owner != 0 {
 		t.Fatalf("head %v %v, want request 0", owner, ok)
 	}
 	before := time.Now()
@@ -82,7 +82,7 @@ func TestLaneHeadClockStartsAtTheHead(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	owner, second, ok := head(l)
-	if !ok || owner != int32(1) || second.Before(before) || !second.After(first) {
+	if !ok || owner != 1 || second.Before(before) || !second.After(first) {
 		t.Fatalf("head %v since %v (first %v, answer at or after %v), want request 1 timed from the answer", owner, second, first, before)
 	}
 	brokerAnswer(t, broker, 1)
@@ -102,8 +102,8 @@ func TestLaneStopsWhenTheSessionRefusesABuffer(t *testing.T) {
 	reads := brokerReads(broker)
 	opts := &LaneOptions{Pool: bufpool.New(), MaxFrameBytes: 1 << 20,
 		BytesIn: prometheus.NewCounter(prometheus.CounterOpts{Name: "in"}), BytesOut: prometheus.NewCounter(prometheus.CounterOpts{Name: "out"})}
-	l := NewLane(proxy, h, opts, prometheus.NewGauge(prometheus.GaugeOpts{Name: "g"}))
-	if err := l.Send(request(1), 1, true, "owner"); err != nil {
+	l := NewLane[owner](nil, proxy, "", h, opts, prometheus.NewGauge(prometheus.GaugeOpts{Name: "g"}))
+	if err := l.Send(request(1), 1, true, 1); err != nil {
 		t.Fatal(err)
 	}
 	<-reads

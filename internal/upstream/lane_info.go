@@ -11,7 +11,7 @@ type LaneInfo struct {
 
 // Info reads the lane's state; it takes the lane's lock briefly and is meant
 // for an occasional look, not for the forward path.
-func (l *Lane) Info() LaneInfo {
+func (l *Lane[O]) Info() LaneInfo {
 	addr := l.conn.RemoteAddr().String()
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -21,11 +21,12 @@ import (
 //     read (a broker with nothing to answer sends nothing; a byte means the
 //     connection is not what the lane believes).
 //
-// Release checks the first two under the lane's lock and marks the lane
-// closed in the same critical section, so no request can slip in after the
-// check. It then interrupts the reader with a read deadline in the past; the
-// reader checks the third and either hands the connection to the pool,
-// with its deadlines cleared, or closes it. Anything else closes it.
+// Release checks the first two under the lane's lock and ends the lane
+// (end, errReleased) in the same critical section, so no request can slip
+// in after the check. That interrupts the reader with a read deadline in
+// the past instead of closing the connection; the reader, finishing the
+// lane, checks the third and either hands the connection to the pool, with
+// its deadlines cleared, or closes it (handBack). Anything else closes it.
 
 var (
 	// errReleased: the reader stopped between frames because the lane was
@@ -43,54 +44,41 @@ var aLongTimeAgo = time.Unix(1, 0)
 // nothing can be in flight on it; otherwise, or without a pool, Release is
 // Close. The handler's LaneDone follows either way, with a nil error when
 // the connection was given back.
-func (l *Lane) Release() {
+func (l *Lane[O]) Release() {
 	l.mu.Lock()
-	if l.home == nil || l.closed {
-		l.mu.Unlock()
-		l.Close()
-		return
-	}
-	if !l.idleLocked() || l.writing || len(l.queue) > 0 || (l.reauth != nil && len(l.reauth.held) > 0) {
-		l.mu.Unlock()
+	defer l.mu.Unlock()
+	switch {
+	case l.home == nil || l.closed:
+		l.endLocked(net.ErrClosed)
+	case !l.idleLocked() || l.writing || len(l.queue) > 0 || (l.reauth != nil && len(l.reauth.held) > 0):
 		l.home.discard(metrics.PoolDiscardBusy)
-		l.Close()
-		return
+		l.endLocked(net.ErrClosed)
+	default:
+		l.endLocked(errReleased) // the writer and the re-authentication loop stop; the reader hands conn on
 	}
-	l.closed, l.released = true, true
-	l.err = errReleased // fail, from any goroutine, now leaves conn alone
-	close(l.done)       // the writer and the re-authentication loop stop
-	_ = l.conn.SetReadDeadline(aLongTimeAgo)
-	l.mu.Unlock()
 }
 
-// endRelease runs on the reader once readLoop has returned err: for a
-// released lane it gives the connection back (a clean stop) or closes it,
-// reports to the handler, and returns true; for any other lane false.
-func (l *Lane) endRelease(err error) bool {
-	l.mu.Lock()
-	if !l.released {
+// handBack runs on the reader of a released lane once readLoop has
+// returned readErr: the connection goes to the pool after a clean stop
+// between two frames, else it is closed.
+func (l *Lane[O]) handBack(readErr error) {
+	if readErr == errReleased {
+		l.mu.Lock()
+		conn, idleSince := l.pooledConnLocked()
 		l.mu.Unlock()
-		return false
-	}
-	conn, idleSince := l.pooledConnLocked()
-	l.mu.Unlock()
-	if err == errReleased {
-		if derr := l.conn.SetDeadline(time.Time{}); derr == nil {
+		if err := l.conn.SetDeadline(time.Time{}); err == nil {
 			l.home.put(l.addr, conn, idleSince)
-			l.h.LaneDone(l, nil)
-			return true
+			return
 		}
 	}
 	l.home.discard(metrics.PoolDiscardUnclean)
 	_ = l.conn.Close()
-	l.h.LaneDone(l, nil) // the session had ended; nothing was in flight
-	return true
 }
 
 // pooledConnLocked is the connection as the pool keeps it: with the SASL
 // session it carries, as the latest re-authentication left it, so that the
 // lane that takes it re-authenticates on time.
-func (l *Lane) pooledConnLocked() (net.Conn, time.Time) {
+func (l *Lane[O]) pooledConnLocked() (net.Conn, time.Time) {
 	r := l.reauth
 	if r == nil || r.lifetime <= 0 {
 		return l.conn, l.idleSince

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,35 +17,45 @@ import (
 	"github.com/kproxy/kproxy/internal/bufpool"
 )
 
+// owner is what the tests' requests carry: their correlation id, as a rule.
+type owner = int32
+
+// testLane is a lane as the tests run it.
+type testLane = Lane[owner]
+
 // fakeHandler is a session as far as a lane can tell: it records what the
 // lane hands back.
 type fakeHandler struct {
 	mu      sync.Mutex
-	answers []any // owners, in the order their answers arrived
+	answers []owner // in the order their answers arrived
 	frames  [][]byte
 	refuse  bool // LaneBuffer reports the session gone
 	done    chan error
+	dones   atomic.Int32 // LaneDone calls
 }
 
-func newFakeHandler() *fakeHandler { return &fakeHandler{done: make(chan error, 1)} }
+func newFakeHandler() *fakeHandler { return &fakeHandler{done: make(chan error, 4)} }
 
-func (h *fakeHandler) LaneResponse(owner any, frame *bufpool.Buf) {
+func (h *fakeHandler) LaneResponse(owner owner, frame *bufpool.Buf) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.answers = append(h.answers, owner)
 	h.frames = append(h.frames, append([]byte(nil), frame.B...))
 }
 
-func (h *fakeHandler) LaneStream(any, []byte, io.Reader, int) (bool, error) { return false, nil }
+func (h *fakeHandler) LaneStream(owner, []byte, io.Reader, int) (bool, error) { return false, nil }
 
-func (h *fakeHandler) LaneBuffer(_ any, n int) *bufpool.Buf {
+func (h *fakeHandler) LaneBuffer(_ owner, n int) *bufpool.Buf {
 	if h.refuse {
 		return nil
 	}
 	return bufpool.Wrap(make([]byte, n))
 }
 
-func (h *fakeHandler) LaneDone(_ *Lane, err error) { h.done <- err }
+func (h *fakeHandler) LaneDone(_ *testLane, err error) {
+	h.dones.Add(1)
+	h.done <- err
+}
 
 func (h *fakeHandler) answered() int {
 	h.mu.Lock()
@@ -52,14 +63,14 @@ func (h *fakeHandler) answered() int {
 	return len(h.answers)
 }
 
-func (h *fakeHandler) owners() []any {
+func (h *fakeHandler) owners() []owner {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return append([]any(nil), h.answers...)
+	return append([]owner(nil), h.answers...)
 }
 
 // laneOverPipe starts a lane whose broker side is the returned conn.
-func laneOverPipe(t *testing.T, idle time.Duration) (*Lane, *fakeHandler, net.Conn, prometheus.Gauge) {
+func laneOverPipe(t *testing.T, idle time.Duration) (*testLane, *fakeHandler, net.Conn, prometheus.Gauge) {
 	t.Helper()
 	client, broker := net.Pipe()
 	t.Cleanup(func() { broker.Close() })
@@ -70,7 +81,7 @@ func laneOverPipe(t *testing.T, idle time.Duration) (*Lane, *fakeHandler, net.Co
 		BytesIn:  prometheus.NewCounter(prometheus.CounterOpts{Name: "in"}),
 		BytesOut: prometheus.NewCounter(prometheus.CounterOpts{Name: "out"}),
 	}
-	l := NewLane(client, h, opts, gauge)
+	l := NewLane[owner](nil, client, "", h, opts, gauge)
 	t.Cleanup(l.Close)
 	return l, h, broker, gauge
 }
@@ -107,10 +118,10 @@ func answer(t *testing.T, c net.Conn, corr int32, payload string) {
 // sendAsync sends from its own goroutine: a net.Pipe write blocks until the
 // broker side reads it, and a lane with nothing in flight writes a small
 // request from the caller's goroutine.
-func sendAsync(t *testing.T, l *Lane, corr int32, expect bool, owner any) {
+func sendAsync(t *testing.T, l *testLane, corr int32, expect bool) {
 	t.Helper()
 	go func() {
-		if err := l.Send(request(corr), corr, expect, owner); err != nil {
+		if err := l.Send(request(corr), corr, expect, corr); err != nil {
 			t.Errorf("send %d: %v", corr, err)
 		}
 	}()
@@ -159,7 +170,7 @@ func TestLanePipelinedInOrder(t *testing.T) {
 	}
 	eventually(t, func() bool { return len(h.owners()) == n })
 	for i, o := range h.owners() {
-		if o != any(int32(i)) {
+		if o != owner(i) {
 			t.Fatalf("answer %d went to owner %v", i, o)
 		}
 	}
@@ -177,7 +188,7 @@ func TestLanePipelinedInOrder(t *testing.T) {
 // protocol error; the lane fails and says so.
 func TestLaneCorrelationMismatch(t *testing.T) {
 	l, h, broker, _ := laneOverPipe(t, 0)
-	sendAsync(t, l, 7, true, "a")
+	sendAsync(t, l, 7, true)
 	readRequest(t, broker)
 	answer(t, broker, 8, "x")
 	err := waitDone(t, h)
@@ -194,7 +205,7 @@ func TestLaneCorrelationMismatch(t *testing.T) {
 func TestLaneBrokerCloses(t *testing.T) {
 	t.Run("in_flight", func(t *testing.T) {
 		l, h, broker, _ := laneOverPipe(t, 0)
-		sendAsync(t, l, 1, true, "a")
+		sendAsync(t, l, 1, true)
 		readRequest(t, broker)
 		broker.Close()
 		if err := waitDone(t, h); err == nil {
@@ -203,7 +214,7 @@ func TestLaneBrokerCloses(t *testing.T) {
 	})
 	t.Run("idle", func(t *testing.T) {
 		l, h, broker, _ := laneOverPipe(t, 0)
-		sendAsync(t, l, 1, true, "a")
+		sendAsync(t, l, 1, true)
 		readRequest(t, broker)
 		answer(t, broker, 1, "x")
 		eventually(t, func() bool { return len(h.owners()) == 1 })
@@ -214,7 +225,7 @@ func TestLaneBrokerCloses(t *testing.T) {
 	})
 	t.Run("after_acks0", func(t *testing.T) {
 		l, h, broker, _ := laneOverPipe(t, 0)
-		sendAsync(t, l, 1, false, nil)
+		sendAsync(t, l, 1, false)
 		readRequest(t, broker)
 		broker.Close() // a broker's only way to report an acks=0 error
 		err := waitDone(t, h)
@@ -228,7 +239,7 @@ func TestLaneBrokerCloses(t *testing.T) {
 // the idle timeout, reporting no error; a request keeps it open.
 func TestLaneIdleTimeout(t *testing.T) {
 	l, h, broker, _ := laneOverPipe(t, 50*time.Millisecond)
-	sendAsync(t, l, 1, true, "a")
+	sendAsync(t, l, 1, true)
 	readRequest(t, broker)
 	time.Sleep(100 * time.Millisecond) // past the idle timeout, with a request in flight
 	select {
@@ -240,7 +251,7 @@ func TestLaneIdleTimeout(t *testing.T) {
 	if err := waitDone(t, h); err != nil {
 		t.Fatalf("idle close reported %v", err)
 	}
-	if err := l.Send(request(2), 2, true, "b"); !errors.Is(err, ErrLaneClosed) {
+	if err := l.Send(request(2), 2, true, 2); !errors.Is(err, ErrLaneClosed) {
 		t.Errorf("send after the idle close: %v, want ErrLaneClosed", err)
 	}
 }
@@ -249,7 +260,7 @@ func TestLaneIdleTimeout(t *testing.T) {
 // fails the lane before anything is allocated for it.
 func TestLaneOversizedAnswer(t *testing.T) {
 	l, h, broker, _ := laneOverPipe(t, 0)
-	sendAsync(t, l, 1, true, "a")
+	sendAsync(t, l, 1, true)
 	readRequest(t, broker)
 	var hdr [8]byte
 	binary.BigEndian.PutUint32(hdr[:], 1<<30)

@@ -44,7 +44,7 @@ func frameOf(pool *bufpool.Pool, size int, fill byte) *bufpool.Buf {
 func TestLaneCoalescesWritesWithoutWritev(t *testing.T) {
 	pool := bufpool.New()
 	conn := &recordingConn{}
-	l := &Lane{conn: conn, opts: &LaneOptions{Pool: pool}, coalesce: !hasWritev(conn)}
+	l := &testLane{conn: conn, opts: &LaneOptions{Pool: pool}, coalesce: !hasWritev(conn)}
 	if !l.coalesce {
 		t.Fatal("a conn without writev must coalesce")
 	}
@@ -85,7 +85,7 @@ func TestLaneCoalescesWritesWithoutWritev(t *testing.T) {
 func TestLaneWriteBatchDoesNotAllocate(t *testing.T) {
 	pool := bufpool.New()
 	conn := &recordingConn{}
-	l := &Lane{conn: discardConn{conn}, opts: &LaneOptions{Pool: pool}, coalesce: true}
+	l := &testLane{conn: discardConn{conn}, opts: &LaneOptions{Pool: pool}, coalesce: true}
 	frames := []*bufpool.Buf{frameOf(pool, 300, 1), frameOf(pool, 500, 2), frameOf(pool, 9000, 3)}
 	allocs := testing.AllocsPerRun(100, func() {
 		l.batch = append(l.batch[:0], frames...)
@@ -149,7 +149,7 @@ func BenchmarkLaneTLSBatch(b *testing.B) {
 			}
 			defer c.Close()
 			pool := bufpool.New()
-			l := &Lane{conn: c, opts: &LaneOptions{Pool: pool}, coalesce: coalesce}
+			l := &testLane{conn: c, opts: &LaneOptions{Pool: pool}, coalesce: coalesce}
 			var frames []*bufpool.Buf
 			for i := range 32 {
 				frames = append(frames, frameOf(pool, 100+i, byte(i)))

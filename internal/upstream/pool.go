@@ -62,15 +62,6 @@ func NewPool(maxIdlePerBroker int, idleTimeout time.Duration, m *metrics.Metrics
 	}
 }
 
-// NewLane starts a lane over conn, a connection to addr, that gives its
-// connection back to the pool on Release. On a nil pool it is NewLane.
-func (p *Pool) NewLane(conn net.Conn, addr string, h Handler, opts *LaneOptions, gauge prometheus.Gauge) *Lane {
-	if p == nil {
-		return NewLane(conn, h, opts, gauge)
-	}
-	return newLane(conn, h, opts, gauge, p, addr)
-}
-
 // Take hands out a ready connection to the first of addrs that has one,
 // most recently used first, and which address it reaches; nil when none
 // has (a miss: the caller dials). A connection whose time is up, or that

@@ -62,16 +62,16 @@ func testLaneOptions() *LaneOptions {
 	}
 }
 
-func pooledLane(t *testing.T, p *Pool, conn net.Conn) (*Lane, *fakeHandler) {
+func pooledLane(t *testing.T, p *Pool, conn net.Conn) (*testLane, *fakeHandler) {
 	t.Helper()
 	h := newFakeHandler()
-	l := p.NewLane(conn, "broker:9092", h, testLaneOptions(), prometheus.NewGauge(prometheus.GaugeOpts{Name: "g"}))
+	l := NewLane[owner](p, conn, "broker:9092", h, testLaneOptions(), prometheus.NewGauge(prometheus.GaugeOpts{Name: "g"}))
 	return l, h
 }
 
 // laneRoundTrip sends one request on l and answers it from the broker side,
 // checking that the broker read exactly that request.
-func laneRoundTrip(t *testing.T, l *Lane, h *fakeHandler, broker net.Conn, corr int32) {
+func laneRoundTrip(t *testing.T, l *testLane, h *fakeHandler, broker net.Conn, corr int32) {
 	t.Helper()
 	if err := l.Send(request(corr), corr, true, corr); err != nil {
 		t.Fatal(err)
@@ -149,22 +149,22 @@ func TestPoolReuseAcrossLanes(t *testing.T) {
 // last answer, a re-authentication under way.
 func TestPoolNeverTakesBusyLanes(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	cases := map[string]func(t *testing.T, l *Lane, broker net.Conn){
-		"request in flight": func(t *testing.T, l *Lane, broker net.Conn) {
+	cases := map[string]func(t *testing.T, l *testLane, broker net.Conn){
+		"request in flight": func(t *testing.T, l *testLane, broker net.Conn) {
 			if err := l.Send(request(5), 5, true, 5); err != nil {
 				t.Fatal(err)
 			}
 			readRequest(t, broker) // written, never answered
 		},
-		"acks=0 produce": func(t *testing.T, l *Lane, broker net.Conn) {
-			if err := l.Send(request(5), 5, false, nil); err != nil {
+		"acks=0 produce": func(t *testing.T, l *testLane, broker net.Conn) {
+			if err := l.Send(request(5), 5, false, 0); err != nil {
 				t.Fatal(err)
 			}
 			readRequest(t, broker)
 		},
-		"re-authentication": func(t *testing.T, l *Lane, _ net.Conn) {
+		"re-authentication": func(t *testing.T, l *testLane, _ net.Conn) {
 			l.mu.Lock()
-			l.reauth = &reauthState{holding: true, lifetime: time.Hour, since: time.Now()}
+			l.reauth = &reauthState[owner]{holding: true, lifetime: time.Hour, since: time.Now()}
 			l.mu.Unlock()
 		},
 	}
@@ -346,7 +346,7 @@ func TestReleaseWithoutPoolCloses(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	conn, broker := tcpPair(t)
 	h := newFakeHandler()
-	l := NewLane(conn, h, testLaneOptions(), prometheus.NewGauge(prometheus.GaugeOpts{Name: "g"}))
+	l := NewLane[owner](nil, conn, "", h, testLaneOptions(), prometheus.NewGauge(prometheus.GaugeOpts{Name: "g"}))
 	laneRoundTrip(t, l, h, broker, 1)
 	l.Release()
 	waitDone(t, h)

@@ -24,8 +24,9 @@ import (
 //  2. drain: wait until every request already written has been answered,
 //     so that no client answer and no SASL answer share the wire;
 //  3. exchange: SaslHandshake and SaslAuthenticate go through the lane's
-//     own FIFO with an internal owner (authReply); the reader hands their
-//     answers back here instead of to the session;
+//     own FIFO, their pending entries marked with a reply channel
+//     (authReply) instead of an owner; the reader hands their answers back
+//     here instead of to the session;
 //  4. release: the parked requests join the queue in the order they came.
 //
 // No client request fails or changes order; those sent during the
@@ -34,14 +35,14 @@ import (
 // rules: the hold begins before the session expires, and two handshakes
 // are more than a second apart; with lifetimes under 2 s that parks
 // requests until the handshake may go. A failed re-authentication is
-// logged by the dialer and closes the lane: with parked requests that is a
+// logged by the dialer and ends the lane: with parked requests that is a
 // failure the session sees, on an idle lane it is not.
 
 // reauthState is guarded by the lane's mutex.
-type reauthState struct {
+type reauthState[O any] struct {
 	conn    *authConn
 	holding bool
-	held    []heldRequest
+	held    []heldRequest[O]
 	drained chan struct{} // closed when nothing is pending; nil unless waited for
 	corr    int32
 	// The SASL session now: its lifetime and when its authentication
@@ -50,46 +51,48 @@ type reauthState struct {
 	since    time.Time
 }
 
-type heldRequest struct {
+type heldRequest[O any] struct {
 	frame  *bufpool.Buf
 	corr   int32
 	expect bool
-	owner  any
+	owner  O
 }
 
-// authReply is the pending owner of the lane's own SASL requests. A nil
-// frame on ch means the connection ended first; err says how.
+// authReply is where the answer to one of the lane's own SASL requests
+// goes (pending.auth). A nil frame on ch means the connection ended first;
+// err says how.
 type authReply struct {
 	ch  chan *bufpool.Buf
 	err error
 }
 
-func (r *reauthState) hold(frame *bufpool.Buf, corr int32, expect bool, owner any) {
-	r.held = append(r.held, heldRequest{frame: frame, corr: corr, expect: expect, owner: owner})
+func (r *reauthState[O]) hold(frame *bufpool.Buf, corr int32, expect bool, owner O) {
+	r.held = append(r.held, heldRequest[O]{frame: frame, corr: corr, expect: expect, owner: owner})
 }
 
-func (r *reauthState) drainedLocked() {
+func (r *reauthState[O]) drainedLocked() {
 	if r.drained != nil {
 		close(r.drained)
 		r.drained = nil
 	}
 }
 
-// abortLocked runs when the lane's reader stops. A connection that ends
-// during the exchange is the broker's answer (some brokers reject
-// credentials by closing): the exchange learns it, and with no client
-// request parked the lane counts as idle, so the session goes on.
-func (r *reauthState) abortLocked(l *Lane, err error) {
+// abortLocked runs when the lane's reader stops with err; own: that error
+// ended the lane. A connection that ends during the exchange is the
+// broker's answer (some brokers reject credentials by closing): the
+// exchange learns it, and with no client request parked the lane counts as
+// idle, so the session goes on.
+func (r *reauthState[O]) abortLocked(l *Lane[O], err error, own bool) {
 	if l.head == len(l.pending) {
 		return
 	}
-	reply, ok := l.pending[l.head].owner.(*authReply)
-	if !ok {
+	reply := l.pending[l.head].auth
+	if reply == nil {
 		return
 	}
 	reply.err = err
-	if l.closed {
-		reply.err = ErrLaneClosed // closed by the proxy, not by the broker
+	if !own {
+		reply.err = ErrLaneClosed // ended by the proxy, not by the broker
 	}
 	reply.ch <- nil
 	l.head, l.pending = 0, l.pending[:0]
@@ -98,16 +101,16 @@ func (r *reauthState) abortLocked(l *Lane, err error) {
 	}
 }
 
-func (l *Lane) startReauth(ac *authConn) {
+func (l *Lane[O]) startReauth(ac *authConn) {
 	l.mu.Lock()
-	l.reauth = &reauthState{conn: ac, corr: 1 << 30, lifetime: ac.lifetime, since: ac.at}
+	l.reauth = &reauthState[O]{conn: ac, corr: 1 << 30, lifetime: ac.lifetime, since: ac.at}
 	l.mu.Unlock()
 	go l.reauthLoop(ac.lifetime, ac.at)
 }
 
 // reauthLoop re-authenticates on reauthSchedule; since is when the
 // previous authentication began.
-func (l *Lane) reauthLoop(lifetime time.Duration, since time.Time) {
+func (l *Lane[O]) reauthLoop(lifetime time.Duration, since time.Time) {
 	for lifetime > 0 {
 		hold, handshake := reauthSchedule(lifetime, rand.Float64())
 		if !l.sleepUntil(since.Add(hold)) {
@@ -122,7 +125,7 @@ func (l *Lane) reauthLoop(lifetime time.Duration, since time.Time) {
 }
 
 // sleepUntil waits for t; false when the lane closed first.
-func (l *Lane) sleepUntil(t time.Time) bool {
+func (l *Lane[O]) sleepUntil(t time.Time) bool {
 	d := time.Until(t)
 	if d <= 0 {
 		return true
@@ -140,7 +143,7 @@ func (l *Lane) sleepUntil(t time.Time) bool {
 // reauthenticate runs steps 1 to 4, sending the SaslHandshake no sooner
 // than notBefore, and returns the new session lifetime and when the
 // exchange began.
-func (l *Lane) reauthenticate(notBefore time.Time) (time.Duration, time.Time, error) {
+func (l *Lane[O]) reauthenticate(notBefore time.Time) (time.Duration, time.Time, error) {
 	r := l.reauth
 	l.mu.Lock()
 	if l.closed {
@@ -192,7 +195,7 @@ func (l *Lane) reauthenticate(notBefore time.Time) (time.Duration, time.Time, er
 
 // exchange sends one of the lane's own requests through its FIFO and waits
 // for the answer; nothing else is pending meanwhile.
-func (l *Lane) exchange(ctx context.Context, req kmsg.Request, resp kmsg.Response) error {
+func (l *Lane[O]) exchange(ctx context.Context, req kmsg.Request, resp kmsg.Response) error {
 	reply := &authReply{ch: make(chan *bufpool.Buf, 1)}
 	l.mu.Lock()
 	if l.closed {
@@ -202,7 +205,7 @@ func (l *Lane) exchange(ctx context.Context, req kmsg.Request, resp kmsg.Respons
 	r := l.reauth
 	r.corr++
 	corr := r.corr
-	l.pending = append(l.pending, pending{corr: corr, owner: reply})
+	l.pending = append(l.pending, pending[O]{corr: corr, auth: reply})
 	l.queue = append(l.queue, bufpool.Wrap(AppendRequest(nil, req, corr, clientID)))
 	l.mu.Unlock()
 	select {
@@ -236,7 +239,7 @@ func (l *Lane) exchange(ctx context.Context, req kmsg.Request, resp kmsg.Respons
 
 // release records the new SASL session and queues the requests parked
 // during the exchange, in order.
-func (l *Lane) release(lifetime time.Duration, since time.Time) {
+func (l *Lane[O]) release(lifetime time.Duration, since time.Time) {
 	l.mu.Lock()
 	r := l.reauth
 	r.lifetime, r.since = lifetime, since
@@ -254,7 +257,7 @@ func (l *Lane) release(lifetime time.Duration, since time.Time) {
 	_ = l.conn.SetReadDeadline(time.Time{})
 	for _, h := range held {
 		if h.expect {
-			l.pending = append(l.pending, pending{corr: h.corr, owner: h.owner})
+			l.pending = append(l.pending, pending[O]{corr: h.corr, owner: h.owner})
 		} else {
 			l.acks0++
 		}
@@ -267,22 +270,19 @@ func (l *Lane) release(lifetime time.Duration, since time.Time) {
 	}
 }
 
-// failReauth closes the lane after a failed re-authentication. Parked
+// failReauth ends the lane after a failed re-authentication. Parked
 // requests make it a failure the session must see; otherwise nothing was
 // lost and the next request dials (and authenticates) again.
-func (l *Lane) failReauth(err error) {
+func (l *Lane[O]) failReauth(err error) {
 	if errors.Is(err, ErrLaneClosed) {
 		return
 	}
 	l.mu.Lock()
-	lost := len(l.reauth.held)
-	if lost == 0 {
-		l.reauth.holding = false
-	}
-	l.mu.Unlock()
-	if lost == 0 {
-		l.fail(net.ErrClosed)
+	defer l.mu.Unlock()
+	if lost := len(l.reauth.held); lost > 0 {
+		l.endLocked(fmt.Errorf("re-authentication failed with %d requests waiting: %w", lost, err))
 		return
 	}
-	l.fail(fmt.Errorf("re-authentication failed with %d requests waiting: %w", lost, err))
+	l.reauth.holding = false
+	l.endLocked(net.ErrClosed)
 }

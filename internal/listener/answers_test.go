@@ -179,10 +179,13 @@ func TestAnswerQueueWriteTimeout(t *testing.T) {
 	})
 }
 
-// A slow reader that keeps reading is not timed out, and gets everything.
+// A slow reader that keeps reading is not timed out, and gets everything:
+// it takes about twice the write timeout to read it all, but never stops
+// for anywhere near that long (the timeout is long enough that a race-
+// detector run on a busy machine does not starve the reader past it).
 func TestAnswerQueueSlowReaderDelivered(t *testing.T) {
 	forBoth(t, func(t *testing.T, tcp bool) {
-		e := newQueueEnv(t, tcp, false, 300*time.Millisecond)
+		e := newQueueEnv(t, tcp, false, time.Second)
 		const n = 6
 		for i := range int32(n) {
 			e.answer(e.push(i), i, 1<<20)
@@ -190,12 +193,13 @@ func TestAnswerQueueSlowReaderDelivered(t *testing.T) {
 		buf := make([]byte, 64<<10)
 		read := 0
 		for read < n*(1<<20+8) {
+			_ = e.client.SetReadDeadline(time.Now().Add(10 * time.Second)) // a stop fails, not hangs
 			m, err := e.client.Read(buf)
 			if err != nil {
-				t.Fatal(err)
+				t.Fatalf("after %d bytes: %v", read, err)
 			}
 			read += m
-			time.Sleep(time.Millisecond) // a slow client, not synchronisation
+			time.Sleep(20 * time.Millisecond) // a slow client, not synchronisation
 		}
 		select {
 		case reason := <-e.owner.failed:

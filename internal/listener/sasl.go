@@ -152,7 +152,7 @@ func (s *session) terminateSASL(frame *bufpool.Buf, q *router.Request) (handled 
 		resp.SASLAuthBytes = answer
 		if done {
 			st.stage = saslDone
-			s.saslPrincipal(st.conv.User())
+			s.view.saslPrincipal(st.conv.User())
 			s.log.Debug("client authenticated", zap.String("user", st.conv.User()), zap.String("mechanism", st.mechanism))
 		}
 		reason, err := s.answerLocally(h, p.Answer(h, resp))

@@ -132,7 +132,7 @@ func (s *session) read() (reason string, err error) {
 		if reason, err := s.route(frame); err != nil {
 			return reason, err
 		}
-		s.countIn(4 + int(n)) // after route, which learns the client id
+		s.view.countIn(4 + int(n)) // after route, which learns the client id
 	}
 }
 
@@ -204,7 +204,7 @@ func (s *session) route(frame *bufpool.Buf) (string, error) {
 			return reason, err
 		}
 	}
-	s.identify(&q)
+	s.view.identify(&q, s.pol)
 	if !s.ord.decided {
 		s.decideOrdering(&q)
 	}
@@ -243,7 +243,7 @@ func (s *session) route(frame *bufpool.Buf) (string, error) {
 		}
 	}
 	s.pol.instr.request(h.Key, v.group)
-	s.countRequest(v.group)
+	s.view.countRequest(v.group)
 	if err := s.send(v.group, frame, h.CorrelationID, v.expect, owner); err != nil {
 		return reasonDialFailed, err
 	}
@@ -392,7 +392,7 @@ func (s *session) LaneResponse(sl *slot, frame *bufpool.Buf) {
 	}
 	took := time.Since(sl.sent)
 	s.pol.instr.answered(sl.key, sl.group, took)
-	s.countAnswered(sl.group, took)
+	s.view.countAnswered(sl.group, took)
 	s.answers.complete(sl, frame)
 }
 
@@ -437,7 +437,7 @@ func (s *session) answerLocally(h router.RequestHeader, resp []byte) (string, er
 	}
 	g := s.pol.classifier.Classify(h.Key)
 	s.pol.instr.request(h.Key, g) // counted, but no upstream latency to observe
-	s.countRequest(g)
+	s.view.countRequest(g)
 	if s.answers.push(h, g, bufpool.Wrap(resp), 0, router.Scopes{}) == nil {
 		return reasonClosed, nil
 	}
@@ -469,7 +469,7 @@ func (s *session) drain() {
 func (s *session) answerWriteFailed(reason string, err error) { s.close(reason, err) }
 
 // answersWritten implements answerOwner.
-func (s *session) answersWritten(n int) { s.countOut(n) }
+func (s *session) answersWritten(n int) { s.view.countOut(n) }
 
 // answersDelivered implements answerOwner: a drained session closes once
 // every answer it owed is out.

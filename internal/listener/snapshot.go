@@ -37,8 +37,8 @@ type identity struct {
 // identify records the client id of the session's first request, and the
 // KIP-511 software name and version of its first ApiVersions v3+; it runs on
 // the reader goroutine and costs one load once both are known.
-func (s *session) identify(q *router.Request) {
-	cur := s.view.ident.Load()
+func (v *sessionView) identify(q *router.Request, pol *requestPolicy) {
+	cur := v.ident.Load()
 	if cur != nil && (cur.softwareName != "" || q.Key != router.KeyApiVersions) {
 		return
 	}
@@ -47,18 +47,18 @@ func (s *session) identify(q *router.Request) {
 		*next = *cur
 	} else {
 		next.clientID = clientIDLabel(string(q.ClientID))
-		if s.pol.clients != nil {
-			next.metrics = s.pol.clients.forID(string(q.ClientID))
+		if pol.clients != nil {
+			next.metrics = pol.clients.forID(string(q.ClientID))
 		}
 	}
-	if name, version, ok := s.pol.protocol.ClientSoftware(q); ok {
+	if name, version, ok := pol.protocol.ClientSoftware(q); ok {
 		next.softwareName, next.softwareVer = clientIDLabel(string(name)), clientIDLabel(string(version))
 	}
-	s.view.ident.Store(next)
+	v.ident.Store(next)
 }
 
-func (s *session) clientMetrics() *clientInstruments {
-	if id := s.view.ident.Load(); id != nil {
+func (v *sessionView) clientMetrics() *clientInstruments {
+	if id := v.ident.Load(); id != nil {
 		return id.metrics
 	}
 	return nil
@@ -66,44 +66,44 @@ func (s *session) clientMetrics() *clientInstruments {
 
 // countIn, countRequest, countAnswered and countOut feed the session's
 // counters and, with metrics.client_id_label, its client's metrics.
-func (s *session) countIn(n int) {
-	s.view.bytesIn.Add(int64(n))
-	if cm := s.clientMetrics(); cm != nil {
+func (v *sessionView) countIn(n int) {
+	v.bytesIn.Add(int64(n))
+	if cm := v.clientMetrics(); cm != nil {
 		cm.in.Add(float64(n))
 	}
 }
 
-func (s *session) countRequest(g router.Group) {
-	s.view.requests.Add(1)
-	if cm := s.clientMetrics(); cm != nil {
+func (v *sessionView) countRequest(g router.Group) {
+	v.requests.Add(1)
+	if cm := v.clientMetrics(); cm != nil {
 		cm.requests[g].Inc()
 	}
 }
 
-func (s *session) countAnswered(g router.Group, took time.Duration) {
-	if cm := s.clientMetrics(); cm != nil {
+func (v *sessionView) countAnswered(g router.Group, took time.Duration) {
+	if cm := v.clientMetrics(); cm != nil {
 		cm.duration[g].Observe(took.Seconds())
 	}
 }
 
-func (s *session) countOut(n int) {
-	s.view.bytesOut.Add(int64(n))
-	if cm := s.clientMetrics(); cm != nil {
+func (v *sessionView) countOut(n int) {
+	v.bytesOut.Add(int64(n))
+	if cm := v.clientMetrics(); cm != nil {
 		cm.out.Add(float64(n))
 	}
 }
 
 // tlsPrincipal notes the subject of a verified client certificate.
-func (s *session) tlsPrincipal(st tls.ConnectionState) {
+func (v *sessionView) tlsPrincipal(st tls.ConnectionState) {
 	if len(st.PeerCertificates) > 0 {
 		p := "tls:" + st.PeerCertificates[0].Subject.String()
-		s.view.tlsPeer.Store(&p)
+		v.tlsPeer.Store(&p)
 	}
 }
 
-func (s *session) saslPrincipal(user string) {
+func (v *sessionView) saslPrincipal(user string) {
 	p := "sasl:" + clientIDLabel(user)
-	s.view.saslUser.Store(&p)
+	v.saslUser.Store(&p)
 }
 
 // snapshot reads the session's state for /debug/sessions. It holds the

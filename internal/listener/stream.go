@@ -25,7 +25,7 @@ func (s *session) LaneStream(sl *slot, header []byte, body io.Reader, n int) (bo
 	g, took := sl.group, time.Since(sl.sent) // the answer's header is in; sl is recycled once streamed
 	streamed, err := s.answers.stream(sl, header, body, n)
 	if streamed {
-		s.countAnswered(g, took)
+		s.view.countAnswered(g, took)
 	}
 	return streamed, err
 }

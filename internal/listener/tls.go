@@ -81,7 +81,7 @@ func (s *session) handshake() (string, error) {
 		return reasonTLSHandshake, fmt.Errorf("client tls handshake: %w", err)
 	}
 	_ = tc.SetDeadline(time.Time{})
-	s.tlsPrincipal(tc.ConnectionState())
+	s.view.tlsPrincipal(tc.ConnectionState())
 	return "", nil
 }
 

@@ -29,7 +29,13 @@ type Options struct {
 	Samples   int           // latency round trips per path and round
 	IdleConns int           // connections held open for the memory row
 	Log       io.Writer     // progress lines; nil: none
+	// Only runs one part of the bench: "" every row, OnlyCPU the process
+	// CPU rows (relay and kproxy as processes of their own).
+	Only string
 }
+
+// OnlyCPU is the Only value that runs the process CPU rows alone.
+const OnlyCPU = "cpu"
 
 // Defaults is a full run: a few minutes on a 2-core machine.
 func Defaults() Options {
@@ -158,6 +164,18 @@ func Measure(ctx context.Context, opts Options) (*Results, error) {
 	}
 	if opts.IdleConns <= 0 {
 		opts.IdleConns = d.IdleConns
+	}
+	switch opts.Only {
+	case "":
+	case OnlyCPU:
+		// The process rows start a cluster and children of their own.
+		res := &Results{Opts: opts}
+		if err := (&env{opts: opts}).measureProcesses(ctx, res); err != nil {
+			return nil, err
+		}
+		return res, nil
+	default:
+		return nil, fmt.Errorf("unknown part %q (want %q)", opts.Only, OnlyCPU)
 	}
 	e, err := start(opts)
 	if err != nil {

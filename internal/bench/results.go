@@ -150,8 +150,12 @@ func median(xs []float64) float64 {
 // WriteTable prints the machine, the options and the table (Markdown).
 func (r *Results) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "machine: %d CPUs (GOMAXPROCS %d), %s, %s %s/%s\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), cpuModel(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
-	fmt.Fprintf(w, "run: %d rounds of direct → relay → kproxy per workload, %s per throughput run, %d round trips per latency run, %d idle connections\n\n",
-		r.Opts.Rounds, r.Opts.Duration, r.Opts.Samples, r.Opts.IdleConns)
+	if r.Opts.Only != "" {
+		fmt.Fprintf(w, "run: --only %s, %d rounds of direct → relay → kproxy per workload, %s per throughput run\n\n", r.Opts.Only, r.Opts.Rounds, r.Opts.Duration)
+	} else {
+		fmt.Fprintf(w, "run: %d rounds of direct → relay → kproxy per workload, %s per throughput run, %d round trips per latency run, %d idle connections\n\n",
+			r.Opts.Rounds, r.Opts.Duration, r.Opts.Samples, r.Opts.IdleConns)
+	}
 	fmt.Fprintln(w, "| workload | unit | direct | relay | kproxy | kproxy ÷ relay | kproxy ÷ direct | kproxy − relay |")
 	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|")
 	for _, row := range r.Rows() {

@@ -55,11 +55,12 @@ func echo(c net.Conn, respSize int, self *net.TCPAddr) {
 			return
 		}
 		size := int(binary.BigEndian.Uint32(req))
-		if size+4 > len(req) {
-			return
-		}
-		if _, err := io.ReadFull(br, req[12:4+size]); err != nil {
-			return
+		for rest := size - 8; rest > 0; { // a large request's body is read and dropped
+			n := min(rest, len(req)-12)
+			if _, err := io.ReadFull(br, req[12:12+n]); err != nil {
+				return
+			}
+			rest -= n
 		}
 		if binary.BigEndian.Uint16(req[4:]) == 3 { // the proxy's discovery
 			if _, err := c.Write(selfMetadata(req, self)); err != nil {
@@ -99,15 +100,19 @@ func startProxy(b *testing.B, upstream string) string {
 // whole process's allocations per frame (client and echo broker allocate
 // nothing per frame).
 func benchForward(b *testing.B, respSize, depth int) {
+	hb := kmsg.NewPtrHeartbeatRequest()
+	hb.Group, hb.Generation, hb.MemberID = "bench", 1, "member"
+	benchForwardRequest(b, rawclient.EncodeRequest(hb, 0, "bench"), respSize, depth)
+}
+
+// benchForwardRequest is benchForward with the request frame one.
+func benchForwardRequest(b *testing.B, one []byte, respSize, depth int) {
 	addr := startProxy(b, echoBroker(b, respSize))
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = c.Close() })
-	hb := kmsg.NewPtrHeartbeatRequest()
-	hb.Group, hb.Generation, hb.MemberID = "bench", 1, "member"
-	one := rawclient.EncodeRequest(hb, 0, "bench")
 	batch := make([]byte, 0, depth*len(one))
 	for range depth {
 		batch = append(batch, one...)
@@ -155,6 +160,11 @@ func BenchmarkForward(b *testing.B) {
 	b.Run("small/serial", func(b *testing.B) { benchForward(b, 64, 1) })
 	b.Run("small/pipelined16", func(b *testing.B) { benchForward(b, 64, 16) })
 	b.Run("1MiB-response/serial", func(b *testing.B) { benchForward(b, 1<<20, 1) })
+	b.Run("1MiB-produce/serial", func(b *testing.B) {
+		// Spliced from the client's socket to the broker's (tail.go).
+		produce := rawclient.EncodeRequest(rawclient.ProduceRequest("bench", 0, 1, make([]byte, 1<<20)), 0, "bench")
+		benchForwardRequest(b, produce, 64, 1)
+	})
 }
 
 // selfMetadata answers a Metadata request frame naming the echo broker as

@@ -40,7 +40,9 @@ func (e *timeoutError) Error() string { return e.msg }
 
 // readFrame reads the body of a frame of n bytes whose size prefix is
 // prefix, growing its buffer as the bytes come and taking each growth from
-// the budget first.
+// the budget first. A large Produce frame from a plain TCP client may come
+// back with only its first bytes read, the rest left in the socket as the
+// session's tail (tail.go).
 func (s *session) readFrame(r io.Reader, prefix [4]byte, n int) (*bufpool.Buf, error) {
 	total := 4 + n
 	frame, err := s.frameBuffer(min(total, frameStart), nil)
@@ -48,7 +50,23 @@ func (s *session) readFrame(r io.Reader, prefix [4]byte, n int) (*bufpool.Buf, e
 		return nil, err
 	}
 	copy(frame.B, prefix[:])
-	for got := 4; ; {
+	got := 4
+	if total > frameStart && s.splices {
+		var tail bool
+		switch got, tail, err = s.readHead(r, frame, total); {
+		case err != nil:
+			return nil, err
+		case tail:
+			return frame, nil
+		}
+	}
+	return s.readRest(r, frame, got, total)
+}
+
+// readRest reads a frame of total bytes whose first got bytes frame holds,
+// growing its buffer as the bytes come.
+func (s *session) readRest(r io.Reader, frame *bufpool.Buf, got, total int) (*bufpool.Buf, error) {
+	for {
 		if err := s.readFull(r, frame.B[got:]); err != nil {
 			s.srv.pool.Put(frame)
 			return nil, err
@@ -57,6 +75,7 @@ func (s *session) readFrame(r io.Reader, prefix [4]byte, n int) (*bufpool.Buf, e
 		if got == total {
 			return frame, nil
 		}
+		var err error
 		if frame, err = s.frameBuffer(min(total, 4*got), frame); err != nil {
 			return nil, err
 		}

@@ -36,6 +36,8 @@ type session struct {
 	seed string
 
 	clientSASL clientSASL  // listen.sasl.mode terminate (sasl.go)
+	splices    bool        // a plain TCP client: large Produce frames may leave a tail (tail.go)
+	tail       frameTail   // reader goroutine only
 	view       sessionView // for operators (snapshot.go)
 
 	sem     chan struct{} // one token per request awaiting its answer
@@ -83,6 +85,7 @@ func newSession(server *Server, conn net.Conn, broker int32) *session {
 		bar:         newSessionBarriers(pol.barriers),
 	}
 	s.gate = requestGate{pol: pol, ordering: &srv.ordering, ord: &s.ord}
+	_, s.splices = conn.(*net.TCPConn)
 	s.answers = newAnswerQueue(conn, srv.pool, s.acct, pol.instr, s.sem, s.closedCh, limits.ClientWriteTimeout, s, &s.ord, &s.bar,
 		func() bool { return srv.ordering.Load().budget > 0 })
 	return s
@@ -111,7 +114,7 @@ func (s *session) read() (reason string, err error) {
 	if reason, err := s.handshake(); err != nil {
 		return reason, err
 	}
-	br := s.srv.pool.NewReader(s.conn, 8<<10) // holds no buffer while the client is idle
+	br := s.srv.pool.NewReader(s.conn, readerSize) // holds no buffer while the client is idle
 	s.lastRequest = time.Now()
 	var size [4]byte
 	for {
@@ -128,9 +131,12 @@ func (s *session) read() (reason string, err error) {
 			return s.readError(err, true)
 		}
 		s.lastRequest = time.Now()
-		s.pol.instr.clientIn.Add(float64(len(frame.B)))
+		s.pol.instr.clientIn.Add(float64(4 + n))
 		if reason, err := s.route(frame); err != nil {
 			return reason, err
+		}
+		if err := s.skipTail(); err != nil { // route did not send it
+			return s.readError(err, true)
 		}
 		s.view.countIn(4 + int(n)) // after route, which learns the client id
 	}
@@ -258,6 +264,21 @@ func (s *session) send(g router.Group, frame *bufpool.Buf, corr int32, expect bo
 		if err != nil {
 			s.srv.pool.Put(frame)
 			return err
+		}
+		if s.tail.lr.N > 0 {
+			sent, err := lane.SendTail(frame, s, corr, expect, owner)
+			switch {
+			case sent && err != nil:
+				return s.tailFailed(err)
+			case sent:
+				return nil
+			case errors.Is(err, upstream.ErrLaneClosed):
+				s.dropLane(lane)
+				continue
+			}
+			if frame, err = s.readTail(frame); err != nil {
+				return err
+			}
 		}
 		if err := lane.Send(frame, corr, expect, owner); !errors.Is(err, upstream.ErrLaneClosed) {
 			return err

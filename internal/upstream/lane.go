@@ -149,7 +149,24 @@ func (l *Lane[O]) Send(frame *bufpool.Buf, corr int32, expectResponse bool, owne
 		l.mu.Unlock()
 		return nil
 	}
-	idle := l.idleLocked()
+	idle := l.enlistLocked(corr, expectResponse, owner)
+	if idle && !l.writing && len(l.queue) == 0 && len(frame.B) <= directWriteMax {
+		l.writing = true
+		l.mu.Unlock()
+		_ = l.writeDirect(frame, nil) // a failure is the reader's to report
+		return nil
+	}
+	l.queue = append(l.queue, frame)
+	l.mu.Unlock()
+	l.wakeWriter()
+	return nil
+}
+
+// enlistLocked counts a request about to be written: a pending entry when
+// it expects an answer, else an acks=0 produce. It reports whether the lane
+// was idle before it.
+func (l *Lane[O]) enlistLocked(corr int32, expectResponse bool, owner O) (idle bool) {
+	idle = l.idleLocked()
 	if idle {
 		// Deadlines only while a request is in flight: the idle timer
 		// stops now.
@@ -163,16 +180,7 @@ func (l *Lane[O]) Send(frame *bufpool.Buf, corr int32, expectResponse bool, owne
 	} else {
 		l.acks0++
 	}
-	if idle && !l.writing && len(l.queue) == 0 && len(frame.B) <= directWriteMax {
-		l.writing = true
-		l.mu.Unlock()
-		l.writeDirect(frame)
-		return nil
-	}
-	l.queue = append(l.queue, frame)
-	l.mu.Unlock()
-	l.wakeWriter()
-	return nil
+	return idle
 }
 
 // directWriteMax bounds the frames Send writes itself. A broker with nothing
@@ -184,11 +192,17 @@ const directWriteMax = 64 << 10
 // hand-off to the writer goroutine (two scheduler wake-ups per request on
 // the latency path). Send chose it only with nothing queued and no write
 // under way, so order is kept; whatever was queued meanwhile goes to the
-// writer.
-func (l *Lane[O]) writeDirect(frame *bufpool.Buf) {
+// writer. A tail, when not nil, follows the frame (SendTail); the error is
+// the write's or the tail's, and fails the lane.
+func (l *Lane[O]) writeDirect(frame *bufpool.Buf, tail Tail) error {
 	n, err := l.conn.Write(frame.B)
-	l.opts.BytesOut.Add(float64(n))
 	l.opts.Pool.Put(frame)
+	if err == nil && tail != nil {
+		var m int64
+		m, err = tail.WriteTail(l.conn.(*net.TCPConn))
+		n += int(m)
+	}
+	l.opts.BytesOut.Add(float64(n))
 	l.mu.Lock()
 	l.writing = false
 	more := len(l.queue) > 0
@@ -196,11 +210,12 @@ func (l *Lane[O]) writeDirect(frame *bufpool.Buf) {
 	if err != nil {
 		// The request is pending: the reader reports the failure.
 		l.end(fmt.Errorf("write upstream: %w", err))
-		return
+		return err
 	}
 	if more {
 		l.wakeWriter()
 	}
+	return nil
 }
 
 func (l *Lane[O]) wakeWriter() {

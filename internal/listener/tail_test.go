@@ -1,0 +1,140 @@
+package listener_test
+
+import (
+	"bytes"
+	"crypto/rand"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kproxy/kproxy/config"
+	"github.com/kproxy/kproxy/internal/proxytest"
+	"github.com/kproxy/kproxy/internal/rawclient"
+)
+
+// Large Produce frames from a plain TCP client move to the broker with
+// splice(2) once their routing fields are read (tail.go).
+
+func randomValue(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return b
+}
+
+// TestLargeProduceFramesArriveIntact: acks=0 Produce frames of many sizes,
+// written back to back on one connection, reach the broker byte for byte
+// and in order: spliced when the lane's writer is free, read whole when it
+// is busy with the frames before.
+func TestLargeProduceFramesArriveIntact(t *testing.T) {
+	b, env := startOnFakeBroker(t, config.UnknownAPIsHide, nil)
+	c := dialRaw(t, env.Bootstrap(), "big-producer")
+	sizes := []int{3 << 20, 1 << 10, 1 << 20, 64 << 10, 70 << 10, 10, 2 << 20, 300 << 10, 5 << 20}
+	var all []byte
+	var want [][]byte
+	for i, n := range sizes {
+		frame := rawclient.EncodeRequest(rawclient.ProduceRequest("t", 0, 0, randomValue(n)), int32(i+1), c.ClientID)
+		want = append(want, frame)
+		all = append(all, frame...)
+	}
+	go func() { _, _ = c.Conn.Write(all) }()
+	waitFor(t, "every frame at the broker", func() bool { return len(b.requests()) >= 1+len(sizes) })
+	var got []fakeRequest
+	for _, r := range b.requests() {
+		if r.key == int16(kmsg.Produce) {
+			got = append(got, r)
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d Produce frames at the broker, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if !bytes.Equal(got[i].frame, want[i]) {
+			t.Fatalf("frame %d (%d bytes) differs at the broker", i, len(want[i]))
+		}
+		if got[i].conn != got[0].conn {
+			t.Fatalf("frame %d came on another upstream connection", i)
+		}
+	}
+	metadataWorks(t, c) // the session goes on
+}
+
+// TestLargeProduceSplicedNotBuffered: a large acks=1 Produce is answered,
+// its record reads back whole, and the session never buffered more than the
+// frame's first bytes.
+func TestLargeProduceSplicedNotBuffered(t *testing.T) {
+	env := proxytest.Start(t, proxytest.Options{Brokers: 1, Kfake: []kfake.Opt{kfake.SeedTopics(1, "t")}})
+	_, addr := leaderAddrs(t, env, "t")
+	c := dialRaw(t, addr, "big-producer")
+	value := randomValue(900 << 10)
+	if _, err := c.Send(rawclient.ProduceRequest("t", 0, 1, value)); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := resp.Msg.(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode; code != 0 {
+		t.Fatalf("produce error code %d", code)
+	}
+	if peak := env.Proxy.BufferedPeakForTest(); peak > 128<<10 {
+		t.Errorf("peak buffered %d bytes for a %d-byte record, want the frame's first 64 KiB at most", peak, len(value))
+	}
+	if _, err := c.Send(rawclient.FetchRequest("t", 0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	fr, err := c.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := fr.Msg.(*kmsg.FetchResponse).Topics[0].Partitions[0].RecordBatches
+	var batch kmsg.RecordBatch
+	if err := batch.ReadFrom(recs); err != nil {
+		t.Fatal(err)
+	}
+	rec := kmsg.Record{}
+	if err := rec.ReadFrom(batch.Records); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(rec.Value, value) {
+		t.Fatal("the record read back differs")
+	}
+}
+
+// TestTrickledLargeProduceNotAllocated: a client that trickles a large
+// Produce frame costs the budget the frame's first 64 KiB at most, never
+// its declared size, and the request still goes through.
+func TestTrickledLargeProduceNotAllocated(t *testing.T) {
+	env := proxytest.Start(t, proxytest.Options{Brokers: 1, Kfake: []kfake.Opt{kfake.SeedTopics(1, "t")}})
+	_, addr := leaderAddrs(t, env, "t")
+	c := dialRaw(t, addr, "trickler")
+	frame := rawclient.EncodeRequest(rawclient.ProduceRequest("t", 0, 1, randomValue(900<<10)), 1, c.ClientID)
+	c.Conn.(*net.TCPConn).SetNoDelay(true)
+	const chunk = 32 << 10
+	for off := 0; off < len(frame); off += chunk {
+		if _, err := c.Conn.Write(frame[off:min(off+chunk, len(frame))]); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond)
+		if used := env.Proxy.BufferedForTest(); used > 64<<10 {
+			t.Fatalf("%d bytes buffered with %d of %d sent", used, off+chunk, len(frame))
+		}
+	}
+	var resp kmsg.ProduceResponse
+	raw, err := readRawFrame(c.Conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.SetVersion(7)
+	if err := resp.ReadFrom(raw[8:]); err != nil {
+		t.Fatal(err)
+	}
+	if code := resp.Topics[0].Partitions[0].ErrorCode; code != 0 {
+		t.Fatalf("produce error code %d", code)
+	}
+	if peak := env.Proxy.BufferedPeakForTest(); peak > 128<<10 {
+		t.Errorf("peak buffered %d bytes", peak)
+	}
+}

@@ -1,0 +1,50 @@
+package upstream
+
+import (
+	"net"
+
+	"github.com/kproxy/kproxy/internal/bufpool"
+)
+
+// Tail is the rest of a request frame that is still in the client's socket
+// when the frame is sent: the lane writes the frame's first bytes, then
+// lets the tail copy itself into the connection.
+type Tail interface {
+	// WriteTail copies the rest of the frame, exactly, into conn, and
+	// reports the bytes it wrote. Its error ends the lane: the request
+	// may be half written.
+	WriteTail(conn *net.TCPConn) (int64, error)
+}
+
+// SendTail sends a request frame whose first bytes are frame and whose
+// rest tail copies, from the caller's goroutine, holding the lane's writer
+// for the while: on a plain TCP connection (so that a TCP client's bytes
+// move socket to socket with splice(2), never through user space) with
+// nothing queued, no write under way and no re-authentication, so that no
+// other frame can come between, and with nothing in flight: a broker
+// stops reading a connection while it works on one of its requests, and
+// the caller, the session's reader, must not wait on that (its client's
+// other requests would wait behind it, the head-of-line blocking kproxy
+// exists to remove). Otherwise it does nothing and reports false; the
+// caller reads the tail and calls Send. ErrLaneClosed as in Send. Once it
+// took the frame (true), a non-nil err is the write's or the tail's, and
+// the lane has failed.
+func (l *Lane[O]) SendTail(frame *bufpool.Buf, tail Tail, corr int32, expectResponse bool, owner O) (bool, error) {
+	if _, ok := l.conn.(*net.TCPConn); !ok {
+		return false, nil
+	}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return false, ErrLaneClosed
+	}
+	if l.reauth != nil || l.writing || len(l.queue) > 0 || !l.idleLocked() {
+		l.mu.Unlock()
+		return false, nil
+	}
+	l.enlistLocked(corr, expectResponse, owner)
+	l.writing = true
+	l.mu.Unlock()
+
+	return true, l.writeDirect(frame, tail)
+}

@@ -43,6 +43,10 @@ type requestGate struct {
 	// client; nil until it has one.
 	advertised atomic.Pointer[apiRanges]
 	rebalance  time.Duration // the longest JoinGroup rebalance timeout sent, for SyncGroup
+	// member: the client sent a group member's request (router.
+	// GroupMembership) on this session, so its heartbeats and commits
+	// share this socket with whatever it produces.
+	member bool
 }
 
 // verdict is the gate's decision on one request. With err set the session
@@ -85,6 +89,7 @@ func (g *requestGate) decide(q *router.Request) verdict {
 		acks, _ := router.ProduceAcks(q) // check read it
 		v.expect = acks != 0
 	}
+	g.member = g.member || router.GroupMembership(q.Key)
 	v.cappedFrom = g.capFetchWait(q)
 	if v.expect {
 		v.wait = g.timeout(q)

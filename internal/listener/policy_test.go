@@ -181,9 +181,15 @@ func TestGateFetchWait(t *testing.T) {
 	if v := e.gate.decide(e.frame(t, fetch)); v.cappedFrom != 0 || v.wait != 9*time.Second {
 		t.Fatalf("Fetch before any member request: capped from %d, wait %v; want untouched", v.cappedFrom, v.wait)
 	}
+	if e.gate.member {
+		t.Fatal("a member before any member's request")
+	}
 	hb := kmsg.NewPtrHeartbeatRequest()
 	hb.Group = "g"
 	e.gate.decide(e.frame(t, hb))
+	if !e.gate.member {
+		t.Fatal("a Heartbeat did not make the session a group member's (its produce splices must not wait on the broker)")
+	}
 	q := e.frame(t, fetch)
 	v := e.gate.decide(q)
 	if v.cappedFrom != 9000 || v.wait != 200*time.Millisecond {

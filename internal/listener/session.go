@@ -266,7 +266,9 @@ func (s *session) send(g router.Group, frame *bufpool.Buf, corr int32, expect bo
 			return err
 		}
 		if s.tail.lr.N > 0 {
-			sent, err := lane.SendTail(frame, s, corr, expect, owner)
+			// A group member heartbeats over this socket: its reader
+			// must not wait on a broker busy with an earlier Produce.
+			sent, err := lane.SendTail(frame, s, !s.gate.member, corr, expect, owner)
 			switch {
 			case sent && err != nil:
 				return s.tailFailed(err)

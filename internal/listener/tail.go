@@ -66,6 +66,9 @@ func (s *session) readHead(r io.Reader, frame *bufpool.Buf, total int) (got int,
 	return head, true, nil
 }
 
+// TailLen implements upstream.Tail.
+func (s *session) TailLen() int64 { return s.tail.lr.N }
+
 // WriteTail implements upstream.Tail: it splices the tail into conn,
 // riding over read deadlines as readFull does.
 func (s *session) WriteTail(conn *net.TCPConn) (int64, error) {

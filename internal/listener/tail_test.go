@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -136,5 +137,65 @@ func TestTrickledLargeProduceNotAllocated(t *testing.T) {
 	}
 	if peak := env.Proxy.BufferedPeakForTest(); peak > 128<<10 {
 		t.Errorf("peak buffered %d bytes", peak)
+	}
+}
+
+// TestMemberHeartbeatNotHeldBehindSplice: a client that heartbeats over its
+// produce socket pipelines a Produce the broker takes 2s over, then two
+// large Produce frames, then a Heartbeat. The broker does not read that
+// lane while it works; kproxy must still read on and forward the
+// Heartbeat at once, not splice the large frames at the broker's pace
+// (that is the head-of-line blocking it removes). A session that never
+// sent a member's request may wait: its Produce frames splice at the
+// broker's pace, as on a direct connection.
+func TestMemberHeartbeatNotHeldBehindSplice(t *testing.T) {
+	const busy = 2 * time.Second
+	env := proxytest.Start(t, proxytest.Options{Brokers: 1, Kfake: []kfake.Opt{kfake.SeedTopics(1, "t")},
+		Config: func(c *config.Config) { c.Limits.MaxBufferedBytes = 1 << 30 }}) // a 64 MiB share holds both frames
+	var mu sync.Mutex
+	var heartbeats []time.Time
+	env.Cluster.ControlKey(int16(kmsg.Heartbeat), func(kmsg.Request) (kmsg.Response, error, bool) {
+		env.Cluster.KeepControl()
+		mu.Lock()
+		heartbeats = append(heartbeats, time.Now())
+		mu.Unlock()
+		return nil, nil, false
+	})
+	slept := false
+	env.Cluster.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		env.Cluster.KeepControl()
+		if !slept {
+			slept = true
+			env.Cluster.SleepControl(func() { time.Sleep(busy) })
+		}
+		return nil, nil, false
+	})
+	_, addr := leaderAddrs(t, env, "t")
+	c := dialRaw(t, addr, "legacy-member")
+	hb := kmsg.NewPtrHeartbeatRequest()
+	hb.Group, hb.MemberID = "g", "m"
+	if _, err := c.Send(hb); err != nil { // a group member from now on
+		t.Fatal(err)
+	}
+	if _, err := c.Read(); err != nil {
+		t.Fatal(err)
+	}
+	var all []byte
+	for i, n := range []int{1 << 10, 8 << 20, 24 << 20} {
+		all = append(all, rawclient.EncodeRequest(rawclient.ProduceRequest("t", 0, 1, randomValue(n)), int32(10+i), c.ClientID)...)
+	}
+	all = append(all, rawclient.EncodeRequest(hb, 20, c.ClientID)...)
+	sent := time.Now()
+	go func() { _, _ = c.Conn.Write(all) }()
+	waitFor(t, "the second Heartbeat at the broker", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(heartbeats) == 2
+	})
+	mu.Lock()
+	took := heartbeats[1].Sub(sent)
+	mu.Unlock()
+	if took > busy/2 {
+		t.Fatalf("the Heartbeat reached the broker %v after it was sent, behind Produce frames the broker was not reading (it was busy for %v)", took, busy)
 	}
 }

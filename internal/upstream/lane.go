@@ -91,7 +91,8 @@ type Lane[O any] struct {
 	batch    []*bufpool.Buf
 	iov      net.Buffers
 	out      net.Buffers
-	coalesce bool // conn has no writev: copy small frames into one write
+	coalesce bool     // conn has no writev: copy small frames into one write
+	room     sendRoom // what the send buffer takes without the broker reading (SendTail)
 }
 
 // pending is a request that awaits its answer: a client's, handed back to
@@ -126,6 +127,7 @@ func NewLane[O any](pool *Pool, conn net.Conn, addr string, h Handler[O], opts *
 		coalesce: !hasWritev(conn),
 	}
 	l.home, l.addr, l.idleSince = pool, addr, idleSince
+	l.room.init(conn)
 	gauge.Inc()
 	go l.write()
 	go l.read()

@@ -14,6 +14,8 @@ type Tail interface {
 	// reports the bytes it wrote. Its error ends the lane: the request
 	// may be half written.
 	WriteTail(conn *net.TCPConn) (int64, error)
+	// TailLen is the number of bytes WriteTail copies.
+	TailLen() int64
 }
 
 // SendTail sends a request frame whose first bytes are frame and whose
@@ -21,15 +23,16 @@ type Tail interface {
 // for the while: on a plain TCP connection (so that a TCP client's bytes
 // move socket to socket with splice(2), never through user space) with
 // nothing queued, no write under way and no re-authentication, so that no
-// other frame can come between, and with nothing in flight: a broker
-// stops reading a connection while it works on one of its requests, and
-// the caller, the session's reader, must not wait on that (its client's
-// other requests would wait behind it, the head-of-line blocking kproxy
-// exists to remove). Otherwise it does nothing and reports false; the
+// other frame can come between. A broker stops reading a connection while
+// it works on one of its requests, so the caller may wait on the broker
+// for as long as that takes; unless mayWait, the lane takes the frame only
+// where it cannot: with nothing in flight (the broker is reading), or
+// when the kernel takes the whole frame now (sendRoom). Otherwise it does
+// nothing and reports false; the
 // caller reads the tail and calls Send. ErrLaneClosed as in Send. Once it
 // took the frame (true), a non-nil err is the write's or the tail's, and
 // the lane has failed.
-func (l *Lane[O]) SendTail(frame *bufpool.Buf, tail Tail, corr int32, expectResponse bool, owner O) (bool, error) {
+func (l *Lane[O]) SendTail(frame *bufpool.Buf, tail Tail, mayWait bool, corr int32, expectResponse bool, owner O) (bool, error) {
 	if _, ok := l.conn.(*net.TCPConn); !ok {
 		return false, nil
 	}
@@ -38,7 +41,7 @@ func (l *Lane[O]) SendTail(frame *bufpool.Buf, tail Tail, corr int32, expectResp
 		l.mu.Unlock()
 		return false, ErrLaneClosed
 	}
-	if l.reauth != nil || l.writing || len(l.queue) > 0 || !l.idleLocked() {
+	if l.reauth != nil || l.writing || len(l.queue) > 0 || !mayWait && !l.idleLocked() && !l.room.takes(int64(len(frame.B))+tail.TailLen()) {
 		l.mu.Unlock()
 		return false, nil
 	}

@@ -3,10 +3,13 @@ package upstream
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -15,6 +18,8 @@ import (
 
 // socketTail copies the rest of a frame from a socket, as a session does.
 type socketTail struct{ lr io.LimitedReader }
+
+func (s *socketTail) TailLen() int64 { return s.lr.N }
 
 func (s *socketTail) WriteTail(conn *net.TCPConn) (int64, error) {
 	n, err := conn.ReadFrom(&s.lr)
@@ -57,7 +62,7 @@ func TestLaneSendTailSplices(t *testing.T) {
 		got <- b
 	}()
 	hb := bufpool.Wrap(bytes.Clone(frame[:head]))
-	sent, err := l.SendTail(hb, &socketTail{io.LimitedReader{R: client.(*net.TCPConn), N: int64(len(frame) - head)}}, 9, true, 77)
+	sent, err := l.SendTail(hb, &socketTail{io.LimitedReader{R: client.(*net.TCPConn), N: int64(len(frame) - head)}}, false, 9, true, 77)
 	if !sent || err != nil {
 		t.Fatalf("SendTail: %v, %v", sent, err)
 	}
@@ -71,6 +76,82 @@ func TestLaneSendTailSplices(t *testing.T) {
 	}
 }
 
+// TestLaneSendTailBesideInFlight: with a request in flight (the broker not
+// reading), a tail that the socket's send buffer takes whole is spliced:
+// the caller cannot wait on the broker. Both frames arrive, in order.
+func TestLaneSendTailBesideInFlight(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("send buffer room is read with Linux's SIOCOUTQ")
+	}
+	l, h, broker := laneOverTCP(t)
+	first := request(5)
+	want := bytes.Clone(first.B)
+	if err := l.Send(first, 5, true, 5); err != nil {
+		t.Fatal(err)
+	}
+	src, client := tcpPair(t)
+	frame := make([]byte, 96<<10)
+	_, _ = rand.Read(frame)
+	binary.BigEndian.PutUint32(frame, uint32(len(frame)-4))
+	binary.BigEndian.PutUint32(frame[8:], 9)
+	const head = 16 << 10
+	go func() { _, _ = src.Write(frame[head:]) }()
+	sent, err := l.SendTail(bufpool.Wrap(bytes.Clone(frame[:head])), &socketTail{io.LimitedReader{R: client.(*net.TCPConn), N: int64(len(frame) - head)}}, false, 9, true, 9)
+	if !sent || err != nil {
+		t.Fatalf("SendTail beside a request in flight: %v, %v (the send buffer takes 80 KiB)", sent, err)
+	}
+	got := make([]byte, len(want)+len(frame))
+	if _, err := io.ReadFull(broker, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got[:len(want)], want) || !bytes.Equal(got[len(want):], frame) {
+		t.Fatal("the broker received other bytes than the two frames in order")
+	}
+	answer(t, broker, 5, "a")
+	answer(t, broker, 9, "b")
+	eventually(t, func() bool { return h.answered() == 2 })
+}
+
+// TestLaneSendTailMayWait: a caller that may wait on the broker has its
+// frame spliced with a request in flight even when the send buffer cannot
+// take it whole; the splice goes at the broker's pace.
+func TestLaneSendTailMayWait(t *testing.T) {
+	l, h, broker := laneOverTCP(t)
+	first := request(5)
+	want := bytes.Clone(first.B)
+	if err := l.Send(first, 5, true, 5); err != nil {
+		t.Fatal(err)
+	}
+	src, client := tcpPair(t)
+	frame := make([]byte, 12<<20) // more than a socket's send buffer
+	_, _ = rand.Read(frame)
+	binary.BigEndian.PutUint32(frame, uint32(len(frame)-4))
+	binary.BigEndian.PutUint32(frame[8:], 9)
+	const head = 16 << 10
+	go func() { _, _ = src.Write(frame[head:]) }()
+	got := make(chan []byte)
+	go func() {
+		time.Sleep(50 * time.Millisecond) // a broker busy with the first request
+		b := make([]byte, len(want)+len(frame))
+		_, _ = io.ReadFull(broker, b)
+		got <- b
+	}()
+	tail := &socketTail{io.LimitedReader{R: client.(*net.TCPConn), N: int64(len(frame) - head)}}
+	if l.room.takes(int64(len(frame))) {
+		t.Fatal("the send buffer takes 12 MiB: the case is not made")
+	}
+	sent, err := l.SendTail(bufpool.Wrap(bytes.Clone(frame[:head])), tail, true, 9, true, 9)
+	if !sent || err != nil {
+		t.Fatalf("SendTail that may wait: %v, %v", sent, err)
+	}
+	if b := <-got; !bytes.Equal(b[:len(want)], want) || !bytes.Equal(b[len(want):], frame) {
+		t.Fatal("the broker received other bytes than the two frames in order")
+	}
+	answer(t, broker, 5, "a")
+	answer(t, broker, 9, "b")
+	eventually(t, func() bool { return h.answered() == 2 })
+}
+
 // TestLaneSendTailDeclines: SendTail takes nothing on a connection that is
 // not plain TCP, while a frame is queued or being written (it would come
 // between), or while a request is in flight (the broker reads the
@@ -79,15 +160,16 @@ func TestLaneSendTailSplices(t *testing.T) {
 func TestLaneSendTailDeclines(t *testing.T) {
 	tail := &socketTail{}
 	pipe, _, _, _ := laneOverPipe(t, 0)
-	if sent, err := pipe.SendTail(request(1), tail, 1, true, 0); sent || err != nil {
+	if sent, err := pipe.SendTail(request(1), tail, false, 1, true, 0); sent || err != nil {
 		t.Fatalf("over net.Pipe: %v, %v", sent, err)
 	}
 	l, _, _ := laneOverTCP(t)
 	if err := l.Send(request(5), 5, true, 5); err != nil {
 		t.Fatal(err)
 	}
-	if sent, err := l.SendTail(request(1), tail, 1, true, 1); sent || err != nil {
-		t.Fatalf("a request in flight: %v, %v", sent, err)
+	huge := &socketTail{io.LimitedReader{N: 1 << 30}} // more than any send buffer
+	if sent, err := l.SendTail(request(1), huge, false, 1, true, 1); sent || err != nil {
+		t.Fatalf("a request in flight and a tail the send buffer cannot take: %v, %v", sent, err)
 	}
 	if info := l.Info(); info.Pending != 1 {
 		t.Fatalf("a declined frame left %d pending, want the one in flight", info.Pending)
@@ -102,7 +184,7 @@ func TestLaneSendTailDeclines(t *testing.T) {
 		l.mu.Lock()
 		busy()
 		l.mu.Unlock()
-		if sent, err := l.SendTail(request(1), tail, 1, true, 1); sent || err != nil {
+		if sent, err := l.SendTail(request(1), tail, false, 1, true, 1); sent || err != nil {
 			t.Fatalf("busy lane: %v, %v", sent, err)
 		}
 		if info := l.Info(); info.Pending != 0 {
@@ -113,7 +195,7 @@ func TestLaneSendTailDeclines(t *testing.T) {
 	l.queue = l.queue[:0]
 	l.mu.Unlock()
 	l.Close()
-	if sent, err := l.SendTail(request(1), tail, 1, true, 1); sent || !errors.Is(err, ErrLaneClosed) {
+	if sent, err := l.SendTail(request(1), tail, false, 1, true, 1); sent || !errors.Is(err, ErrLaneClosed) {
 		t.Fatalf("closed lane: %v, %v", sent, err)
 	}
 }

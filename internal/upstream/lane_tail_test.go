@@ -76,6 +76,35 @@ func TestLaneSendTailSplices(t *testing.T) {
 	}
 }
 
+// behindInFlight sets up a lane with request 5 in flight and a frame of
+// size bytes (correlation id 9) whose first 16 KiB are in hand and whose
+// rest a client is writing: want is what the broker must read, in order.
+func behindInFlight(t *testing.T, size int) (l *Lane[owner], h *fakeHandler, broker net.Conn, head *bufpool.Buf, tail *socketTail, want []byte) {
+	l, h, broker = laneOverTCP(t)
+	first := request(5)
+	want = bytes.Clone(first.B)
+	if err := l.Send(first, 5, true, 5); err != nil {
+		t.Fatal(err)
+	}
+	src, client := tcpPair(t)
+	frame := make([]byte, size)
+	_, _ = rand.Read(frame)
+	binary.BigEndian.PutUint32(frame, uint32(len(frame)-4))
+	binary.BigEndian.PutUint32(frame[8:], 9)
+	const headLen = 16 << 10
+	go func() { _, _ = src.Write(frame[headLen:]) }()
+	tail = &socketTail{io.LimitedReader{R: client.(*net.TCPConn), N: int64(len(frame) - headLen)}}
+	return l, h, broker, bufpool.Wrap(bytes.Clone(frame[:headLen])), tail, append(want, frame...)
+}
+
+// bothAnswered answers requests 5 and 9 and waits for the handler to have
+// both.
+func bothAnswered(t *testing.T, h *fakeHandler, broker net.Conn) {
+	answer(t, broker, 5, "a")
+	answer(t, broker, 9, "b")
+	eventually(t, func() bool { return h.answered() == 2 })
+}
+
 // TestLaneSendTailBesideInFlight: with a request in flight (the broker not
 // reading), a tail that the socket's send buffer takes whole is spliced:
 // the caller cannot wait on the broker. Both frames arrive, in order.
@@ -83,73 +112,42 @@ func TestLaneSendTailBesideInFlight(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("send buffer room is read with Linux's SIOCOUTQ")
 	}
-	l, h, broker := laneOverTCP(t)
-	first := request(5)
-	want := bytes.Clone(first.B)
-	if err := l.Send(first, 5, true, 5); err != nil {
-		t.Fatal(err)
-	}
-	src, client := tcpPair(t)
-	frame := make([]byte, 96<<10)
-	_, _ = rand.Read(frame)
-	binary.BigEndian.PutUint32(frame, uint32(len(frame)-4))
-	binary.BigEndian.PutUint32(frame[8:], 9)
-	const head = 16 << 10
-	go func() { _, _ = src.Write(frame[head:]) }()
-	sent, err := l.SendTail(bufpool.Wrap(bytes.Clone(frame[:head])), &socketTail{io.LimitedReader{R: client.(*net.TCPConn), N: int64(len(frame) - head)}}, false, 9, true, 9)
-	if !sent || err != nil {
+	l, h, broker, head, tail, want := behindInFlight(t, 96<<10)
+	if sent, err := l.SendTail(head, tail, false, 9, true, 9); !sent || err != nil {
 		t.Fatalf("SendTail beside a request in flight: %v, %v (the send buffer takes 80 KiB)", sent, err)
 	}
-	got := make([]byte, len(want)+len(frame))
+	got := make([]byte, len(want))
 	if _, err := io.ReadFull(broker, got); err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(got[:len(want)], want) || !bytes.Equal(got[len(want):], frame) {
+	if !bytes.Equal(got, want) {
 		t.Fatal("the broker received other bytes than the two frames in order")
 	}
-	answer(t, broker, 5, "a")
-	answer(t, broker, 9, "b")
-	eventually(t, func() bool { return h.answered() == 2 })
+	bothAnswered(t, h, broker)
 }
 
 // TestLaneSendTailMayWait: a caller that may wait on the broker has its
 // frame spliced with a request in flight even when the send buffer cannot
 // take it whole; the splice goes at the broker's pace.
 func TestLaneSendTailMayWait(t *testing.T) {
-	l, h, broker := laneOverTCP(t)
-	first := request(5)
-	want := bytes.Clone(first.B)
-	if err := l.Send(first, 5, true, 5); err != nil {
-		t.Fatal(err)
-	}
-	src, client := tcpPair(t)
-	frame := make([]byte, 12<<20) // more than a socket's send buffer
-	_, _ = rand.Read(frame)
-	binary.BigEndian.PutUint32(frame, uint32(len(frame)-4))
-	binary.BigEndian.PutUint32(frame[8:], 9)
-	const head = 16 << 10
-	go func() { _, _ = src.Write(frame[head:]) }()
+	l, h, broker, head, tail, want := behindInFlight(t, 12<<20) // more than a socket's send buffer
 	got := make(chan []byte)
 	go func() {
 		time.Sleep(50 * time.Millisecond) // a broker busy with the first request
-		b := make([]byte, len(want)+len(frame))
+		b := make([]byte, len(want))
 		_, _ = io.ReadFull(broker, b)
 		got <- b
 	}()
-	tail := &socketTail{io.LimitedReader{R: client.(*net.TCPConn), N: int64(len(frame) - head)}}
-	if l.room.takes(int64(len(frame))) {
+	if l.room.takes(int64(len(want))) {
 		t.Fatal("the send buffer takes 12 MiB: the case is not made")
 	}
-	sent, err := l.SendTail(bufpool.Wrap(bytes.Clone(frame[:head])), tail, true, 9, true, 9)
-	if !sent || err != nil {
+	if sent, err := l.SendTail(head, tail, true, 9, true, 9); !sent || err != nil {
 		t.Fatalf("SendTail that may wait: %v, %v", sent, err)
 	}
-	if b := <-got; !bytes.Equal(b[:len(want)], want) || !bytes.Equal(b[len(want):], frame) {
+	if b := <-got; !bytes.Equal(b, want) {
 		t.Fatal("the broker received other bytes than the two frames in order")
 	}
-	answer(t, broker, 5, "a")
-	answer(t, broker, 9, "b")
-	eventually(t, func() bool { return h.answered() == 2 })
+	bothAnswered(t, h, broker)
 }
 
 // TestLaneSendTailDeclines: SendTail takes nothing on a connection that is

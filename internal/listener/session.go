@@ -519,6 +519,7 @@ func (s *session) close(reason string, err error) {
 	s.mu.Unlock()
 
 	close(s.closedCh)
+	s.pol.instr.sessionClosed(reason) // counted before the client can see the close
 	if resetOnClose(reason) {
 		abort(s.conn) // reset.go
 	}
@@ -529,6 +530,5 @@ func (s *session) close(reason string, err error) {
 		}
 	}
 	owed := s.answers.close()
-	s.pol.instr.sessionClosed(reason)
 	s.logClosed(reason, err, owed)
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"runtime"
 	"testing"
 	"time"
 
@@ -105,27 +104,6 @@ func bothAnswered(t *testing.T, h *fakeHandler, broker net.Conn) {
 	eventually(t, func() bool { return h.answered() == 2 })
 }
 
-// TestLaneSendTailBesideInFlight: with a request in flight (the broker not
-// reading), a tail that the socket's send buffer takes whole is spliced:
-// the caller cannot wait on the broker. Both frames arrive, in order.
-func TestLaneSendTailBesideInFlight(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("send buffer room is read with Linux's SIOCOUTQ")
-	}
-	l, h, broker, head, tail, want := behindInFlight(t, 96<<10)
-	if sent, err := l.SendTail(head, tail, false, 9, true, 9); !sent || err != nil {
-		t.Fatalf("SendTail beside a request in flight: %v, %v (the send buffer takes 80 KiB)", sent, err)
-	}
-	got := make([]byte, len(want))
-	if _, err := io.ReadFull(broker, got); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatal("the broker received other bytes than the two frames in order")
-	}
-	bothAnswered(t, h, broker)
-}
-
 // TestLaneSendTailMayWait: a caller that may wait on the broker has its
 // frame spliced with a request in flight even when the send buffer cannot
 // take it whole; the splice goes at the broker's pace.
@@ -139,7 +117,7 @@ func TestLaneSendTailMayWait(t *testing.T) {
 		got <- b
 	}()
 	if l.room.takes(int64(len(want))) {
-		t.Fatal("the send buffer takes 12 MiB: the case is not made")
+		t.Skip("this machine's send buffers take 12 MiB: the case cannot be made")
 	}
 	if sent, err := l.SendTail(head, tail, true, 9, true, 9); !sent || err != nil {
 		t.Fatalf("SendTail that may wait: %v, %v", sent, err)

@@ -8,18 +8,15 @@ package bench
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"go.uber.org/zap"
 
 	"github.com/kproxy/kproxy/internal/listener"
 	"github.com/kproxy/kproxy/internal/loopback"
-	"github.com/kproxy/kproxy/internal/metrics"
 )
 
 // Options tune a run. Zero values take the defaults of Defaults.
@@ -97,24 +94,9 @@ func start(opts Options) (*env, error) {
 	cfg := loopback.Config(addrs) // loopback, broker_port_base 0
 	// The memory row holds IdleConns client connections open at once.
 	cfg.Limits.MaxClientConnections = max(cfg.Limits.MaxClientConnections, 2*opts.IdleConns)
-	if err := cfg.Validate(); err != nil {
+	if e.proxy, err = startProxy(cfg); err != nil {
 		e.close()
 		return nil, err
-	}
-	if e.proxy, err = listener.New(cfg, zap.NewNop(), metrics.NewNop()); err != nil {
-		e.close()
-		return nil, err
-	}
-	if err := e.proxy.Start(context.Background()); err != nil {
-		e.close()
-		return nil, err
-	}
-	for deadline := time.Now().Add(10 * time.Second); !e.proxy.Ready(); {
-		if time.Now().After(deadline) {
-			e.close()
-			return nil, errors.New("kproxy did not fetch upstream metadata within 10s")
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	relayAddrs := make([]string, len(addrs))
 	for i, a := range addrs {
@@ -130,9 +112,7 @@ func start(opts Options) (*env, error) {
 
 func (e *env) close() {
 	if e.proxy != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = e.proxy.Shutdown(ctx)
-		cancel()
+		stopProxy(e.proxy)
 	}
 	if e.relay != nil {
 		e.relay.close()

@@ -4,20 +4,16 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
-	"go.uber.org/zap"
 
 	"github.com/kproxy/kproxy/internal/listener"
 	"github.com/kproxy/kproxy/internal/loopback"
-	"github.com/kproxy/kproxy/internal/metrics"
 )
 
 // cannedBroker answers every Metadata request with one prepared answer: a
@@ -188,17 +184,8 @@ func startCannedEnv(partitions int32) (_ *cannedEnv, err error) {
 	if ce.relay, err = newRelay(addrs); err != nil {
 		return nil, err
 	}
-	cfg := loopback.Config(addrs)
-	if ce.proxy, err = listener.New(cfg, zap.NewNop(), metrics.NewNop()); err != nil {
+	if ce.proxy, err = startProxy(loopback.Config(addrs)); err != nil {
 		return nil, err
-	}
-	if err := ce.proxy.Start(context.Background()); err != nil {
-		return nil, err
-	}
-	for deadline := time.Now().Add(10 * time.Second); !ce.proxy.Ready(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			return nil, errors.New("kproxy did not fetch the canned broker's metadata within 10s")
-		}
 	}
 	ce.paths = [3]path{
 		{name: "direct", raw: addrs[0]},
@@ -210,9 +197,7 @@ func startCannedEnv(partitions int32) (_ *cannedEnv, err error) {
 
 func (ce *cannedEnv) close() {
 	if ce.proxy != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = ce.proxy.Shutdown(ctx)
-		cancel()
+		stopProxy(ce.proxy)
 	}
 	if ce.relay != nil {
 		ce.relay.close()

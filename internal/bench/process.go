@@ -2,7 +2,6 @@ package bench
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,11 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"go.uber.org/zap"
-
-	"github.com/kproxy/kproxy/internal/listener"
 	"github.com/kproxy/kproxy/internal/loopback"
-	"github.com/kproxy/kproxy/internal/metrics"
 )
 
 // The CPU rows measure the relay and kproxy each as a process of its own,
@@ -77,27 +72,12 @@ func runChild(role, specJSON string) error {
 			cfg.Listen.TLS.CertFile, cfg.Listen.TLS.KeyFile = spec.CertFile, spec.KeyFile
 			cfg.Upstream.TLS.Enabled, cfg.Upstream.TLS.CAFile = true, spec.CertFile
 		}
-		if err := cfg.Validate(); err != nil {
-			return err
-		}
-		srv, err := listener.New(cfg, zap.NewNop(), metrics.NewNop())
+		srv, err := startProxy(cfg)
 		if err != nil {
 			return err
 		}
-		if err := srv.Start(context.Background()); err != nil {
-			return err
-		}
-		for deadline := time.Now().Add(10 * time.Second); !srv.Ready(); time.Sleep(10 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				return errors.New("kproxy did not fetch upstream metadata within 10s")
-			}
-		}
 		ready.Bootstrap, ready.Broker0 = srv.BootstrapAddr(), srv.BrokerAddrs()[0]
-		stop = func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = srv.Shutdown(ctx)
-		}
+		stop = func() { stopProxy(srv) }
 	default:
 		return fmt.Errorf("unknown role %q", role)
 	}

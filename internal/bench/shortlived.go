@@ -2,19 +2,16 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
-	"go.uber.org/zap"
 
 	"github.com/kproxy/kproxy/config"
 	"github.com/kproxy/kproxy/internal/listener"
 	"github.com/kproxy/kproxy/internal/loopback"
-	"github.com/kproxy/kproxy/internal/metrics"
 )
 
 // Short-lived clients against a SCRAM-SHA-512 cluster: each connects,
@@ -92,9 +89,7 @@ func (e *env) measureShortLived(ctx context.Context, res *Results) error {
 				break
 			}
 		}
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = srv.Shutdown(sctx)
-		cancel()
+		stopProxy(srv)
 		if err != nil {
 			return err
 		}
@@ -109,25 +104,7 @@ func startSASLProxy(addrs []string, pool bool) (*listener.Server, error) {
 	if pool {
 		cfg.Upstream.Pool.MaxIdlePerBroker = shortLivedPoolSize
 	}
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	srv, err := listener.New(cfg, zap.NewNop(), metrics.NewNop())
-	if err != nil {
-		return nil, err
-	}
-	if err := srv.Start(context.Background()); err != nil {
-		return nil, err
-	}
-	for deadline := time.Now().Add(10 * time.Second); !srv.Ready(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = srv.Shutdown(ctx)
-			return nil, errors.New("kproxy did not fetch upstream metadata within 10s")
-		}
-	}
-	return srv, nil
+	return startProxy(cfg)
 }
 
 // shortLived runs n clients one after the other, gap apart; each one's

@@ -56,28 +56,9 @@ func TestSaramaGroupConnectionEconomy(t *testing.T) {
 func saramaGroupConnectionEconomy(t *testing.T, brokers int) {
 	env := proxytest.Start(t, proxytest.Options{Brokers: brokers, Kfake: []kfake.Opt{kfake.SeedTopics(6, "economy")}})
 
-	cfg := sarama.NewConfig()
-	cfg.Version = sarama.V3_6_0_0
-	cfg.Producer.RequiredAcks = sarama.WaitForAll
-	cfg.Producer.Return.Successes = true
-	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
-	cfg.Consumer.Offsets.AutoCommit.Interval = 100 * time.Millisecond
-
+	cfg := saramaGroupConfig()
 	const n = 300
-	producer, err := sarama.NewSyncProducer([]string{env.Bootstrap()}, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	msgs := make([]*sarama.ProducerMessage, n)
-	for i := range msgs {
-		msgs[i] = &sarama.ProducerMessage{Topic: "economy", Value: sarama.StringEncoder(fmt.Sprint(i))}
-	}
-	if err := producer.SendMessages(msgs); err != nil {
-		t.Fatalf("produce: %v", err)
-	}
-	if err := producer.Close(); err != nil {
-		t.Fatal(err)
-	}
+	saramaProduce(t, env.Bootstrap(), cfg, "economy", n)
 	waitFor(t, "the producer's connections to close", func() bool {
 		return testutil.ToFloat64(env.Metrics.ClientConnections) == 0 && upstreamConnections(t, env) == 0
 	})

@@ -37,27 +37,29 @@ func (h *countingHandler) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.C
 	return nil
 }
 
-// TestSaramaProduceConsumeGroup drives the classic single-socket,
-// strict-order client through the proxy.
-func TestSaramaProduceConsumeGroup(t *testing.T) {
-	t.Parallel()
-	env := proxytest.Start(t, proxytest.Options{Kfake: []kfake.Opt{kfake.SeedTopics(3, "events")}})
-	const n = 2000
-
+// saramaGroupConfig is a sarama producer and group consumer that waits for
+// all replicas and reads from the oldest offset.
+func saramaGroupConfig() *sarama.Config {
 	cfg := sarama.NewConfig()
 	cfg.Version = sarama.V3_6_0_0
 	cfg.Producer.RequiredAcks = sarama.WaitForAll
 	cfg.Producer.Return.Successes = true
 	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
 	cfg.Consumer.Offsets.AutoCommit.Interval = 100 * time.Millisecond
+	return cfg
+}
 
-	producer, err := sarama.NewSyncProducer([]string{env.Bootstrap()}, cfg)
+// saramaProduce sends values "0" to n-1 to topic with a sync producer, and
+// closes it.
+func saramaProduce(t *testing.T, bootstrap string, cfg *sarama.Config, topic string, n int) {
+	t.Helper()
+	producer, err := sarama.NewSyncProducer([]string{bootstrap}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	msgs := make([]*sarama.ProducerMessage, n)
 	for i := range msgs {
-		msgs[i] = &sarama.ProducerMessage{Topic: "events", Value: sarama.StringEncoder(fmt.Sprint(i))}
+		msgs[i] = &sarama.ProducerMessage{Topic: topic, Value: sarama.StringEncoder(fmt.Sprint(i))}
 	}
 	if err := producer.SendMessages(msgs); err != nil {
 		t.Fatalf("produce: %v", err)
@@ -65,6 +67,17 @@ func TestSaramaProduceConsumeGroup(t *testing.T) {
 	if err := producer.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestSaramaProduceConsumeGroup drives the classic single-socket,
+// strict-order client through the proxy.
+func TestSaramaProduceConsumeGroup(t *testing.T) {
+	t.Parallel()
+	env := proxytest.Start(t, proxytest.Options{Kfake: []kfake.Opt{kfake.SeedTopics(3, "events")}})
+	const n = 2000
+
+	cfg := saramaGroupConfig()
+	saramaProduce(t, env.Bootstrap(), cfg, "events", n)
 
 	group, err := sarama.NewConsumerGroup([]string{env.Bootstrap()}, "sarama-group", cfg)
 	if err != nil {

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"net"
+	"time"
 
 	"github.com/kproxy/kproxy/internal/bufpool"
 )
@@ -49,5 +50,16 @@ func (l *Lane[O]) SendTail(frame *bufpool.Buf, tail Tail, mayWait bool, corr int
 	l.writing = true
 	l.mu.Unlock()
 
-	return true, l.writeDirect(frame, tail)
+	if err := l.writeDirect(frame, tail); err != nil {
+		return true, err
+	}
+	// The broker could start on the request only once its last byte was
+	// written: a client that trickles its frame is not the broker holding
+	// it (Head, the stall timer).
+	l.mu.Lock()
+	if l.head < len(l.pending) && l.pending[l.head].corr == corr && !l.answering {
+		l.headAt = time.Now()
+	}
+	l.mu.Unlock()
+	return true, nil
 }

@@ -104,6 +104,36 @@ func bothAnswered(t *testing.T, h *fakeHandler, broker net.Conn) {
 	eventually(t, func() bool { return h.answered() == 2 })
 }
 
+// TestLaneSendTailTrickledHead: a frame whose tail a client trickles
+// reaches the head of the lane, for the stall timer, only when its last
+// byte is written: until then the broker cannot start on it.
+func TestLaneSendTailTrickledHead(t *testing.T) {
+	l, _, broker := laneOverTCP(t)
+	src, client := tcpPair(t)
+	frame := make([]byte, 64<<10)
+	binary.BigEndian.PutUint32(frame, uint32(len(frame)-4))
+	binary.BigEndian.PutUint32(frame[8:], 9)
+	const head, chunks, pause = 16 << 10, 4, 100 * time.Millisecond
+	go func() {
+		rest := frame[head:]
+		for i := range chunks {
+			time.Sleep(pause)
+			_, _ = src.Write(rest[i*len(rest)/chunks : (i+1)*len(rest)/chunks])
+		}
+	}()
+	go func() { _, _ = io.Copy(io.Discard, broker) }()
+	start := time.Now()
+	tail := &socketTail{io.LimitedReader{R: client.(*net.TCPConn), N: int64(len(frame) - head)}}
+	if sent, err := l.SendTail(bufpool.Wrap(bytes.Clone(frame[:head])), tail, false, 9, true, 9); !sent || err != nil {
+		t.Fatalf("SendTail: %v, %v", sent, err)
+	}
+	var since time.Time
+	l.Head(func(_ owner, at time.Time) { since = at })
+	if trickled := start.Add(chunks * pause); since.Before(trickled) {
+		t.Fatalf("the frame is at the broker's head since %v after the send began, before its tail had arrived (%v)", since.Sub(start), chunks*pause)
+	}
+}
+
 // TestLaneSendTailMayWait: a caller that may wait on the broker has its
 // frame spliced with a request in flight even when the send buffer cannot
 // take it whole; the splice goes at the broker's pace.

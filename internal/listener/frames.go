@@ -180,8 +180,12 @@ func (s *session) timedOut() error {
 		if w := time.Unix(0, s.answers.lastWrite.Load()); w.After(last) {
 			last = w
 		}
+		owed := s.answers.owed()
+		if s.tail.owed {
+			owed-- // the frame still arriving (tail.go)
+		}
 		switch {
-		case s.answers.owed() > 0:
+		case owed > 0:
 			next = now.Add(idle) // waiting on its answers is not idle
 		case now.Sub(last) >= idle:
 			return &timeoutError{reasonClientIdleTimeout, fmt.Sprintf("client owed nothing and sent no complete request for limits.client_idle_timeout %v", idle)}

@@ -138,6 +138,7 @@ func (s *session) read() (reason string, err error) {
 		if err := s.skipTail(); err != nil { // route did not send it
 			return s.readError(err, true)
 		}
+		s.tail.owed = false
 		s.view.countIn(4 + int(n)) // after route, which learns the client id
 	}
 }
@@ -250,6 +251,7 @@ func (s *session) route(frame *bufpool.Buf) (string, error) {
 	}
 	s.pol.instr.request(h.Key, v.group)
 	s.view.countRequest(v.group)
+	s.tail.owed = v.expect && s.tail.lr.N > 0
 	if err := s.send(v.group, frame, h.CorrelationID, v.expect, owner); err != nil {
 		return reasonDialFailed, err
 	}

@@ -38,6 +38,10 @@ const spliceHead = frameStart - readerSize
 type frameTail struct {
 	r  io.Reader        // the session's reader, for a tail read after all
 	lr io.LimitedReader // R is the client's *net.TCPConn
+	// owed: route owes the frame's answer already while its bytes are
+	// still arriving; the client is not waiting on it (timedOut), and a
+	// trickle is no more activity than it is for a frame read whole.
+	owed bool
 }
 
 // readHead reads the first spliceHead bytes of a frame of total bytes and,

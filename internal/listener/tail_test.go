@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -202,4 +203,37 @@ func TestMemberHeartbeatNotHeldBehindSplice(t *testing.T) {
 		t.Fatalf("the Heartbeat reached the broker %v after it was sent, once the broker had finished the Produce it was busy with for %v: it waited behind Produce frames the broker was not reading",
 			heartbeats[1].Sub(sent), busy)
 	}
+}
+
+// TestTrickledSpliceIdleTimeout: a client that sends the head of a large
+// Produce and then trickles its records a byte at a time is as idle as one
+// trickling a frame read whole: limits.client_idle_timeout closes it,
+// although the frame's answer is already owed while its tail is spliced.
+func TestTrickledSpliceIdleTimeout(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	env := proxytest.Start(t, proxytest.Options{Brokers: 1, Kfake: []kfake.Opt{kfake.SeedTopics(1, "t")},
+		Config: func(c *config.Config) { c.Limits.ClientIdleTimeout = idle }})
+	_, addr := leaderAddrs(t, env, "t")
+	c := dialRaw(t, addr, "trickler")
+	frame := rawclient.EncodeRequest(rawclient.ProduceRequest("t", 0, 1, randomValue(900<<10)), 1, c.ClientID)
+	if _, err := c.Conn.Write(frame[:80<<10]); err != nil { // past the head: the rest is a tail
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for off := 80 << 10; off < len(frame); off++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(idle / 6):
+			}
+			if _, err := c.Conn.Write(frame[off : off+1]); err != nil {
+				return
+			}
+		}
+	}()
+	waitFor(t, "the trickler closed as client_idle_timeout", func() bool {
+		return testutil.ToFloat64(env.Metrics.SessionCloses.WithLabelValues("client_idle_timeout")) == 1
+	})
 }

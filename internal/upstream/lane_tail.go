@@ -55,9 +55,11 @@ func (l *Lane[O]) SendTail(frame *bufpool.Buf, tail Tail, mayWait bool, corr int
 	}
 	// The broker could start on the request only once its last byte was
 	// written: a client that trickles its frame is not the broker holding
-	// it (Head, the stall timer).
+	// it (Head, the stall timer). While the splice runs the request counts
+	// from when it was enlisted, so that a broker that stops reading it is
+	// still caught.
 	l.mu.Lock()
-	if l.head < len(l.pending) && l.pending[l.head].corr == corr && !l.answering {
+	if expectResponse && l.head == len(l.pending)-1 && l.pending[l.head].corr == corr && !l.answering {
 		l.headAt = time.Now()
 	}
 	l.mu.Unlock()

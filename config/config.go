@@ -18,6 +18,7 @@ type Config struct {
 	Metrics         Metrics       `mapstructure:"metrics" yaml:"metrics"`
 	Log             Log           `mapstructure:"log" yaml:"log"`
 	Limits          Limits        `mapstructure:"limits" yaml:"limits"`
+	Compat          Compat        `mapstructure:"compat" yaml:"compat"`
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout" yaml:"shutdown_timeout"`
 	// ShutdownMode is what SIGTERM/SIGINT starts: wait_for_clients keeps
 	// serving, and accepting, until no client connection has been open for
@@ -191,6 +192,21 @@ type Routing struct {
 const (
 	UnknownAPIsHide    = "hide"
 	UnknownAPIsForward = "forward"
+)
+
+// Compat is what kproxy does for clients older than the brokers.
+type Compat struct {
+	// VersionBridge translates requests of protocol versions the brokers
+	// removed (Kafka 4.0, KIP-896) up to a version they accept, and the
+	// answers back down (docs/BRIDGE.md): auto bridges exactly the
+	// versions the brokers lack; off forwards every version as sent.
+	VersionBridge string `mapstructure:"version_bridge" yaml:"version_bridge"`
+}
+
+// compat.version_bridge values.
+const (
+	VersionBridgeAuto = "auto"
+	VersionBridgeOff  = "off"
 )
 
 // ClientRule sets the ordering of auto sessions whose client.id matches.

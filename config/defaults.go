@@ -36,6 +36,7 @@ func Defaults() Config {
 			HolWindow:       60 * time.Second,
 			UnknownAPIs:     UnknownAPIsHide,
 		},
+		Compat:  Compat{VersionBridge: VersionBridgeAuto},
 		Admin:   Admin{Listen: "127.0.0.1:9644"},
 		Metrics: Metrics{MaxClientIDs: 50},
 		Log:     Log{Level: "info", Format: "json"},

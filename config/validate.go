@@ -56,6 +56,9 @@ func (c Config) Validate() error {
 
 	add(validateGroups(c.Routing.Groups))
 	add(validateOrdering(c.Routing))
+	if b := c.Compat.VersionBridge; b != VersionBridgeAuto && b != VersionBridgeOff {
+		add(fieldError("compat.version_bridge", b, "want %s or %s", VersionBridgeAuto, VersionBridgeOff))
+	}
 
 	add(hostPort("admin.listen", c.Admin.Listen, true))
 	if c.Metrics.MaxClientIDs < 1 {

@@ -112,6 +112,9 @@ func renderSessions(w io.Writer, page sessioninfo.Page) {
 			strconv.FormatInt(s.Requests, 10), strconv.Itoa(s.InFlight), held, fetchWait,
 		})
 		var lr [][]string
+		if s.Bridged != "" {
+			lr = append(lr, []string{"bridged", s.Bridged, "", "", "", ""})
+		}
 		for _, l := range s.Lanes {
 			oldest, mark := "", ""
 			if o := l.Oldest; o != nil {

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kproxy/kproxy/internal/bridge"
 	"github.com/kproxy/kproxy/internal/budget"
 	"github.com/kproxy/kproxy/internal/bufpool"
 	"github.com/kproxy/kproxy/internal/router"
@@ -77,6 +78,9 @@ type slot struct {
 	snap         []uint64      // sessionOrdering.acc when the request was sent
 	wait         time.Duration // the request's own timeout (stall.go)
 	scopes       router.Scopes // what a later request's barrier compares (barrier.go)
+	// bridge: the request went up translated; its answer comes back down
+	// to the client's version (bridge.go).
+	bridge *bridge.Exchange
 }
 
 var slotPool = sync.Pool{New: func() any { return new(slot) }}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/kproxy/kproxy/internal/bridge"
 )
 
 // Refresh pacing: after a failed fetch kproxy retries from retryFirst,
@@ -90,9 +92,13 @@ func (s *Server) wantRefresh(string) {
 // closes the port of every broker that left since the last fetch, and
 // forgets the authentication failures of brokers that are gone.
 func (s *Server) fetchAndListen(ctx context.Context) error {
-	brokers, err := s.dialer.FetchBrokers(ctx, s.brokers.Seeds())
+	found, err := s.dialer.FetchBrokers(ctx, s.brokers.Seeds())
 	if err != nil {
 		return err
+	}
+	brokers := found.Brokers
+	if found.APIs != nil {
+		s.brokerAPIs.Store(bridge.NewBroker(found.APIs))
 	}
 	if len(brokers) == 0 { // never from Kafka; closing every port on it would be wrong
 		return errors.New("upstream metadata names no broker")

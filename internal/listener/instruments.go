@@ -1,6 +1,7 @@
 package listener
 
 import (
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -150,6 +151,13 @@ func (in *instruments) barrier(earlier, later int16) {
 }
 
 func (in *instruments) frameError(reason string) { in.m.FrameErrors.WithLabelValues(reason).Inc() }
+
+// bridged counts a request the version bridge translated; the versions are
+// bounded (only removed ones are bridged), the label values made once per
+// pair would save little on a path that decodes the request anyway.
+func (in *instruments) bridged(key, from, to int16) {
+	in.m.BridgedRequests.WithLabelValues(in.protocol.Name(key), strconv.Itoa(int(from)), strconv.Itoa(int(to))).Inc()
+}
 
 func (in *instruments) sessionClosed(reason string) {
 	in.m.SessionCloses.WithLabelValues(reason).Inc()

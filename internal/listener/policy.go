@@ -7,6 +7,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kproxy/kproxy/internal/bridge"
 	"github.com/kproxy/kproxy/internal/router"
 )
 
@@ -47,6 +48,9 @@ type requestGate struct {
 	// GroupMembership) on this session, so its heartbeats and commits
 	// share this socket with whatever it produces.
 	member bool
+	// brokerAPIs is what the brokers accept (the server's, live): where
+	// the version bridge takes a request; nil in gate unit tests.
+	brokerAPIs *atomic.Pointer[bridge.Broker]
 }
 
 // verdict is the gate's decision on one request. With err set the session
@@ -66,6 +70,9 @@ type verdict struct {
 	// cappedFrom is the MaxWaitMillis the fetch wait budget lowered; 0:
 	// not lowered.
 	cappedFrom int32
+	// bridgeTo is the version the version bridge translates the request
+	// to (bridge.go); 0: forwarded as sent.
+	bridgeTo int16
 }
 
 // decide rules on a request that passed client SASL. It may lower a
@@ -84,7 +91,11 @@ func (g *requestGate) decide(q *router.Request) verdict {
 	if reason, err := g.check(q); err != nil {
 		return verdict{reason: reason, err: err}
 	}
-	v := verdict{group: g.pol.classifier.Classify(q.Key), expect: true}
+	bridgeTo, unsupported := g.bridgeVerdict(q)
+	if unsupported != nil {
+		return verdict{answer: unsupported, warn: "client sent a version the brokers removed and kproxy cannot translate: answered UNSUPPORTED_VERSION"}
+	}
+	v := verdict{group: g.pol.classifier.Classify(q.Key), expect: true, bridgeTo: bridgeTo}
 	if q.Key == router.KeyProduce {
 		acks, _ := router.ProduceAcks(q) // check read it
 		v.expect = acks != 0

@@ -23,6 +23,9 @@ type requestPolicy struct {
 	users      *auth.Users        // listen.sasl.mode terminate; nil: client SASL refused
 	instr      *instruments       // the metrics, labelled with the classifier's groups
 	clients    *clientLabels      // metrics.client_id_label; nil: off
+	// bridge: compat.version_bridge auto; requests of versions the brokers
+	// removed are translated (bridge.go).
+	bridge bool
 }
 
 // newRequestPolicy builds the policy of a validated configuration; users are
@@ -40,6 +43,10 @@ func newRequestPolicy(cfg config.Config, m *metrics.Metrics, users *auth.Users) 
 	if cfg.Routing.UnknownAPIs != config.UnknownAPIsForward {
 		rewriter.HideUnknownAPIs()
 	}
+	bridging := cfg.Compat.VersionBridge != config.VersionBridgeOff
+	if bridging {
+		rewriter.AdvertiseBridged(bridgedKeys())
+	}
 	return &requestPolicy{
 		protocol:   protocol,
 		rewriter:   rewriter,
@@ -48,5 +55,6 @@ func newRequestPolicy(cfg config.Config, m *metrics.Metrics, users *auth.Users) 
 		users:      users,
 		instr:      newInstruments(m, protocol, classifier),
 		clients:    newClientLabels(m, classifier, cfg.Metrics.ClientIDLabel, cfg.Metrics.MaxClientIDs),
+		bridge:     bridging,
 	}, nil
 }

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kproxy/kproxy/config"
+	"github.com/kproxy/kproxy/internal/bridge"
 	"github.com/kproxy/kproxy/internal/budget"
 	"github.com/kproxy/kproxy/internal/bufpool"
 	"github.com/kproxy/kproxy/internal/metrics"
@@ -67,6 +68,9 @@ type Server struct {
 	// settingsChanged tells watchCluster that a reload changed settings.
 	settingsChanged chan struct{}
 	upstreamSec     upstreamSecurity // as last applied (reload.go)
+	// brokerAPIs is what the brokers accept, from the last discovery: the
+	// version bridge's targets (bridge.go).
+	brokerAPIs atomic.Pointer[bridge.Broker]
 }
 
 // New builds a server from a validated configuration.

@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/kproxy/kproxy/internal/bridge"
 	"github.com/kproxy/kproxy/internal/budget"
 	"github.com/kproxy/kproxy/internal/bufpool"
 	"github.com/kproxy/kproxy/internal/metrics"
@@ -84,7 +85,7 @@ func newSession(server *Server, conn net.Conn, broker int32) *session {
 		ord:         sessionOrdering{acc: make([]uint64, 2*pol.classifier.Len())},
 		bar:         newSessionBarriers(pol.barriers),
 	}
-	s.gate = requestGate{pol: pol, ordering: &srv.ordering, ord: &s.ord}
+	s.gate = requestGate{pol: pol, ordering: &srv.ordering, ord: &s.ord, brokerAPIs: &srv.brokerAPIs}
 	_, s.splices = conn.(*net.TCPConn)
 	s.answers = newAnswerQueue(conn, srv.pool, s.acct, pol.instr, s.sem, s.closedCh, limits.ClientWriteTimeout, s, &s.ord, &s.bar,
 		func() bool { return srv.ordering.Load().budget > 0 })
@@ -223,7 +224,7 @@ func (s *session) route(frame *bufpool.Buf) (string, error) {
 	case v.answer != nil:
 		s.srv.pool.Put(frame)
 		if v.warn != "" {
-			s.log.Warn(v.warn, zap.String("api", p.Name(h.Key)))
+			s.log.Warn(v.warn, zap.String("api", p.Name(h.Key)), zap.Int16("api_version", h.Version), zap.String("client_id", string(q.ClientID)))
 		}
 		return s.answerLocally(h, v.answer)
 	}
@@ -238,6 +239,14 @@ func (s *session) route(frame *bufpool.Buf) (string, error) {
 		s.srv.pool.Put(frame)
 		return reasonClosed, nil
 	}
+	var bridged *bridge.Exchange
+	if v.bridgeTo != 0 {
+		var reason string
+		var err error
+		if frame, bridged, reason, err = s.bridgeUp(frame, &q, v.bridgeTo); frame == nil {
+			return reason, err
+		}
+	}
 	var owner *slot
 	if v.expect {
 		if !s.acquire() {
@@ -248,6 +257,7 @@ func (s *session) route(frame *bufpool.Buf) (string, error) {
 			s.srv.pool.Put(frame)
 			return reasonClosed, nil
 		}
+		owner.bridge = bridged
 	}
 	s.pol.instr.request(h.Key, v.group)
 	s.view.countRequest(v.group)
@@ -379,6 +389,12 @@ func (s *session) dropLane(l *upstream.Lane[*slot]) {
 // LaneResponse implements upstream.Handler: rewrite if the API carries
 // broker addresses, then hand the answer to the answer queue.
 func (s *session) LaneResponse(sl *slot, frame *bufpool.Buf) {
+	if sl.bridge != nil {
+		var ok bool
+		if frame, ok = s.bridgeDown(sl, frame); !ok {
+			return
+		}
+	}
 	s.pol.instr.throttle(sl.key, sl.version, frame.B[8:])
 	if s.pol.rewriter.NeedsRewrite(sl.key) {
 		// The rewrite's memory is taken from the budget before it is

@@ -54,6 +54,9 @@ func (s *session) logClosed(reason string, err error, unanswered int) {
 	if user != "" {
 		fields = append(fields, zap.String("user", user))
 	}
+	if bridged := s.view.bridged.describe(s.pol.protocol); bridged != "" {
+		fields = append(fields, zap.String("bridged", bridged))
+	}
 	if unanswered > 0 {
 		fields = append(fields, zap.Int("unanswered", unanswered))
 	}

@@ -25,6 +25,7 @@ type sessionView struct {
 	bytesOut atomic.Int64
 	requests atomic.Int64
 	capped   atomic.Int64 // fetches whose wait the budget lowered
+	bridged  bridgedVersions
 }
 
 // identity is who the client says it is; immutable once stored.
@@ -128,6 +129,7 @@ func (s *session) snapshot(now time.Time) sessioninfo.Session {
 		}
 	}
 	out.Principal = strings.Join(principals, " ")
+	out.Bridged = s.view.bridged.describe(s.pol.protocol)
 	if r := s.view.ordering.Load(); r != nil {
 		out.Ordering, out.OrderingReason = orderingName(s.ord.relaxed.Load()), *r
 	}

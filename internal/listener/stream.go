@@ -19,7 +19,7 @@ const streamChunk = 256 << 10
 // line for the client and cannot need a rewrite goes out as it arrives,
 // instead of after its last byte. Anything else is buffered as usual.
 func (s *session) LaneStream(sl *slot, header []byte, body io.Reader, n int) (bool, error) {
-	if s.pol.rewriter.MayRewrite(sl.key, sl.version) {
+	if sl.bridge != nil || s.pol.rewriter.MayRewrite(sl.key, sl.version) {
 		return false, nil
 	}
 	g, took := sl.group, time.Since(sl.sent) // the answer's header is in; sl is recycled once streamed

@@ -29,6 +29,7 @@ type Metrics struct {
 	InflightRequests       *prometheus.GaugeVec   // group
 	Bytes                  *prometheus.CounterVec // direction
 	FrameErrors            *prometheus.CounterVec // reason
+	BridgedRequests        *prometheus.CounterVec // api, from_version, to_version
 	SessionCloses          *prometheus.CounterVec // reason
 	Rewrites               *prometheus.CounterVec // api
 	StreamedResponses      prometheus.Counter
@@ -98,6 +99,9 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		FrameErrors: f.counterVec(prometheus.CounterOpts{
 			Name: "kproxy_frame_errors_total", Help: "Malformed or refused client frames, by reason."},
 			"reason"),
+		BridgedRequests: f.counterVec(prometheus.CounterOpts{
+			Name: "kproxy_bridged_requests_total", Help: "Requests of a protocol version the brokers removed, translated up to one they accept (compat.version_bridge), by API and versions."},
+			"api", "from_version", "to_version"),
 		SessionCloses: f.counterVec(prometheus.CounterOpts{
 			Name: "kproxy_session_closes_total", Help: "Client sessions closed, by reason."},
 			"reason"),

@@ -23,7 +23,7 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 func (r *Rewriter) scanApiVersions(body []byte, version int16) (int16, bool, error) {
 	code, capNeeded, ok := r.walkApiVersions(body, version)
 	if ok && code == 0 {
-		return version, capNeeded || r.saslServer, nil
+		return version, capNeeded || r.saslServer || r.bridging, nil
 	}
 	// An error answer, or a body that is not what version says: try v0.
 	// The v0 walk must consume the body exactly, which a flexible body
@@ -108,6 +108,14 @@ func (r *Rewriter) capApiVersions(resp kmsg.Response, _ AddressMap) (bool, error
 		kept = append(kept, k)
 	}
 	a.ApiKeys = kept
+	if r.bridging && a.ErrorCode == 0 {
+		for i := range a.ApiKeys {
+			if k := a.ApiKeys[i].ApiKey; k >= 0 && int(k) < keySpan && r.bridged[k] && a.ApiKeys[i].MinVersion > 0 {
+				a.ApiKeys[i].MinVersion = 0
+				changed = true
+			}
+		}
+	}
 	if r.saslServer && a.ErrorCode == 0 {
 		a.ApiKeys = advertiseSASL(a.ApiKeys)
 		changed = true
@@ -120,6 +128,20 @@ func (r *Rewriter) capApiVersions(resp kmsg.Response, _ AddressMap) (bool, error
 // the caller refuses requests beyond that (Hidden, Capped). Call it before
 // the rewriter is used.
 func (r *Rewriter) HideUnknownAPIs() { r.hideUnknown = true }
+
+// AdvertiseBridged makes ApiVersions answers list min version 0 for keys,
+// whose old versions the proxy translates up to one the broker accepts
+// (compat.version_bridge): a client that picks a version by overlapping its
+// range with the broker's (librdkafka) then finds one. Call it before the
+// rewriter is used.
+func (r *Rewriter) AdvertiseBridged(keys []int16) {
+	for _, k := range keys {
+		if k >= 0 && int(k) < keySpan {
+			r.bridged[k] = true
+			r.bridging = true
+		}
+	}
+}
 
 // Hidden reports whether key is hidden from clients: unknown to kmsg while
 // HideUnknownAPIs is on. A request for it must not be forwarded.

@@ -52,6 +52,8 @@ type Rewriter struct {
 	handlers    [keySpan]handler // rewrite nil: the frame is forwarded untouched
 	saslServer  bool             // AdvertiseSASL (api_versions.go)
 	hideUnknown bool             // HideUnknownAPIs (api_versions.go)
+	bridged     [keySpan]bool    // AdvertiseBridged (api_versions.go)
+	bridging    bool
 }
 
 // NewRewriter builds the per-key dispatch table for the APIs of

@@ -31,6 +31,10 @@ type Session struct {
 	// (listen.sasl.mode terminate), then "tls:" and the subject of its
 	// verified client certificate, space-separated; "" when neither.
 	Principal string `json:"principal,omitempty"`
+	// Bridged are the requests of removed protocol versions the version
+	// bridge translated for this client: "Produce v2→v3, Fetch v3→v4"
+	// (compat.version_bridge); "" when none.
+	Bridged string `json:"bridged,omitempty"`
 	AgeMs     int64  `json:"age_ms"`
 	BytesIn   int64  `json:"bytes_in"`  // read from the client
 	BytesOut  int64  `json:"bytes_out"` // written to the client

@@ -19,34 +19,54 @@ const clientID = "kproxy"
 // enough to carry what discovery needs (node ids, hosts, ports).
 const metadataVersion = 4
 
-// FetchBrokers asks the seeds, in order, for the cluster's brokers and
-// returns the first answer. It is the proxy's own request, never a client's.
-func (d *Dialer) FetchBrokers(ctx context.Context, seeds []string) ([]kmsg.MetadataResponseBroker, error) {
+// Discovery is what a seed tells kproxy of the cluster: its brokers, and
+// the API versions it accepts (nil when it cannot say: a broker older than
+// Kafka 0.10 has no ApiVersions).
+type Discovery struct {
+	Brokers []kmsg.MetadataResponseBroker
+	APIs    []kmsg.ApiVersionsResponseApiKey
+}
+
+// FetchBrokers asks the seeds, in order, for the cluster's brokers and the
+// API versions they accept, and returns the first answer. It is the proxy's
+// own request, never a client's.
+func (d *Dialer) FetchBrokers(ctx context.Context, seeds []string) (Discovery, error) {
 	var errs []error
 	for _, seed := range seeds {
-		brokers, err := d.fetchBrokers(ctx, seed)
+		found, err := d.fetchBrokers(ctx, seed)
 		if err == nil {
-			return brokers, nil
+			return found, nil
 		}
 		errs = append(errs, fmt.Errorf("seed %s: %w", seed, err))
 	}
-	return nil, errors.Join(errs...)
+	return Discovery{}, errors.Join(errs...)
 }
 
-func (d *Dialer) fetchBrokers(ctx context.Context, seed string) ([]kmsg.MetadataResponseBroker, error) {
+func (d *Dialer) fetchBrokers(ctx context.Context, seed string) (Discovery, error) {
 	conn, err := d.Dial(ctx, seed)
 	if err != nil {
-		return nil, err
+		return Discovery{}, err
 	}
 	defer conn.Close()
+	var found Discovery
+	// ApiVersions v0: every broker since 0.10 answers it, Kafka 4 included.
+	versions := kmsg.NewPtrApiVersionsRequest()
+	versionsResp := kmsg.NewPtrApiVersionsResponse()
+	if err := roundTrip(ctx, conn, versions, versionsResp, d.Timeout); err != nil {
+		return Discovery{}, err
+	}
+	if versionsResp.ErrorCode == 0 {
+		found.APIs = versionsResp.ApiKeys
+	}
 	req := kmsg.NewPtrMetadataRequest()
 	req.SetVersion(metadataVersion)
 	req.Topics = []kmsg.MetadataRequestTopic{} // brokers only
 	resp := kmsg.NewPtrMetadataResponse()
 	if err := roundTrip(ctx, conn, req, resp, d.Timeout); err != nil {
-		return nil, err
+		return Discovery{}, err
 	}
-	return resp.Brokers, nil
+	found.Brokers = resp.Brokers
+	return found, nil
 }
 
 // roundTrip sends one request and reads its answer on a connection that has

@@ -1,6 +1,7 @@
 package listener
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -48,7 +49,14 @@ type clientSASL struct {
 	stage     saslStage
 	mechanism string
 	conv      auth.Session
+	// unframed: the handshake was v0, so the client's next frames are bare
+	// SASL tokens, with no request header, until the exchange is done.
+	unframed bool
 }
+
+// unframedToken reports whether the next frame the client sends is a bare
+// SASL token (SaslHandshake v0).
+func (st *clientSASL) unframedToken() bool { return st.stage == saslHandshook && st.unframed }
 
 // loadUsers reads every user's password from where listen.sasl.users
 // says it is and derives the credentials the proxy checks against.
@@ -116,8 +124,6 @@ func (s *session) terminateSASL(frame *bufpool.Buf, q *router.Request) (handled 
 		resp := kmsg.NewPtrSASLHandshakeResponse()
 		resp.SupportedMechanisms = s.pol.users.Mechanisms()
 		switch {
-		case h.Version == 0:
-			return true, reasonSASLFailed, errors.New("SaslHandshake v0 (unframed SASL tokens) is not supported; the client must send v1")
 		case st.stage != saslBegin:
 			resp.ErrorCode = kerr.IllegalSaslState.Code
 			reason, err := s.refuse(h, resp, reasonSASLFailed, errors.New("SaslHandshake after the handshake (re-authentication is not offered)"))
@@ -129,6 +135,7 @@ func (s *session) terminateSASL(frame *bufpool.Buf, q *router.Request) (handled 
 			s.log.Warn("client asked for a sasl mechanism not enabled in listen.sasl.mechanisms", zap.String("mechanism", req.Mechanism))
 		} else {
 			st.stage, st.mechanism, st.conv = saslHandshook, req.Mechanism, conv
+			st.unframed = h.Version == 0
 		}
 		reason, err := s.answerLocally(h, p.Answer(h, resp))
 		return true, reason, err
@@ -159,6 +166,32 @@ func (s *session) terminateSASL(frame *bufpool.Buf, q *router.Request) (handled 
 		return true, reason, err
 	}
 	return false, "", nil
+}
+
+// unframedSASL serves one bare SASL token of a client that shook hands
+// with SaslHandshake v0 (clients of Kafka before 1.0): the answer is a bare
+// token too, and a failure closes the connection with no answer, as a
+// broker's SaslServerAuthenticator does for v0 clients, which have no way
+// to read an error.
+func (s *session) unframedSASL(frame *bufpool.Buf) (string, error) {
+	st := &s.clientSASL
+	token := frame.B[4:]
+	answer, done, err := st.conv.Step(token)
+	s.srv.pool.Put(frame)
+	if err != nil {
+		s.log.Warn("client sasl authentication failed", zap.String("user", st.conv.User()), zap.String("mechanism", st.mechanism),
+			zap.Bool("unframed", true), zap.Error(err))
+		return reasonSASLFailed, err
+	}
+	if done {
+		st.stage, st.unframed = saslDone, false
+		s.view.saslPrincipal(st.conv.User())
+		s.log.Debug("client authenticated", zap.String("user", st.conv.User()), zap.String("mechanism", st.mechanism), zap.Bool("unframed", true))
+	}
+	out := make([]byte, 4+len(answer))
+	binary.BigEndian.PutUint32(out, uint32(len(answer)))
+	copy(out[4:], answer)
+	return s.answerLocally(router.RequestHeader{Key: router.KeySaslAuthenticate}, out)
 }
 
 // refuse answers the request, waits until the answer is written, and

@@ -133,7 +133,11 @@ func (s *session) read() (reason string, err error) {
 		}
 		s.lastRequest = time.Now()
 		s.pol.instr.clientIn.Add(float64(4 + n))
-		if reason, err := s.route(frame); err != nil {
+		route := s.route
+		if s.clientSASL.unframedToken() {
+			route = s.unframedSASL
+		}
+		if reason, err := route(frame); err != nil {
 			return reason, err
 		}
 		if err := s.skipTail(); err != nil { // route did not send it
@@ -180,6 +184,8 @@ func (s *session) checkSize(prefix [4]byte, n int32) (string, error) {
 	case int(n) > limit:
 		kind, why = frameOversized, fmt.Sprintf("frame size %d exceeds limits.max_frame_bytes %d", n, limit)
 		s.srv.lim.hit(metrics.LimitMaxFrameBytes, zap.Int32("size", n), zap.Int("max_frame_bytes", limit))
+	case s.clientSASL.unframedToken(): // a bare SASL token: any bytes, any length
+		return "", nil
 	case n < 8:
 		kind, why = frameTruncated, fmt.Sprintf("frame of %d bytes is too short for a request header", n)
 	default:

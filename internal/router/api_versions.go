@@ -154,9 +154,9 @@ func (r *Rewriter) Hidden(key int16) bool { return r.hideUnknown && !r.p.Known(k
 // before the rewriter is used.
 func (r *Rewriter) AdvertiseSASL() { r.saslServer = true }
 
-// saslVersions are what the proxy's SASL server answers: SaslHandshake v1
-// (v0 is listed, as every broker does, though the proxy refuses its
-// unframed tokens) and SaslAuthenticate v0-v2.
+// saslVersions are what the proxy's SASL server answers: SaslHandshake
+// v0-v1 (after v0 the client's tokens come bare, with no request header)
+// and SaslAuthenticate v0-v2.
 var saslVersions = []kmsg.ApiVersionsResponseApiKey{
 	{ApiKey: KeySaslHandshake, MinVersion: 0, MaxVersion: 1},
 	{ApiKey: KeySaslAuthenticate, MinVersion: 0, MaxVersion: 2},

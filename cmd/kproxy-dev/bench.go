@@ -23,7 +23,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&opts.Rounds, "rounds", opts.Rounds, "alternations of direct → relay → kproxy per workload")
 	fs.IntVar(&opts.Samples, "samples", opts.Samples, "round trips per latency measurement")
 	fs.IntVar(&opts.IdleConns, "idle-conns", opts.IdleConns, "connections held open for the memory row")
-	fs.StringVar(&opts.Only, "only", "", `run one part: "cpu" for the process CPU rows alone (relay and kproxy as processes, plain and TLS)`)
+	fs.StringVar(&opts.Only, "only", "", `run one part: "cpu" for the process CPU rows alone (relay and kproxy as processes, plain and TLS), "bridge" for the version bridge rows (a legacy client next to a modern one, both through kproxy)`)
 	if err := cli.Parse(fs, args, stdout, stderr); err != nil {
 		return err
 	}

@@ -27,7 +27,8 @@ type Options struct {
 	IdleConns int           // connections held open for the memory row
 	Log       io.Writer     // progress lines; nil: none
 	// Only runs one part of the bench: "" every row, OnlyCPU the process
-	// CPU rows (relay and kproxy as processes of their own).
+	// CPU rows (relay and kproxy as processes of their own), OnlyBridge the
+	// version bridge rows.
 	Only string
 }
 
@@ -146,7 +147,7 @@ func Measure(ctx context.Context, opts Options) (*Results, error) {
 		opts.IdleConns = d.IdleConns
 	}
 	switch opts.Only {
-	case "":
+	case "", OnlyBridge:
 	case OnlyCPU:
 		// The process rows start a cluster and children of their own.
 		res := &Results{Opts: opts}
@@ -155,7 +156,7 @@ func Measure(ctx context.Context, opts Options) (*Results, error) {
 		}
 		return res, nil
 	default:
-		return nil, fmt.Errorf("unknown part %q (want %q)", opts.Only, OnlyCPU)
+		return nil, fmt.Errorf("unknown part %q (want %q or %q)", opts.Only, OnlyCPU, OnlyBridge)
 	}
 	e, err := start(opts)
 	if err != nil {
@@ -163,11 +164,20 @@ func Measure(ctx context.Context, opts Options) (*Results, error) {
 	}
 	defer e.close()
 	res := &Results{Opts: opts}
+	if opts.Only == OnlyBridge {
+		if err := e.measureBridge(ctx, res); err != nil {
+			return nil, err
+		}
+		return res, nil
+	}
 	for _, w := range e.workloads() {
 		e.logf("workload: %s", w.name)
 		if err := e.alternate(ctx, res, w); err != nil {
 			return nil, fmt.Errorf("%s: %w", w.name, err)
 		}
+	}
+	if err := e.measureBridge(ctx, res); err != nil {
+		return nil, err
 	}
 	if err := e.measureBigMetadata(ctx, res); err != nil {
 		return nil, err

@@ -25,6 +25,8 @@ type Results struct {
 	order []string
 	by    map[string]*[3]agg
 	idle  [3][]idle
+	// bridge: the version bridge rows (bridge.go), a table of their own.
+	bridge bridgeResults
 }
 
 func (r *Results) add(name string, path int, s sample) {
@@ -171,6 +173,7 @@ func (r *Results) WriteTable(w io.Writer) {
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n",
 			row.Name, row.Unit, direct, num(v[1]), num(v[2]), ratio(v[2], v[1]), vsDirect, diff)
 	}
+	r.bridge.write(w)
 }
 
 func num(x float64) string {

@@ -32,6 +32,33 @@ func TestCheckConfigListsEveryProblem(t *testing.T) {
 	}
 }
 
+// TestCheckConfigInvalidPrintsOnlyErrors: a configuration with problems is
+// not printed, since its bad values would show as the defaults that
+// replaced them; stderr holds the problems and nothing else.
+func TestCheckConfigInvalidPrintsOnlyErrors(t *testing.T) {
+	path := t.TempDir() + "/kproxy.yaml"
+	if err := os.WriteFile(path, []byte("upstream:\n  bootstrap_servers: [kafka:9092]\n  dial_timeout: ten seconds\nlog:\n  level: loud\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if code := run([]string{"check-config", "--config", path}, &out, &errOut); code != 1 {
+		t.Fatalf("exit %d, want 1: %s", code, errOut.String())
+	}
+	if out.Len() != 0 {
+		t.Errorf("invalid configuration printed to stdout (%d lines):\n%s", strings.Count(out.String(), "\n"), out.String())
+	}
+	want := []string{"kproxy check-config: invalid configuration:", `upstream.dial_timeout (KPROXY_UPSTREAM_DIAL_TIMEOUT) "ten seconds"`, `log.level (KPROXY_LOG_LEVEL) "loud"`}
+	lines := strings.Split(strings.TrimSuffix(errOut.String(), "\n"), "\n")
+	if len(lines) != len(want) {
+		t.Errorf("stderr has %d lines, want %d (one per problem):\n%s", len(lines), len(want), errOut.String())
+	}
+	for _, w := range want {
+		if !strings.Contains(errOut.String(), w) {
+			t.Errorf("stderr lacks %q:\n%s", w, errOut.String())
+		}
+	}
+}
+
 func TestVersionAndUsage(t *testing.T) {
 	var out, errOut bytes.Buffer
 	if code := run([]string{"version"}, &out, &errOut); code != 0 || !strings.HasPrefix(out.String(), "kproxy ") {
@@ -43,7 +70,8 @@ func TestVersionAndUsage(t *testing.T) {
 }
 
 // TestCheckConfigRedactsSecrets: a password set in the environment is
-// neither printed with the effective configuration nor in its errors.
+// neither printed with the effective configuration nor in the errors of an
+// invalid one.
 func TestCheckConfigRedactsSecrets(t *testing.T) {
 	const secret = "upstream-pw-b7e1"
 	for name, env := range map[string]map[string]string{
@@ -66,7 +94,7 @@ func TestCheckConfigRedactsSecrets(t *testing.T) {
 			if strings.Contains(out.String()+errOut.String(), secret) {
 				t.Fatalf("secret printed:\n%s\n%s", out.String(), errOut.String())
 			}
-			if !strings.Contains(out.String(), "password: '[redacted]'") {
+			if name == "valid" && !strings.Contains(out.String(), "password: '[redacted]'") {
 				t.Errorf("password not shown as redacted:\n%s", out.String())
 			}
 		})

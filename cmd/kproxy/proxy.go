@@ -19,18 +19,20 @@ func checkConfig(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// An invalid configuration is not printed: a value that failed to
+	// parse would show as the default that replaced it.
 	cfg, problems := config.Check(path)
 	if errors.As(problems, new(*config.FileError)) {
 		return problems
+	}
+	if problems != nil {
+		return fmt.Errorf("invalid configuration:\n%w", problems)
 	}
 	out, err := cfg.YAML()
 	if err != nil {
 		return err
 	}
 	_, _ = stdout.Write(out)
-	if problems != nil {
-		return fmt.Errorf("invalid configuration:\n%w", problems)
-	}
 	return nil
 }
 

@@ -165,9 +165,6 @@ func TestNativeSidecar(t *testing.T) {
 		if findContainer(spec.Containers, sidecarName) != nil {
 			t.Errorf("%s: %q is both an init container and a container", d.Name, sidecarName)
 		}
-		// The kubelet starts the app once this passes: kproxy must have
-		// its listeners and the cluster's brokers by then.
-		checkHTTPProbe(t, d.Name+" startupProbe", sidecar, sidecar.StartupProbe, "/readyz")
 		checkSidecarPod(t, m, d, sidecar)
 	}
 }
@@ -203,8 +200,12 @@ func checkSidecarPod(t *testing.T, m manifests, d *appsv1.Deployment, sidecar *c
 		}
 	}
 
+	// /readyz needs the Kafka cluster: it gates the start (a native
+	// sidecar's app starts once it passes), not readiness, which would
+	// take the app's pod out of its Service for every Kafka outage.
+	checkHTTPProbe(t, d.Name+" startupProbe", sidecar, sidecar.StartupProbe, "/readyz")
 	checkHTTPProbe(t, d.Name+" livenessProbe", sidecar, sidecar.LivenessProbe, "/healthz")
-	checkHTTPProbe(t, d.Name+" readinessProbe", sidecar, sidecar.ReadinessProbe, "/readyz")
+	checkHTTPProbe(t, d.Name+" readinessProbe", sidecar, sidecar.ReadinessProbe, "/healthz")
 
 	for annotation, want := range map[string]string{
 		"prometheus.io/scrape": "true",
@@ -218,8 +219,8 @@ func checkSidecarPod(t *testing.T, m manifests, d *appsv1.Deployment, sidecar *c
 
 	env := map[string]string{}
 	for _, e := range sidecar.Env {
-		if envKey(e.Name) == "" {
-			t.Errorf("%s: env %s is not KPROXY_ + a documented config key", d.Name, e.Name)
+		if envKey(e.Name) == "" && !goRuntimeEnv[e.Name] {
+			t.Errorf("%s: env %s is neither KPROXY_ + a documented config key nor a Go runtime variable", d.Name, e.Name)
 		}
 		env[e.Name] = e.Value
 	}
@@ -274,19 +275,14 @@ func findContainer(cs []corev1.Container, name string) *corev1.Container {
 	return nil
 }
 
-// checkHTTPProbe checks that p is an HTTP GET on the admin port; path ""
-// accepts /healthz or /readyz.
+// checkHTTPProbe checks that p is an HTTP GET of path on the admin port.
 func checkHTTPProbe(t *testing.T, what string, c *corev1.Container, p *corev1.Probe, path string) {
 	t.Helper()
 	if p == nil || p.HTTPGet == nil {
 		t.Errorf("%s: want an httpGet probe", what)
 		return
 	}
-	if path == "" {
-		if p.HTTPGet.Path != "/healthz" && p.HTTPGet.Path != "/readyz" {
-			t.Errorf("%s: path %q, want /healthz or /readyz", what, p.HTTPGet.Path)
-		}
-	} else if p.HTTPGet.Path != path {
+	if p.HTTPGet.Path != path {
 		t.Errorf("%s: path %q, want %q", what, p.HTTPGet.Path, path)
 	}
 	if port := resolvePort(c, p.HTTPGet.Port); port != adminPort {

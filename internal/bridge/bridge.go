@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -161,8 +162,7 @@ func (x *Exchange) Down(resp []byte, maxOut int) ([]byte, error) {
 	if err := t.down(r, x, maxOut); err != nil {
 		return nil, err
 	}
-	out, err := encodeResponse(r, x.From, correlation, maxOut)
-	return out, err
+	return encodeResponse(r, x.From, correlation, maxOut)
 }
 
 // UnsupportedVersion is the answer to a request of an old version that
@@ -192,7 +192,7 @@ func UnsupportedVersion(req []byte, key, version int16) ([]byte, error) {
 		}
 	}
 	setErrorCodes(resp, codeUnsupportedVersion)
-	return encodeResponse(resp, version, uint32(h.correlation), int(^uint(0)>>1))
+	return encodeResponse(resp, version, uint32(h.correlation), math.MaxInt)
 }
 
 func encodeResponse(r kmsg.Response, version int16, correlation uint32, maxOut int) ([]byte, error) {

@@ -13,9 +13,7 @@ func Floor(key int16) int16 {
 		return 3
 	case kmsg.Fetch:
 		return 4
-	case kmsg.OffsetForLeaderEpoch:
-		return 2
-	case kmsg.OffsetCommit, kmsg.JoinGroup, kmsg.CreateTopics:
+	case kmsg.OffsetCommit, kmsg.JoinGroup, kmsg.CreateTopics, kmsg.OffsetForLeaderEpoch:
 		return 2
 	case kmsg.ListOffsets, kmsg.OffsetFetch, kmsg.DeleteTopics,
 		kmsg.DescribeACLs, kmsg.CreateACLs, kmsg.DeleteACLs,

@@ -1,0 +1,61 @@
+package bridge
+
+// Produce v0–2 (message sets of magic 0 and 1) go up as v3+ (RecordBatch
+// v2): each partition's records are converted by UpMessageSet, the rest of
+// the request is unchanged and carries no transactional id. The answer keeps
+// its base offset, log append time (v2) and throttle (v1+); error codes the
+// client's release did not know are mapped (error_codes.go). Not exact: a
+// magic 0 message has no timestamp, so its record carries -1 (and a topic
+// with LogAppendTime the broker's time); acks=0 gets no answer, as ever.
+
+import "github.com/twmb/franz-go/pkg/kmsg"
+
+type produce struct{}
+
+func (produce) highestTo() int16 { return 12 } // v13 names topics by id
+
+func (produce) up(req kmsg.Request, x *Exchange, maxOut int) error {
+	r := req.(*kmsg.ProduceRequest)
+	if x.From >= 3 {
+		return nil
+	}
+	budget := maxOut
+	for i := range r.Topics {
+		for j := range r.Topics[i].Partitions {
+			p := &r.Topics[i].Partitions[j]
+			batch, err := UpMessageSet(p.Records, budget)
+			if err != nil {
+				return err
+			}
+			p.Records = batch
+			budget -= len(batch)
+		}
+	}
+	return nil
+}
+
+func (produce) down(resp kmsg.Response, x *Exchange, _ int) error {
+	r := resp.(*kmsg.ProduceResponse)
+	for i := range r.Topics {
+		for j := range r.Topics[i].Partitions {
+			p := &r.Topics[i].Partitions[j]
+			p.ErrorCode = x.code(p.ErrorCode)
+		}
+	}
+	return nil
+}
+
+func (produce) refuse(req kmsg.Request, resp kmsg.Response) {
+	q, r := req.(*kmsg.ProduceRequest), resp.(*kmsg.ProduceResponse)
+	for _, qt := range q.Topics {
+		t := kmsg.NewProduceResponseTopic()
+		t.Topic = qt.Topic
+		for _, qp := range qt.Partitions {
+			p := kmsg.NewProduceResponseTopicPartition()
+			p.Partition = qp.Partition
+			p.BaseOffset = -1
+			t.Partitions = append(t.Partitions, p)
+		}
+		r.Topics = append(r.Topics, t)
+	}
+}

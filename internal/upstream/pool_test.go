@@ -145,44 +145,53 @@ func TestPoolReuseAcrossLanes(t *testing.T) {
 }
 
 // TestPoolNeverTakesBusyLanes: a lane with anything possibly in flight is
-// closed, never pooled: an unanswered request, an acks=0 produce since the
-// last answer, a re-authentication under way.
+// closed, never pooled: an unanswered request, a re-authentication under
+// way, an acks=0 produce (a server that answers those may do so at any
+// time, even after later answers).
 func TestPoolNeverTakesBusyLanes(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	cases := map[string]func(t *testing.T, l *testLane, broker net.Conn){
-		"request in flight": func(t *testing.T, l *testLane, broker net.Conn) {
+	acks0 := func(t *testing.T, l *testLane, broker net.Conn) {
+		if err := l.Send(request(5), 5, false, 0); err != nil {
+			t.Fatal(err)
+		}
+		readRequest(t, broker)
+	}
+	cases := map[string]struct {
+		busy   func(t *testing.T, l *testLane, broker net.Conn)
+		reason string
+	}{
+		"request in flight": {func(t *testing.T, l *testLane, broker net.Conn) {
 			if err := l.Send(request(5), 5, true, 5); err != nil {
 				t.Fatal(err)
 			}
 			readRequest(t, broker) // written, never answered
-		},
-		"acks=0 produce": func(t *testing.T, l *testLane, broker net.Conn) {
-			if err := l.Send(request(5), 5, false, 0); err != nil {
-				t.Fatal(err)
-			}
-			readRequest(t, broker)
-		},
-		"re-authentication": func(t *testing.T, l *testLane, _ net.Conn) {
+		}, metrics.PoolDiscardBusy},
+		"re-authentication": {func(t *testing.T, l *testLane, _ net.Conn) {
 			l.mu.Lock()
 			l.reauth = &reauthState[owner]{holding: true, lifetime: time.Hour, since: time.Now()}
 			l.mu.Unlock()
-		},
+		}, metrics.PoolDiscardBusy},
+		"acks=0 produce": {acks0, metrics.PoolDiscardAcks0},
+		"acks=0 produce, then an answered request": {func(t *testing.T, l *testLane, broker net.Conn) {
+			acks0(t, l, broker)
+			laneRoundTrip(t, l, l.h.(*fakeHandler), broker, 6)
+		}, metrics.PoolDiscardAcks0},
 	}
-	for name, busy := range cases {
+	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
 			p, m := testPool(t, 4, time.Minute)
 			conn, broker := tcpPair(t)
 			l, h := pooledLane(t, p, conn)
 			laneRoundTrip(t, l, h, broker, 1)
-			busy(t, l, broker)
+			c.busy(t, l, broker)
 			l.Release()
 			waitDone(t, h)
-			brokerSeesClose(t, broker)
 			if n := p.Idle("broker:9092"); n != 0 {
 				t.Fatalf("%d pooled, want 0", n)
 			}
-			if got := discards(m, metrics.PoolDiscardBusy); got != 1 {
-				t.Fatalf("busy discards %v, want 1", got)
+			brokerSeesClose(t, broker)
+			if got := discards(m, c.reason); got != 1 {
+				t.Fatalf("%s discards %v, want 1", c.reason, got)
 			}
 		})
 	}

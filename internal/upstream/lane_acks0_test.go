@@ -106,3 +106,28 @@ func TestLaneAcks0IdleTimeout(t *testing.T) {
 		t.Fatalf("idle close reported %v", err)
 	}
 }
+
+// TestAcks0LogBounded: a lane keeps the correlation ids of its latest
+// acks0Remembered acks=0 produces, whatever it sent before, and each is
+// answered at most once.
+func TestAcks0LogBounded(t *testing.T) {
+	var a acks0Log
+	for corr := range int32(10 * acks0Remembered) {
+		a.add(corr)
+	}
+	if len(a.owed) != acks0Remembered || cap(a.owed) > 2*acks0Remembered {
+		t.Fatalf("%d ids kept in room for %d, want %d", len(a.owed), cap(a.owed), acks0Remembered)
+	}
+	oldest := int32(9 * acks0Remembered)
+	for _, c := range []struct {
+		corr int32
+		want bool
+	}{{oldest - 1, false}, {oldest, true}, {oldest, false}, {10*acks0Remembered - 1, true}} {
+		if got := a.answered(c.corr); got != c.want {
+			t.Errorf("answered(%d) = %v, want %v", c.corr, got, c.want)
+		}
+	}
+	if a.unconfirmed() != 10*acks0Remembered {
+		t.Errorf("%d unconfirmed, want %d: an answer to an acks=0 produce confirms nothing", a.unconfirmed(), 10*acks0Remembered)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -14,15 +15,21 @@ import (
 )
 
 // fakeBroker is a one-node Kafka upstream for APIs kfake does not serve
-// (an unknown key takes a whole kfake cluster down): it answers Metadata
-// with itself as node 0, ApiVersions with a fixed list that includes keys
-// kmsg does not know, StreamsGroupHeartbeat, Heartbeat and Fetch with an
-// empty answer, and any key kmsg does not know with a fixed body. It records
-// every request frame and the upstream connection it came on.
+// (an unknown key takes a whole kfake cluster down) and for misbehaviour
+// kfake is not capable of: it answers Metadata with itself as node 0,
+// ApiVersions with a fixed list that includes keys kmsg does not know,
+// StreamsGroupHeartbeat, Heartbeat and Fetch with an empty answer, Produce
+// with no error for the partitions it names (acks=0 gets no answer, unless
+// lateAcks0Answers), and any key kmsg does not know with a fixed body. It
+// records every request frame and the upstream connection it came on.
 type fakeBroker struct {
 	ln       net.Listener
 	protocol *router.Protocol
 	versions []kmsg.ApiVersionsResponseApiKey
+	// lateAcks0Answers: an acks=0 Produce is answered too, as some
+	// non-Kafka servers do, and late: after the answer to the request that
+	// follows it, just before the next answer on its connection.
+	lateAcks0Answers atomic.Bool
 
 	mu    sync.Mutex
 	conns []net.Conn
@@ -72,6 +79,7 @@ func startFakeBroker(t *testing.T, versions ...kmsg.ApiVersionsResponseApiKey) *
 func (b *fakeBroker) addr() string { return b.ln.Addr().String() }
 
 func (b *fakeBroker) serve(c net.Conn, id int) {
+	var held, late []byte // acks=0 Produce answers: owed, and due before the next answer
 	for {
 		var size [4]byte
 		if _, err := io.ReadFull(c, size[:]); err != nil {
@@ -82,21 +90,31 @@ func (b *fakeBroker) serve(c net.Conn, id int) {
 		if _, err := io.ReadFull(c, frame[4:]); err != nil {
 			return
 		}
-		h, err := router.ParseRequestHeader(frame[4:])
+		q, err := b.protocol.ParseRequest(frame[4:])
 		if err != nil {
 			return
 		}
+		h := q.RequestHeader
 		req := fakeRequest{conn: id, key: h.Key, frame: frame}
 		b.mu.Lock()
 		b.seen = append(b.seen, req)
 		b.mu.Unlock()
-		if _, err := c.Write(b.answer(h)); err != nil {
+		out := b.answer(&q)
+		if acks, err := router.ProduceAcks(&q); h.Key == int16(kmsg.Produce) && err == nil && acks == 0 {
+			if b.lateAcks0Answers.Load() {
+				held = append(held, out...)
+			}
+			continue
+		}
+		if _, err := c.Write(append(late, out...)); err != nil {
 			return
 		}
+		late, held = held, nil
 	}
 }
 
-func (b *fakeBroker) answer(h router.RequestHeader) []byte {
+func (b *fakeBroker) answer(q *router.Request) []byte {
+	h := q.RequestHeader
 	var resp kmsg.Response
 	switch kmsg.Key(h.Key) {
 	case kmsg.Metadata:
@@ -121,6 +139,8 @@ func (b *fakeBroker) answer(h router.RequestHeader) []byte {
 		resp = kmsg.NewPtrHeartbeatResponse()
 	case kmsg.Fetch:
 		resp = kmsg.NewPtrFetchResponse() // nothing to fetch, at once
+	case kmsg.Produce:
+		resp = produced(q)
 	default:
 		if b.protocol.Known(h.Key) {
 			return nil // not served: the test that sends it fails on the timeout
@@ -137,6 +157,28 @@ func (b *fakeBroker) answer(h router.RequestHeader) []byte {
 	out = resp.AppendTo(out)
 	binary.BigEndian.PutUint32(out, uint32(len(out)-4))
 	return out
+}
+
+// produced answers a Produce request: every partition it names, no error.
+func produced(q *router.Request) kmsg.Response {
+	req := kmsg.NewPtrProduceRequest()
+	req.SetVersion(q.Version)
+	resp := kmsg.NewPtrProduceResponse()
+	at, err := q.BodyOffset()
+	if err != nil || req.ReadFrom(q.Frame[at:]) != nil {
+		return resp
+	}
+	for _, t := range req.Topics {
+		rt := kmsg.NewProduceResponseTopic()
+		rt.Topic = t.Topic
+		for _, p := range t.Partitions {
+			rp := kmsg.NewProduceResponseTopicPartition()
+			rp.Partition = p.Partition
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp
 }
 
 // requests returns what the broker received so far.

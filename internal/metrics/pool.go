@@ -6,11 +6,13 @@ import "github.com/prometheus/client_golang/prometheus"
 // upstream connection was closed instead of pooled or handed out.
 const (
 	PoolDiscardBusy        = "busy"         // its lane had something in flight, or a re-authentication under way
+	PoolDiscardAcks0       = "acks0"        // its lane carried an acks=0 produce, which a server may still answer
 	PoolDiscardUnclean     = "unclean"      // its lane's reader did not stop cleanly between two answers
 	PoolDiscardFull        = "full"         // upstream.pool.max_idle_per_broker already held
 	PoolDiscardIdleTimeout = "idle_timeout" // upstream.pool.idle_timeout passed
 	PoolDiscardAuthExpiry  = "auth_expiry"  // its SASL session was about to need re-authenticating
-	PoolDiscardBroken      = "broken"       // the broker had closed it, or sent bytes nobody asked for
+	PoolDiscardBroken      = "broken"       // the broker had closed it
+	PoolDiscardUnsolicited = "unsolicited"  // the broker sent bytes nobody asked for
 	PoolDiscardClosed      = "closed"       // the proxy was stopping
 )
 
@@ -23,6 +25,6 @@ func (m *Metrics) newPool(f factory) {
 	m.PoolMisses = f.counter(prometheus.CounterOpts{
 		Name: "kproxy_upstream_pool_misses_total", Help: "Lanes that found no pooled upstream connection and dialed (counted only while the pool is on)."})
 	m.PoolDiscards = f.counterVec(prometheus.CounterOpts{
-		Name: "kproxy_upstream_pool_discards_total", Help: "Upstream connections closed instead of pooled or handed out, by reason: busy, unclean, full, idle_timeout, auth_expiry, broken, closed."},
+		Name: "kproxy_upstream_pool_discards_total", Help: "Upstream connections closed instead of pooled or handed out, by reason: busy, acks0, unclean, full, idle_timeout, auth_expiry, broken, unsolicited, closed."},
 		"reason")
 }

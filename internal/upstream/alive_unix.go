@@ -4,13 +4,10 @@ package upstream
 
 import (
 	"crypto/tls"
-	"errors"
 	"io"
 	"net"
 	"syscall"
 )
-
-var errUnsolicited = errors.New("the broker sent bytes nobody asked for")
 
 // alive checks, without blocking and without consuming a byte, that the
 // broker has not closed a pooled connection and sent nothing meanwhile (a

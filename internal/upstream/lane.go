@@ -68,7 +68,7 @@ type Lane[O any] struct {
 	queue   []*bufpool.Buf  // frames waiting for the writer
 	pending []pending[O]    // requests sent or queued that expect an answer
 	head    int             // first live entry of pending
-	acks0   int             // acks=0 produces since the last answer
+	acks0   acks0Log        // acks=0 produces sent (lane_acks0.go)
 	closed  bool            // ended: see end
 	why     error           // the reason the lane ended with, first come
 	reauth  *reauthState[O] // nil unless the SASL session expires (reauth.go)
@@ -102,6 +102,9 @@ type pending[O any] struct {
 	corr  int32
 	owner O
 	auth  *authReply
+	// acks0Before counts the acks=0 produces sent before it: its answer
+	// confirms them.
+	acks0Before int
 }
 
 // NewLane starts a lane over conn, an established connection to addr (a
@@ -178,9 +181,9 @@ func (l *Lane[O]) enlistLocked(corr int32, expectResponse bool, owner O) (idle b
 		if l.head == len(l.pending) {
 			l.headAt = time.Now()
 		}
-		l.pending = append(l.pending, pending[O]{corr: corr, owner: owner})
+		l.pending = append(l.pending, pending[O]{corr: corr, owner: owner, acks0Before: l.acks0.sent})
 	} else {
-		l.acks0++
+		l.acks0.add(corr)
 	}
 	return idle
 }
@@ -245,7 +248,7 @@ func (l *Lane[O]) Head(f func(owner O, since time.Time)) {
 func (l *Lane[O]) Close() { l.end(net.ErrClosed) }
 
 func (l *Lane[O]) idleLocked() bool {
-	return l.head == len(l.pending) && l.acks0 == 0 && (l.reauth == nil || !l.reauth.holding)
+	return l.head == len(l.pending) && l.acks0.unconfirmed() == 0 && (l.reauth == nil || !l.reauth.holding)
 }
 
 // A lane ends one way, through end (as franz-go's broker connection dies
@@ -320,7 +323,7 @@ func (l *Lane[O]) lostLocked(readErr error, own bool) error {
 		return l.why // the writer, or a re-authentication, failed first
 	case l.idleLocked() && len(l.queue) == 0:
 		return nil // an idle connection closing loses nothing
-	case l.acks0 > 0 && l.head == len(l.pending):
+	case l.acks0.unconfirmed() > 0 && l.head == len(l.pending):
 		return fmt.Errorf("broker closed the connection after acks=0 produce (a broker's only way to report its error): %w", readErr)
 	}
 	return readErr
@@ -507,41 +510,6 @@ func (l *Lane[O]) peek(corr int32) (owner O, client bool) {
 	}
 	l.answering = true
 	return l.pending[l.head].owner, true
-}
-
-// match pops the pending entry a response answers. A response that matches
-// nothing is a protocol error, unless acks=0 produces were sent: some
-// non-Kafka servers answer those anyway, and the answer is dropped.
-func (l *Lane[O]) match(corr int32) (p pending[O], deliver bool, err error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.head < len(l.pending) && l.pending[l.head].corr == corr {
-		p = l.pending[l.head]
-		l.pending[l.head] = pending[O]{}
-		l.head++
-		l.acks0 = 0
-		l.answering = false
-		l.headAt = time.Now()
-		if l.head == len(l.pending) {
-			l.head, l.pending = 0, l.pending[:0]
-			if l.reauth != nil {
-				l.reauth.drainedLocked()
-			}
-			now := time.Now()
-			l.idleSince = now
-			if l.opts.IdleTimeout > 0 {
-				_ = l.conn.SetReadDeadline(now.Add(l.opts.IdleTimeout))
-			}
-		}
-		return p, true, nil
-	}
-	if l.acks0 > 0 {
-		return p, false, nil
-	}
-	if l.head < len(l.pending) {
-		return p, false, fmt.Errorf("correlation id mismatch: broker answered %d, expected %d", corr, l.pending[l.head].corr)
-	}
-	return p, false, fmt.Errorf("unexpected response with correlation id %d: nothing pending", corr)
 }
 
 // readFull is io.ReadFull that ends the lane when its idle deadline fires

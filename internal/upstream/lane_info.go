@@ -4,7 +4,7 @@ package upstream
 type LaneInfo struct {
 	Upstream string // the broker address
 	// Pending are requests sent or queued that await an answer; Acks0 are
-	// acks=0 produces sent since the last answer.
+	// acks=0 produces that no answer followed yet.
 	Pending, Acks0 int
 	Closed         bool
 }
@@ -15,5 +15,5 @@ func (l *Lane[O]) Info() LaneInfo {
 	addr := l.conn.RemoteAddr().String()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return LaneInfo{Upstream: addr, Pending: len(l.pending) - l.head, Acks0: l.acks0, Closed: l.closed}
+	return LaneInfo{Upstream: addr, Pending: len(l.pending) - l.head, Acks0: l.acks0.unconfirmed(), Closed: l.closed}
 }

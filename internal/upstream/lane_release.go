@@ -12,20 +12,20 @@ import (
 // that owned it ends. The connection may go only if nothing can be in
 // flight on it, in either direction:
 //
-//   - no answer pending, no acks=0 produce written since the last answer
-//     (the broker may still be processing it, and closes the connection to
-//     report its failure), no re-authentication parked or under way;
+//   - no acks=0 produce ever sent on it (a server that answers those, as
+//     Kafka does not, may answer at any time: lane_acks0.go);
+//   - no answer pending, no re-authentication parked or under way;
 //   - nothing queued for the writer and no write under way, so no request
 //     is half written;
 //   - the reader stopped between two answers, with no byte of a next frame
 //     read (a broker with nothing to answer sends nothing; a byte means the
 //     connection is not what the lane believes).
 //
-// Release checks the first two under the lane's lock and ends the lane
+// Release checks the first three under the lane's lock and ends the lane
 // (end, errReleased) in the same critical section, so no request can slip
 // in after the check. That interrupts the reader with a read deadline in
 // the past instead of closing the connection; the reader, finishing the
-// lane, checks the third and either hands the connection to the pool, with
+// lane, checks the last and either hands the connection to the pool, with
 // its deadlines cleared, or closes it (handBack). Anything else closes it.
 
 var (
@@ -49,6 +49,9 @@ func (l *Lane[O]) Release() {
 	defer l.mu.Unlock()
 	switch {
 	case l.home == nil || l.closed:
+		l.endLocked(net.ErrClosed)
+	case l.acks0.sent > 0:
+		l.home.discard(metrics.PoolDiscardAcks0)
 		l.endLocked(net.ErrClosed)
 	case !l.idleLocked() || l.writing || len(l.queue) > 0 || (l.reauth != nil && len(l.reauth.held) > 0):
 		l.home.discard(metrics.PoolDiscardBusy)

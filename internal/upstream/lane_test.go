@@ -108,11 +108,15 @@ func readRequest(t *testing.T, c net.Conn) int32 {
 // answer writes a response frame with corr and a payload.
 func answer(t *testing.T, c net.Conn, corr int32, payload string) {
 	t.Helper()
-	b := binary.BigEndian.AppendUint32(nil, uint32(4+len(payload)))
-	b = binary.BigEndian.AppendUint32(b, uint32(corr))
-	if _, err := c.Write(append(b, payload...)); err != nil {
+	if _, err := c.Write(answerFrame(corr, payload)); err != nil {
 		t.Fatalf("broker write: %v", err)
 	}
+}
+
+func answerFrame(corr int32, payload string) []byte {
+	b := binary.BigEndian.AppendUint32(nil, uint32(4+len(payload)))
+	b = binary.BigEndian.AppendUint32(b, uint32(corr))
+	return append(b, payload...)
 }
 
 // sendAsync sends from its own goroutine: a net.Pipe write blocks until the

@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"errors"
 	"net"
 	"sync"
 	"time"
@@ -19,7 +20,8 @@ import (
 // no state on a connection that depends on the group of requests it
 // carried, so any lane to that broker can take it. The pool runs no
 // goroutine: a timer closes each connection when its time is up, and a
-// connection is checked (without blocking) when it is taken.
+// connection is checked (without blocking) when it is given and when it
+// is taken.
 type Pool struct {
 	max         int
 	idleTimeout time.Duration
@@ -65,7 +67,8 @@ func NewPool(maxIdlePerBroker int, idleTimeout time.Duration, m *metrics.Metrics
 // Take hands out a ready connection to the first of addrs that has one,
 // most recently used first, and which address it reaches; nil when none
 // has (a miss: the caller dials). A connection whose time is up, or that
-// the broker has closed meanwhile, is closed and never handed out.
+// the broker has closed or sent anything on meanwhile, is closed and never
+// handed out.
 func (p *Pool) Take(addrs ...string) (net.Conn, string) {
 	if p == nil {
 		return nil, ""
@@ -88,8 +91,8 @@ func (p *Pool) Take(addrs ...string) (net.Conn, string) {
 				drop = append(drop, ic)
 				continue
 			}
-			if err := alive(ic.conn); err != nil {
-				p.discards.WithLabelValues(metrics.PoolDiscardBroken).Inc()
+			if reason := unready(ic.conn); reason != "" {
+				p.discards.WithLabelValues(reason).Inc()
 				drop = append(drop, ic)
 				continue
 			}
@@ -122,6 +125,11 @@ func (p *Pool) pop(addr string) *idleConn {
 // or closes it when it could not be handed out anyway. At the bound the
 // oldest connection goes: the newest has the most time left.
 func (p *Pool) put(addr string, conn net.Conn, idleSince time.Time) {
+	if reason := unready(conn); reason != "" {
+		p.discards.WithLabelValues(reason).Inc()
+		_ = conn.Close()
+		return
+	}
 	ic := &idleConn{conn: conn, addr: addr, idleSince: idleSince, retire: idleSince.Add(p.idleTimeout), reason: metrics.PoolDiscardIdleTimeout}
 	if ac, ok := conn.(*authConn); ok {
 		if at := ac.retireAt(); at.Before(ic.retire) {
@@ -188,6 +196,23 @@ type pooledConn struct {
 	net.Conn
 	idleSince time.Time
 }
+
+// unready is why a connection may not be pooled or handed out as it
+// stands, or "" when it may: alive, peeking without blocking, finds no
+// close from the broker and no byte nobody asked for (a late or duplicate
+// answer, which the next lane would take for its own).
+func unready(conn net.Conn) string {
+	switch err := alive(conn); {
+	case err == nil:
+		return ""
+	case errors.Is(err, errUnsolicited):
+		return metrics.PoolDiscardUnsolicited
+	default:
+		return metrics.PoolDiscardBroken
+	}
+}
+
+var errUnsolicited = errors.New("the broker sent bytes nobody asked for")
 
 // discard counts a connection closed instead of pooled.
 func (p *Pool) discard(reason string) {

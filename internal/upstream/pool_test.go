@@ -145,70 +145,116 @@ func TestPoolReuseAcrossLanes(t *testing.T) {
 }
 
 // TestPoolNeverTakesBusyLanes: a lane with anything possibly in flight is
-// closed, never pooled: an unanswered request, an acks=0 produce since the
-// last answer, a re-authentication under way.
+// closed, never pooled: an unanswered request, a re-authentication under
+// way, an acks=0 produce (a server that answers those may do so at any
+// time, even after later answers).
 func TestPoolNeverTakesBusyLanes(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	cases := map[string]func(t *testing.T, l *testLane, broker net.Conn){
-		"request in flight": func(t *testing.T, l *testLane, broker net.Conn) {
+	acks0 := func(t *testing.T, l *testLane, broker net.Conn) {
+		if err := l.Send(request(5), 5, false, 0); err != nil {
+			t.Fatal(err)
+		}
+		readRequest(t, broker)
+	}
+	cases := map[string]struct {
+		busy   func(t *testing.T, l *testLane, broker net.Conn)
+		reason string
+	}{
+		"request in flight": {func(t *testing.T, l *testLane, broker net.Conn) {
 			if err := l.Send(request(5), 5, true, 5); err != nil {
 				t.Fatal(err)
 			}
 			readRequest(t, broker) // written, never answered
-		},
-		"acks=0 produce": func(t *testing.T, l *testLane, broker net.Conn) {
-			if err := l.Send(request(5), 5, false, 0); err != nil {
-				t.Fatal(err)
-			}
-			readRequest(t, broker)
-		},
-		"re-authentication": func(t *testing.T, l *testLane, _ net.Conn) {
+		}, metrics.PoolDiscardBusy},
+		"re-authentication": {func(t *testing.T, l *testLane, _ net.Conn) {
 			l.mu.Lock()
 			l.reauth = &reauthState[owner]{holding: true, lifetime: time.Hour, since: time.Now()}
 			l.mu.Unlock()
-		},
+		}, metrics.PoolDiscardBusy},
+		"acks=0 produce": {acks0, metrics.PoolDiscardAcks0},
+		"acks=0 produce, then an answered request": {func(t *testing.T, l *testLane, broker net.Conn) {
+			acks0(t, l, broker)
+			laneRoundTrip(t, l, l.h.(*fakeHandler), broker, 6)
+		}, metrics.PoolDiscardAcks0},
 	}
-	for name, busy := range cases {
+	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
 			p, m := testPool(t, 4, time.Minute)
 			conn, broker := tcpPair(t)
 			l, h := pooledLane(t, p, conn)
 			laneRoundTrip(t, l, h, broker, 1)
-			busy(t, l, broker)
+			c.busy(t, l, broker)
 			l.Release()
 			waitDone(t, h)
-			brokerSeesClose(t, broker)
 			if n := p.Idle("broker:9092"); n != 0 {
 				t.Fatalf("%d pooled, want 0", n)
 			}
-			if got := discards(m, metrics.PoolDiscardBusy); got != 1 {
-				t.Fatalf("busy discards %v, want 1", got)
+			brokerSeesClose(t, broker)
+			if got := discards(m, c.reason); got != 1 {
+				t.Fatalf("%s discards %v, want 1", c.reason, got)
 			}
 		})
 	}
 }
 
 // TestPoolRefusesUnsolicitedBytes: bytes from a broker that had nothing to
-// answer, read by the lane or still in the socket, keep the connection
-// from ever being handed out.
+// answer, read by the lane, still in the socket when the pool is given the
+// connection, or arriving while it is pooled, keep the connection from
+// ever being handed out.
 func TestPoolRefusesUnsolicitedBytes(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	p, m := testPool(t, 4, time.Minute)
-	conn, broker := tcpPair(t)
-	l, h := pooledLane(t, p, conn)
-	laneRoundTrip(t, l, h, broker, 1)
-	if _, err := broker.Write([]byte{0, 0, 0}); err != nil { // part of a size prefix
-		t.Fatal(err)
+	t.Run("released", func(t *testing.T) {
+		p, m := testPool(t, 4, time.Minute)
+		conn, broker := tcpPair(t)
+		l, h := pooledLane(t, p, conn)
+		laneRoundTrip(t, l, h, broker, 1)
+		if _, err := broker.Write([]byte{0, 0, 0}); err != nil { // part of a size prefix
+			t.Fatal(err)
+		}
+		l.Release()
+		waitDone(t, h)
+		if taken, _ := p.Take("broker:9092"); taken != nil {
+			t.Fatal("a connection with unread broker bytes was handed out")
+		}
+		if got := discards(m, metrics.PoolDiscardUnclean) + discards(m, metrics.PoolDiscardUnsolicited); got != 1 {
+			t.Fatalf("unclean+unsolicited discards %v, want 1", got)
+		}
+		brokerSeesClose(t, broker)
+	})
+	for _, late := range []bool{false, true} {
+		name := map[bool]string{false: "put", true: "take"}[late]
+		t.Run(name, func(t *testing.T) {
+			p, m := testPool(t, 4, time.Minute)
+			conn, broker := tcpPair(t)
+			if !late {
+				unsolicited(t, conn, broker)
+			}
+			p.put("b:1", conn, time.Now())
+			if late {
+				if n := p.Idle("b:1"); n != 1 {
+					t.Fatalf("%d pooled, want 1", n)
+				}
+				unsolicited(t, conn, broker)
+			} else if n := p.Idle("b:1"); n != 0 {
+				t.Fatalf("a connection with unread broker bytes was pooled (%d pooled, want 0)", n)
+			}
+			if taken, _ := p.Take("b:1"); taken != nil {
+				t.Fatal("a connection with unread broker bytes was handed out")
+			}
+			if got := discards(m, metrics.PoolDiscardUnsolicited); got != 1 {
+				t.Fatalf("unsolicited discards %v, want 1", got)
+			}
+			brokerSeesClose(t, broker)
+		})
 	}
-	l.Release()
-	waitDone(t, h)
-	if taken, _ := p.Take("broker:9092"); taken != nil {
-		t.Fatal("a connection with unread broker bytes was handed out")
-	}
-	if got := discards(m, metrics.PoolDiscardUnclean) + discards(m, metrics.PoolDiscardBroken); got != 1 {
-		t.Fatalf("unclean+broken discards %v, want 1", got)
-	}
-	brokerSeesClose(t, broker)
+}
+
+// unsolicited has the broker send a late, duplicate answer and waits until
+// it is in conn's socket.
+func unsolicited(t *testing.T, conn, broker net.Conn) {
+	t.Helper()
+	answer(t, broker, 1, "late")
+	eventually(t, func() bool { return alive(conn) != nil })
 }
 
 // TestPoolDropsClosedConnections: a pooled connection the broker closed is

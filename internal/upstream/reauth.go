@@ -205,7 +205,7 @@ func (l *Lane[O]) exchange(ctx context.Context, req kmsg.Request, resp kmsg.Resp
 	r := l.reauth
 	r.corr++
 	corr := r.corr
-	l.pending = append(l.pending, pending[O]{corr: corr, auth: reply})
+	l.pending = append(l.pending, pending[O]{corr: corr, auth: reply, acks0Before: l.acks0.sent})
 	l.queue = append(l.queue, bufpool.Wrap(AppendRequest(nil, req, corr, clientID)))
 	l.mu.Unlock()
 	select {
@@ -256,11 +256,7 @@ func (l *Lane[O]) release(lifetime time.Duration, since time.Time) {
 	}
 	_ = l.conn.SetReadDeadline(time.Time{})
 	for _, h := range held {
-		if h.expect {
-			l.pending = append(l.pending, pending[O]{corr: h.corr, owner: h.owner})
-		} else {
-			l.acks0++
-		}
+		l.enlistLocked(h.corr, h.expect, h.owner)
 		l.queue = append(l.queue, h.frame)
 	}
 	l.mu.Unlock()

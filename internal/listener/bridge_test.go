@@ -1,0 +1,107 @@
+package listener_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kproxy/kproxy/config"
+	"github.com/kproxy/kproxy/internal/proxytest"
+	"github.com/kproxy/kproxy/internal/rawclient"
+)
+
+// TestVersionBridgeThroughKproxy: requests of versions Kafka 4.0 removed
+// (kfake refuses the removed Produce, Fetch and OffsetForLeaderEpoch
+// versions, which makes kproxy treat it as a broker that enforces the
+// floors) go up translated and come back in the client's version, on one
+// connection whose ApiVersions answer listed them from v0.
+func TestVersionBridgeThroughKproxy(t *testing.T) {
+	env := proxytest.Start(t, proxytest.Options{Brokers: 1, Kfake: []kfake.Opt{kfake.SeedTopics(1, "t")}})
+	conn, err := rawclient.Dial(env.Bootstrap())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	read := func(req kmsg.Request) kmsg.Response {
+		t.Helper()
+		if _, err := conn.Send(req); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := conn.Read()
+		if err != nil {
+			t.Fatalf("%s v%d through the bridge: %v", kmsg.NameForKey(req.Key()), req.GetVersion(), err)
+		}
+		return resp.Msg
+	}
+
+	versions := read(kmsg.NewPtrApiVersionsRequest()).(*kmsg.ApiVersionsResponse)
+	for _, k := range versions.ApiKeys {
+		if (k.ApiKey == 0 || k.ApiKey == 1) && k.MinVersion != 0 {
+			t.Errorf("ApiVersions lists %s from v%d, want v0 (bridged)", kmsg.NameForKey(k.ApiKey), k.MinVersion)
+		}
+	}
+
+	commit := kmsg.NewPtrOffsetCommitRequest()
+	commit.SetVersion(0)
+	commit.Group = "legacy"
+	cp := kmsg.NewOffsetCommitRequestTopicPartition()
+	cp.Partition, cp.Offset = 0, 42
+	commit.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: "t", Partitions: []kmsg.OffsetCommitRequestTopicPartition{cp}}}
+	if c := read(commit).(*kmsg.OffsetCommitResponse); c.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("OffsetCommit v0: error %d", c.Topics[0].Partitions[0].ErrorCode)
+	}
+	fetch := kmsg.NewPtrOffsetFetchRequest()
+	fetch.SetVersion(0)
+	fetch.Group = "legacy"
+	fetch.Topics = []kmsg.OffsetFetchRequestTopic{{Topic: "t", Partitions: []int32{0}}}
+	f := read(fetch).(*kmsg.OffsetFetchResponse)
+	if p := f.Topics[0].Partitions[0]; p.ErrorCode != 0 || p.Offset != 42 {
+		t.Fatalf("OffsetFetch v0 after a v0 commit of 42: offset %d, error %d", p.Offset, p.ErrorCode)
+	}
+
+	offsets := kmsg.NewPtrListOffsetsRequest()
+	offsets.SetVersion(0)
+	op := kmsg.NewListOffsetsRequestTopicPartition()
+	op.Partition, op.Timestamp, op.MaxNumOffsets = 0, -1, 1
+	offsets.Topics = []kmsg.ListOffsetsRequestTopic{{Topic: "t", Partitions: []kmsg.ListOffsetsRequestTopicPartition{op}}}
+	lo := read(offsets).(*kmsg.ListOffsetsResponse)
+	if p := lo.Topics[0].Partitions[0]; p.ErrorCode != 0 || len(p.OldStyleOffsets) != 1 {
+		t.Fatalf("ListOffsets v0: %+v", p)
+	}
+
+	for _, want := range [][3]string{{"OffsetCommit", "0", "2"}, {"OffsetFetch", "0", "1"}, {"ListOffsets", "0", "1"}} {
+		if n := testutil.ToFloat64(env.Metrics.BridgedRequests.WithLabelValues(want[0], want[1], want[2])); n != 1 {
+			t.Errorf("kproxy_bridged_requests_total{api=%q,from_version=%q,to_version=%q} = %v, want 1", want[0], want[1], want[2], n)
+		}
+	}
+	sessions, _ := env.Proxy.Sessions(10)
+	if len(sessions) != 1 || !strings.Contains(sessions[0].Bridged, "OffsetCommit v0→v2") {
+		t.Fatalf("sessions view: %+v, want the session's bridged versions", sessions)
+	}
+}
+
+// TestVersionBridgeOff: with compat.version_bridge off, kproxy forwards a
+// removed version as sent, and lists what the broker lists.
+func TestVersionBridgeOff(t *testing.T) {
+	env := proxytest.Start(t, proxytest.Options{Brokers: 1, Config: func(c *config.Config) { c.Compat.VersionBridge = config.VersionBridgeOff }})
+	conn, err := rawclient.Dial(env.Bootstrap())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Send(kmsg.NewPtrApiVersionsRequest()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := conn.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range resp.Msg.(*kmsg.ApiVersionsResponse).ApiKeys {
+		if k.ApiKey == 0 && k.MinVersion == 0 {
+			t.Errorf("ApiVersions with the bridge off lists Produce from v0; kfake lists it from v3")
+		}
+	}
+}

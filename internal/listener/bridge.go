@@ -1,11 +1,17 @@
 package listener
 
 import (
+	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 
 	"github.com/kproxy/kproxy/internal/bridge"
@@ -171,4 +177,98 @@ func (v *sessionView) clientID() string {
 		return id.clientID
 	}
 	return ""
+}
+
+// A client of Kafka 0.8 sends OffsetCommit v0 and OffsetFetch v0 to any
+// broker: their offsets lived in ZooKeeper, which every broker could reach.
+// Bridged up, they name a group whose offsets only its coordinator keeps,
+// so kproxy sends them on to it, on a lane of their own (session.redirects).
+
+// coordinatorBound reports whether a bridged request must reach its group's
+// coordinator, whichever broker the client sent it to.
+func coordinatorBound(key, version int16) bool {
+	return version == 0 && (key == int16(kmsg.OffsetCommit) || key == int16(kmsg.OffsetFetch))
+}
+
+// redirect returns the lane of q's group coordinator when it is not the
+// session's own broker; ok false: the session's own lane will do (it is the
+// coordinator, or kproxy could not find out, and the broker answers
+// NOT_COORDINATOR as it would have).
+func (s *session) redirect(q *router.Request) (router.Group, bool) {
+	group, ok := v0Group(q)
+	if !ok {
+		return 0, false
+	}
+	own, err := s.ownAddr()
+	if err != nil {
+		return 0, false
+	}
+	addr, known := s.coordinators[group]
+	if !known {
+		ctx, cancel := context.WithTimeout(context.Background(), s.srv.cfg.Upstream.DialTimeout+5*time.Second)
+		node, err := s.srv.dialer.FindCoordinator(ctx, own, group)
+		cancel()
+		if err != nil {
+			s.log.Warn("cannot find the coordinator of an old client's group: its offsets request goes to the broker it was sent to",
+				zap.String("group_id", group), zap.Error(err))
+			return 0, false
+		}
+		if addr, err = s.srv.brokers.Addr(node); err != nil {
+			return 0, false
+		}
+		if s.coordinators == nil {
+			s.coordinators = map[string]string{}
+		}
+		s.coordinators[group] = addr
+	}
+	if addr == own {
+		return 0, false
+	}
+	i := slices.Index(s.redirects, addr)
+	if i < 0 {
+		i = len(s.redirects)
+		s.redirects = append(s.redirects, addr)
+	}
+	return router.Group(s.pol.classifier.Len() + i), true
+}
+
+// ownAddr is the upstream address of the session's own lanes.
+func (s *session) ownAddr() (string, error) {
+	if s.broker != bootstrapNode {
+		return s.srv.brokers.Addr(s.broker)
+	}
+	if s.seed != "" {
+		return s.seed, nil
+	}
+	if seeds := s.srv.brokers.Seeds(); len(seeds) > 0 {
+		return seeds[0], nil
+	}
+	return "", errors.New("no seed")
+}
+
+// dialRedirect opens a lane's connection to a group coordinator.
+func (s *session) dialRedirect(addr string) (net.Conn, string, error) {
+	if conn, _ := s.srv.upstreams.Take(addr); conn != nil {
+		return conn, addr, nil
+	}
+	conn, err := s.srv.dialer.Dial(context.Background(), addr)
+	if err != nil {
+		s.dialFailed(err)
+		return nil, addr, fmt.Errorf("dial group coordinator at %s: %w", addr, err)
+	}
+	return conn, addr, nil
+}
+
+// v0Group reads the group id that OffsetCommit v0 and OffsetFetch v0 both
+// begin with.
+func v0Group(q *router.Request) (string, bool) {
+	off, err := q.BodyOffset()
+	if err != nil || len(q.Frame) < off+2 {
+		return "", false
+	}
+	n := int(binary.BigEndian.Uint16(q.Frame[off:]))
+	if n > len(q.Frame)-off-2 {
+		return "", false
+	}
+	return string(q.Frame[off+2 : off+2+n]), true
 }

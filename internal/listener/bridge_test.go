@@ -1,6 +1,8 @@
 package listener_test
 
 import (
+	"net"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -103,5 +105,68 @@ func TestVersionBridgeOff(t *testing.T) {
 		if k.ApiKey == 0 && k.MinVersion == 0 {
 			t.Errorf("ApiVersions with the bridge off lists Produce from v0; kfake lists it from v3")
 		}
+	}
+}
+
+// TestVersionBridgeOffsetsGoToCoordinator: a Kafka 0.8 client sends
+// OffsetCommit v0 and OffsetFetch v0 to any broker (its offsets lived in
+// ZooKeeper). Bridged up, they must reach the group's coordinator, or the
+// broker answers NOT_COORDINATOR to a client that knows no coordinators.
+func TestVersionBridgeOffsetsGoToCoordinator(t *testing.T) {
+	env := proxytest.Start(t, proxytest.Options{Brokers: 3, Kfake: []kfake.Opt{kfake.SeedTopics(1, "t")}})
+	boot, err := rawclient.Dial(env.Bootstrap())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer boot.Close()
+	roundTrip := func(c *rawclient.Conn, req kmsg.Request) kmsg.Response {
+		t.Helper()
+		if _, err := c.Send(req); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := c.Read()
+		if err != nil {
+			t.Fatalf("%s v%d: %v", kmsg.NameForKey(req.Key()), req.GetVersion(), err)
+		}
+		return resp.Msg
+	}
+	meta := kmsg.NewPtrMetadataRequest()
+	meta.SetVersion(0)
+	brokers := roundTrip(boot, meta).(*kmsg.MetadataResponse).Brokers
+	const group = "zookeeper-era"
+	fc := kmsg.NewPtrFindCoordinatorRequest()
+	fc.CoordinatorKey = group
+	coordinator := roundTrip(boot, fc).(*kmsg.FindCoordinatorResponse).NodeID
+	var other *kmsg.MetadataResponseBroker
+	for i := range brokers {
+		if brokers[i].NodeID != coordinator {
+			other = &brokers[i]
+			break
+		}
+	}
+	if other == nil {
+		t.Fatalf("no broker besides the coordinator %d in %+v", coordinator, brokers)
+	}
+	conn, err := rawclient.Dial(net.JoinHostPort(other.Host, strconv.Itoa(int(other.Port))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+
+	commit := kmsg.NewPtrOffsetCommitRequest()
+	commit.SetVersion(0)
+	commit.Group = group
+	cp := kmsg.NewOffsetCommitRequestTopicPartition()
+	cp.Partition, cp.Offset = 0, 7
+	commit.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: "t", Partitions: []kmsg.OffsetCommitRequestTopicPartition{cp}}}
+	if code := roundTrip(conn, commit).(*kmsg.OffsetCommitResponse).Topics[0].Partitions[0].ErrorCode; code != 0 {
+		t.Fatalf("OffsetCommit v0 sent to broker %d, not the coordinator %d: error %d", other.NodeID, coordinator, code)
+	}
+	fetch := kmsg.NewPtrOffsetFetchRequest()
+	fetch.SetVersion(0)
+	fetch.Group = group
+	fetch.Topics = []kmsg.OffsetFetchRequestTopic{{Topic: "t", Partitions: []int32{0}}}
+	if p := roundTrip(conn, fetch).(*kmsg.OffsetFetchResponse).Topics[0].Partitions[0]; p.ErrorCode != 0 || p.Offset != 7 {
+		t.Fatalf("OffsetFetch v0 via broker %d: offset %d, error %d; want 7", other.NodeID, p.Offset, p.ErrorCode)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 
 	"github.com/kproxy/kproxy/internal/bridge"
@@ -35,6 +36,12 @@ type session struct {
 	// seed is the upstream a bootstrap session's lanes all dial, chosen on
 	// first dial so that every lane reaches the same broker.
 	seed string
+	// redirects are the group coordinators, other than the session's
+	// broker, that old OffsetCommit and OffsetFetch requests go on to
+	// (bridge.go); redirects[i] is the lane after the classifier's groups
+	// by i. coordinators caches each group's. Reader goroutine only.
+	redirects    []string
+	coordinators map[string]string
 
 	clientSASL clientSASL  // listen.sasl.mode terminate (sasl.go)
 	splices    bool        // a plain TCP client: large Produce frames may leave a tail (tail.go)
@@ -245,8 +252,14 @@ func (s *session) route(frame *bufpool.Buf) (string, error) {
 		s.srv.pool.Put(frame)
 		return reasonClosed, nil
 	}
+	lane := v.group
 	var bridged *bridge.Exchange
 	if v.bridgeTo != 0 {
+		if coordinatorBound(h.Key, h.Version) {
+			if g, ok := s.redirect(&q); ok {
+				lane = g
+			}
+		}
 		var reason string
 		var err error
 		if frame, bridged, reason, err = s.bridgeUp(frame, &q, v.bridgeTo); frame == nil {
@@ -268,7 +281,7 @@ func (s *session) route(frame *bufpool.Buf) (string, error) {
 	s.pol.instr.request(h.Key, v.group)
 	s.view.countRequest(v.group)
 	s.tail.owed = v.expect && s.tail.lr.N > 0
-	if err := s.send(v.group, frame, h.CorrelationID, v.expect, owner); err != nil {
+	if err := s.send(lane, frame, h.CorrelationID, v.expect, owner); err != nil {
 		return reasonDialFailed, err
 	}
 	return "", nil
@@ -309,18 +322,33 @@ func (s *session) send(g router.Group, frame *bufpool.Buf, corr int32, expect bo
 	return errors.New("upstream connection closed twice in a row while sending")
 }
 
+// lane returns the lane of group g, dialing it on first use. A g past the
+// classifier's groups is a lane to a group coordinator other than the
+// session's broker (redirects, bridge.go).
 func (s *session) lane(g router.Group) (*upstream.Lane[*slot], error) {
 	s.mu.Lock()
-	l := s.lanes[g]
+	var l *upstream.Lane[*slot]
+	if int(g) < len(s.lanes) {
+		l = s.lanes[g]
+	}
 	s.mu.Unlock()
 	if l != nil {
 		return l, nil
 	}
-	conn, addr, err := s.dial()
+	named := g
+	var conn net.Conn
+	var addr string
+	var err error
+	if redirect := int(g) - s.pol.classifier.Len(); redirect >= 0 {
+		named = s.pol.classifier.Classify(int16(kmsg.OffsetCommit))
+		conn, addr, err = s.dialRedirect(s.redirects[redirect])
+	} else {
+		conn, addr, err = s.dial()
+	}
 	if err != nil {
 		return nil, err
 	}
-	gauge := s.srv.metrics.UpstreamConnections.WithLabelValues(s.brokerLabel(), s.pol.classifier.Name(g))
+	gauge := s.srv.metrics.UpstreamConnections.WithLabelValues(s.brokerLabel(), s.pol.classifier.Name(named))
 	l = upstream.NewLane[*slot](s.srv.upstreams, conn, addr, s, &s.srv.laneOpts, gauge)
 	s.mu.Lock()
 	if s.closed {
@@ -328,9 +356,12 @@ func (s *session) lane(g router.Group) (*upstream.Lane[*slot], error) {
 		l.Release() // unused: back to the upstream pool
 		return nil, errors.New("session closed")
 	}
+	for int(g) >= len(s.lanes) {
+		s.lanes = append(s.lanes, nil)
+	}
 	s.lanes[g] = l
 	s.mu.Unlock()
-	s.log.Debug("lane dialed", zap.String("group", s.pol.classifier.Name(g)), zap.String("upstream", addr))
+	s.log.Debug("lane dialed", zap.String("group", s.pol.classifier.Name(named)), zap.String("upstream", addr))
 	return l, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -100,4 +101,26 @@ func roundTrip(ctx context.Context, conn net.Conn, req kmsg.Request, resp kmsg.R
 		return fmt.Errorf("read %s answer: %w", kmsg.NameForKey(req.Key()), err)
 	}
 	return DecodeResponse(body, req, resp)
+}
+
+// FindCoordinator asks the broker at addr which broker coordinates group,
+// on a connection of its own: for the old OffsetCommit and OffsetFetch
+// versions whose clients send them to any broker (the version bridge sends
+// them on to the coordinator). It is the proxy's own request.
+func (d *Dialer) FindCoordinator(ctx context.Context, addr, group string) (int32, error) {
+	conn, err := d.Dial(ctx, addr)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	req := kmsg.NewPtrFindCoordinatorRequest()
+	req.CoordinatorKey = group
+	resp := kmsg.NewPtrFindCoordinatorResponse()
+	if err := roundTrip(ctx, conn, req, resp, d.Timeout); err != nil {
+		return 0, err
+	}
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+		return 0, fmt.Errorf("find the coordinator of group %q: %w", group, err)
+	}
+	return resp.NodeID, nil
 }

@@ -25,7 +25,7 @@ func TestSASLHandshakeV0Terminate(t *testing.T) {
 
 	t.Run("sarama plain v0", func(t *testing.T) {
 		cfg := sarama.NewConfig()
-		cfg.Version = sarama.V1_0_0_0 // Produce v3: the records need no bridge
+		cfg.Version = sarama.V1_0_0_0  // Produce v3: the records need no bridge
 		cfg.ApiVersionsRequest = false // sarama's rule for SASL v0
 		cfg.Net.SASL.Enable = true
 		cfg.Net.SASL.Version = sarama.SASLHandshakeV0

@@ -34,11 +34,11 @@ type Session struct {
 	// Bridged are the requests of removed protocol versions the version
 	// bridge translated for this client: "Produce v2→v3, Fetch v3→v4"
 	// (compat.version_bridge); "" when none.
-	Bridged string `json:"bridged,omitempty"`
-	AgeMs     int64  `json:"age_ms"`
-	BytesIn   int64  `json:"bytes_in"`  // read from the client
-	BytesOut  int64  `json:"bytes_out"` // written to the client
-	Requests  int64  `json:"requests"`
+	Bridged  string `json:"bridged,omitempty"`
+	AgeMs    int64  `json:"age_ms"`
+	BytesIn  int64  `json:"bytes_in"`  // read from the client
+	BytesOut int64  `json:"bytes_out"` // written to the client
+	Requests int64  `json:"requests"`
 	// InFlight are requests forwarded and not yet answered by the broker.
 	InFlight  int       `json:"in_flight"`
 	FetchWait FetchWait `json:"fetch_wait"`

@@ -1,0 +1,386 @@
+package bridge
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/bits"
+	"slices"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/s2"
+	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
+)
+
+// ErrCorruptRecords is wrapped by every error that says a message set or a
+// record batch is malformed: bad length, bad CRC, bad compressed data, an
+// unknown magic or codec. A client that sent such a set is answered
+// CORRUPT_MESSAGE, as the broker would have.
+var ErrCorruptRecords = errors.New("corrupt records")
+
+// ErrRecordsTooLarge is wrapped by the error of a conversion that would hold
+// more than its maxOut bytes of decompressed or converted data.
+var ErrRecordsTooLarge = errors.New("records too large")
+
+// compression is the codec in the low three attribute bits of a message,
+// a wrapper or a record batch.
+type compression int8
+
+const (
+	compressionNone compression = iota
+	compressionGzip
+	compressionSnappy
+	compressionLz4
+	compressionZstd
+)
+
+const compressionMask = 0x07
+
+func (c compression) String() string {
+	switch c {
+	case compressionNone:
+		return "none"
+	case compressionGzip:
+		return "gzip"
+	case compressionSnappy:
+		return "snappy"
+	case compressionLz4:
+		return "lz4"
+	case compressionZstd:
+		return "zstd"
+	}
+	return fmt.Sprintf("codec %d", int8(c))
+}
+
+func corruptf(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrCorruptRecords}, args...)...)
+}
+
+func tooLarge(what string, limit int) error {
+	return fmt.Errorf("%w: %s exceeds the limit of %d bytes", ErrRecordsTooLarge, what, limit)
+}
+
+// inflate decompresses src, which c compressed, into at most limit bytes.
+// lz4 frames are accepted with either header checksum: magic 0 wrappers
+// carry the one KAFKA-3160 computed over the frame magic as well.
+func inflate(c compression, src []byte, limit int) ([]byte, error) {
+	var r io.Reader
+	switch c {
+	case compressionGzip:
+		gz, err := gzip.NewReader(bytes.NewReader(src))
+		if err != nil {
+			return nil, corruptf("gzip: %v", err)
+		}
+		defer gz.Close()
+		r = gz
+	case compressionSnappy:
+		if isXerial(src) {
+			return inflateXerial(src, limit)
+		}
+		return inflateSnappyBlock(nil, src, limit)
+	case compressionLz4:
+		r = lz4.NewReader(lz4FrameWithStandardChecksum(src))
+	case compressionZstd:
+		return inflateZstd(src, limit)
+	default:
+		return nil, corruptf("unknown compression %v", c)
+	}
+	out, err := readBounded(r, limit, 4*len(src))
+	if err != nil && !errors.Is(err, ErrRecordsTooLarge) {
+		return nil, corruptf("%v: %v", c, err)
+	}
+	return out, err
+}
+
+// readBounded reads r to its end into a buffer that starts at sizeHint bytes
+// and never grows past limit+1, the byte that proves the limit exceeded.
+func readBounded(r io.Reader, limit, sizeHint int) ([]byte, error) {
+	buf := make([]byte, 0, min(max(sizeHint, 512), limit+1))
+	for {
+		if len(buf) == cap(buf) {
+			var err error
+			if buf, err = reserve(buf, 1, limit+1); err != nil {
+				return nil, tooLarge("decompressed data", limit)
+			}
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if len(buf) > limit {
+			return nil, tooLarge("decompressed data", limit)
+		}
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+func inflateZstd(src []byte, limit int) ([]byte, error) {
+	if limit < 1 {
+		return nil, tooLarge("decompressed data", limit)
+	}
+	dec, err := zstd.NewReader(nil,
+		zstd.WithDecoderConcurrency(1),
+		zstd.WithDecoderLowmem(true),
+		zstd.WithDecoderMaxMemory(uint64(limit)),
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer dec.Close()
+	out, err := dec.DecodeAll(src, nil)
+	if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
+		return nil, tooLarge("decompressed data", limit)
+	}
+	if err != nil {
+		return nil, corruptf("zstd: %v", err)
+	}
+	return out, nil
+}
+
+func inflateSnappyBlock(dst, src []byte, limit int) ([]byte, error) {
+	n, err := s2.DecodedLen(src)
+	if err != nil {
+		return nil, corruptf("snappy: %v", err)
+	}
+	if n > limit-len(dst) {
+		return nil, tooLarge("decompressed data", limit)
+	}
+	dst = slices.Grow(dst, n)
+	if _, err := s2.Decode(dst[len(dst):len(dst)+n], src); err != nil {
+		return nil, corruptf("snappy: %v", err)
+	}
+	return dst[:len(dst)+n], nil
+}
+
+// The xerial framing snappy-java's SnappyOutputStream writes, which Kafka's
+// clients and brokers use for snappy message sets: a 16-byte header (magic,
+// version 1, compatible version 1), then blocks of int32 length + raw
+// snappy.
+var xerialMagic = []byte{0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0}
+
+const (
+	xerialHeaderLen = 16
+	xerialBlockSize = 32 << 10 // snappy-java's default block size
+)
+
+func isXerial(src []byte) bool {
+	return len(src) >= xerialHeaderLen && bytes.HasPrefix(src, xerialMagic)
+}
+
+func inflateXerial(src []byte, limit int) ([]byte, error) {
+	var total int
+	blocks := src[xerialHeaderLen:]
+	for rem := blocks; len(rem) > 0; {
+		if len(rem) < 4 {
+			return nil, corruptf("snappy: truncated xerial block length")
+		}
+		size := binary.BigEndian.Uint32(rem)
+		rem = rem[4:]
+		if uint64(size) > uint64(len(rem)) {
+			return nil, corruptf("snappy: xerial block of %d bytes past the end", size)
+		}
+		n, err := s2.DecodedLen(rem[:size])
+		if err != nil {
+			return nil, corruptf("snappy: %v", err)
+		}
+		if total += n; total > limit {
+			return nil, tooLarge("decompressed data", limit)
+		}
+		rem = rem[size:]
+	}
+	out := make([]byte, 0, total)
+	for len(blocks) > 0 {
+		size := binary.BigEndian.Uint32(blocks)
+		var err error
+		if out, err = inflateSnappyBlock(out, blocks[4:4+size], limit); err != nil {
+			return nil, err
+		}
+		blocks = blocks[4+size:]
+	}
+	return out, nil
+}
+
+// deflate appends src compressed with c to dst. Snappy is xerial-framed and
+// lz4 is one frame of 64 KiB independent blocks without content checksum,
+// the layout Kafka's own KafkaLZ4BlockOutputStream writes; with
+// brokenLz4Checksum its header checksum covers the frame magic too, as magic
+// 0 readers expect (KAFKA-3160). The result may not exceed limit bytes.
+func deflate(dst []byte, c compression, src []byte, brokenLz4Checksum bool, limit int) ([]byte, error) {
+	w := &boundedWriter{buf: dst, limit: limit}
+	switch c {
+	case compressionGzip:
+		gz := gzip.NewWriter(w)
+		if _, err := gz.Write(src); err != nil {
+			return nil, err
+		}
+		if err := gz.Close(); err != nil {
+			return nil, err
+		}
+	case compressionSnappy:
+		var err error
+		if w.buf, err = appendXerial(w.buf, src, limit); err != nil {
+			return nil, err
+		}
+	case compressionLz4:
+		start := len(w.buf)
+		lw := lz4.NewWriter(w)
+		if err := lw.Apply(lz4.BlockSizeOption(lz4.Block64Kb), lz4.ChecksumOption(false)); err != nil {
+			return nil, err
+		}
+		if _, err := lw.Write(src); err != nil {
+			return nil, err
+		}
+		if err := lw.Close(); err != nil {
+			return nil, err
+		}
+		if brokenLz4Checksum {
+			frame := w.buf[start:]
+			frame[lz4PlainHeaderLen-1] = lz4HeaderChecksum(frame[:lz4PlainHeaderLen-1])
+		}
+	default:
+		return nil, fmt.Errorf("bridge: cannot compress with %v", c)
+	}
+	return w.buf, nil
+}
+
+// appendXerial appends src snappy-compressed in xerial framing; a block is
+// given its worst case room, which must fit in limit.
+func appendXerial(dst, src []byte, limit int) ([]byte, error) {
+	dst, err := reserve(dst, xerialHeaderLen, limit)
+	if err != nil {
+		return nil, err
+	}
+	dst = append(dst, xerialMagic...)
+	dst = binary.BigEndian.AppendUint32(dst, 1)
+	dst = binary.BigEndian.AppendUint32(dst, 1)
+	for len(src) > 0 {
+		n := min(xerialBlockSize, len(src))
+		if dst, err = reserve(dst, 4+s2.MaxEncodedLen(n), limit); err != nil {
+			return nil, err
+		}
+		at := len(dst)
+		block := s2.EncodeSnappy(dst[at+4:cap(dst)], src[:n])
+		dst = binary.BigEndian.AppendUint32(dst, uint32(len(block)))
+		dst = dst[:at+4+len(block)]
+		src = src[n:]
+	}
+	return dst, nil
+}
+
+// boundedWriter collects a compressor's output and fails the write that
+// would take it past limit bytes.
+type boundedWriter struct {
+	buf   []byte
+	limit int
+}
+
+func (w *boundedWriter) Write(p []byte) (int, error) {
+	buf, err := reserve(w.buf, len(p), w.limit)
+	if err != nil {
+		return 0, err
+	}
+	w.buf = append(buf, p...)
+	return len(p), nil
+}
+
+// reserve returns buf with room for n more bytes, growing it geometrically
+// but never past limit bytes (append's growth would).
+func reserve(buf []byte, n, limit int) ([]byte, error) {
+	need := len(buf) + n
+	if need > limit || need < 0 {
+		return nil, tooLarge("converted records", limit)
+	}
+	if need <= cap(buf) {
+		return buf, nil
+	}
+	grown := make([]byte, len(buf), min(max(need, 2*cap(buf)), limit))
+	copy(grown, buf)
+	return grown, nil
+}
+
+const (
+	lz4FrameMagic = 0x184D2204
+	// magic, FLG, BD, HC: the header of a frame without content size or
+	// dictionary id, as Kafka and deflate write it.
+	lz4PlainHeaderLen = 7
+)
+
+// lz4FrameWithStandardChecksum returns a reader of the lz4 frame src whose
+// header checksum is the standard one: a frame carrying the KAFKA-3160
+// checksum (computed over the frame magic too) has its checksum byte
+// replaced, without copying the frame. Anything else is returned as is for
+// the lz4 reader to judge.
+func lz4FrameWithStandardChecksum(src []byte) io.Reader {
+	if len(src) < lz4PlainHeaderLen || binary.LittleEndian.Uint32(src) != lz4FrameMagic {
+		return bytes.NewReader(src)
+	}
+	flg := src[4]
+	hc := 6 // magic, FLG, BD
+	if flg&0x08 != 0 {
+		hc += 8 // content size
+	}
+	if flg&0x01 != 0 {
+		hc += 4 // dictionary id
+	}
+	if len(src) <= hc || src[hc] == lz4HeaderChecksum(src[4:hc]) || src[hc] != lz4HeaderChecksum(src[:hc]) {
+		return bytes.NewReader(src)
+	}
+	header := append(src[:hc:hc], lz4HeaderChecksum(src[4:hc]))
+	return io.MultiReader(bytes.NewReader(header), bytes.NewReader(src[hc+1:]))
+}
+
+// lz4HeaderChecksum is the second byte of the XXH32 (seed 0) of b, the
+// lz4 frame descriptor checksum.
+func lz4HeaderChecksum(b []byte) byte {
+	return byte(xxh32(b) >> 8)
+}
+
+// xxh32 is XXH32 with seed 0, for the few bytes of an lz4 frame header
+// (the lz4 package keeps its own implementation internal).
+func xxh32(b []byte) uint32 {
+	const (
+		p1 uint32 = 2654435761
+		p2 uint32 = 2246822519
+		p3 uint32 = 3266489917
+		p4 uint32 = 668265263
+		p5 uint32 = 374761393
+	)
+	round := func(acc, in uint32) uint32 {
+		return bits.RotateLeft32(acc+in*p2, 13) * p1
+	}
+	n := uint32(len(b))
+	var seed, h uint32
+	if len(b) >= 16 {
+		v1, v2, v3, v4 := seed+p1+p2, seed+p2, seed, seed-p1
+		for ; len(b) >= 16; b = b[16:] {
+			v1 = round(v1, binary.LittleEndian.Uint32(b))
+			v2 = round(v2, binary.LittleEndian.Uint32(b[4:]))
+			v3 = round(v3, binary.LittleEndian.Uint32(b[8:]))
+			v4 = round(v4, binary.LittleEndian.Uint32(b[12:]))
+		}
+		h = bits.RotateLeft32(v1, 1) + bits.RotateLeft32(v2, 7) + bits.RotateLeft32(v3, 12) + bits.RotateLeft32(v4, 18)
+	} else {
+		h = seed + p5
+	}
+	h += n
+	for ; len(b) >= 4; b = b[4:] {
+		h += binary.LittleEndian.Uint32(b) * p3
+		h = bits.RotateLeft32(h, 17) * p4
+	}
+	for _, c := range b {
+		h += uint32(c) * p5
+		h = bits.RotateLeft32(h, 11) * p1
+	}
+	h ^= h >> 15
+	h *= p2
+	h ^= h >> 13
+	h *= p3
+	h ^= h >> 16
+	return h
+}

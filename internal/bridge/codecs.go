@@ -63,26 +63,44 @@ func tooLarge(what string, limit int) error {
 	return fmt.Errorf("%w: %s exceeds the limit of %d bytes", ErrRecordsTooLarge, what, limit)
 }
 
+// codecs holds the stream codecs of one conversion, made on first use and
+// reset for every wrapper or batch after (a gzip writer alone is hundreds of
+// KiB of state).
+type codecs struct {
+	gzipReader *gzip.Reader
+	gzipWriter *gzip.Writer
+	lz4Reader  *lz4.Reader
+	lz4Writer  *lz4.Writer
+}
+
 // inflate decompresses src, which c compressed, into at most limit bytes.
 // lz4 frames are accepted with either header checksum: magic 0 wrappers
 // carry the one KAFKA-3160 computed over the frame magic as well.
-func inflate(c compression, src []byte, limit int) ([]byte, error) {
+func (cs *codecs) inflate(c compression, src []byte, limit int) ([]byte, error) {
 	var r io.Reader
 	switch c {
 	case compressionGzip:
-		gz, err := gzip.NewReader(bytes.NewReader(src))
+		var err error
+		if cs.gzipReader == nil {
+			cs.gzipReader, err = gzip.NewReader(bytes.NewReader(src))
+		} else {
+			err = cs.gzipReader.Reset(bytes.NewReader(src))
+		}
 		if err != nil {
 			return nil, corruptf("gzip: %v", err)
 		}
-		defer gz.Close()
-		r = gz
+		r = cs.gzipReader
 	case compressionSnappy:
 		if isXerial(src) {
 			return inflateXerial(src, limit)
 		}
 		return inflateSnappyBlock(nil, src, limit)
 	case compressionLz4:
-		r = lz4.NewReader(lz4FrameWithStandardChecksum(src))
+		if cs.lz4Reader == nil {
+			cs.lz4Reader = lz4.NewReader(nil)
+		}
+		cs.lz4Reader.Reset(lz4FrameWithStandardChecksum(src))
+		r = cs.lz4Reader
 	case compressionZstd:
 		return inflateZstd(src, limit)
 	default:
@@ -211,11 +229,16 @@ func inflateXerial(src []byte, limit int) ([]byte, error) {
 // the layout Kafka's own KafkaLZ4BlockOutputStream writes; with
 // brokenLz4Checksum its header checksum covers the frame magic too, as magic
 // 0 readers expect (KAFKA-3160). The result may not exceed limit bytes.
-func deflate(dst []byte, c compression, src []byte, brokenLz4Checksum bool, limit int) ([]byte, error) {
+func (cs *codecs) deflate(dst []byte, c compression, src []byte, brokenLz4Checksum bool, limit int) ([]byte, error) {
 	w := &boundedWriter{buf: dst, limit: limit}
 	switch c {
 	case compressionGzip:
-		gz := gzip.NewWriter(w)
+		if cs.gzipWriter == nil {
+			cs.gzipWriter = gzip.NewWriter(w)
+		} else {
+			cs.gzipWriter.Reset(w)
+		}
+		gz := cs.gzipWriter
 		if _, err := gz.Write(src); err != nil {
 			return nil, err
 		}
@@ -229,10 +252,15 @@ func deflate(dst []byte, c compression, src []byte, brokenLz4Checksum bool, limi
 		}
 	case compressionLz4:
 		start := len(w.buf)
-		lw := lz4.NewWriter(w)
-		if err := lw.Apply(lz4.BlockSizeOption(lz4.Block64Kb), lz4.ChecksumOption(false)); err != nil {
-			return nil, err
+		if cs.lz4Writer == nil {
+			cs.lz4Writer = lz4.NewWriter(w)
+			if err := cs.lz4Writer.Apply(lz4.BlockSizeOption(lz4.Block64Kb), lz4.ChecksumOption(false)); err != nil {
+				return nil, err
+			}
+		} else {
+			cs.lz4Writer.Reset(w)
 		}
+		lw := cs.lz4Writer
 		if _, err := lw.Write(src); err != nil {
 			return nil, err
 		}

@@ -103,7 +103,8 @@ func readLegacyMessage(in []byte, checkCRC bool) (legacyMessage, int, error) {
 	return m, len(whole), nil
 }
 
-// eachLegacyRecord hands fn the records of m: m itself, or the messages
+// eachLegacyRecord hands fn the records of m, one at a time in r (the
+// caller's, so that no record is allocated): m itself, or the messages
 // inside it when it is a compressed wrapper, decompressed into at most
 // *budget bytes, which it takes from *budget. Inner offsets are made
 // absolute: a magic 1 wrapper's inner offsets are relative to its own, the
@@ -111,15 +112,16 @@ func readLegacyMessage(in []byte, checkCRC bool) (legacyMessage, int, error) {
 // as they are, as older librdkafka wrote); a magic 0 wrapper's are absolute
 // already. A magic 1 wrapper stamped LogAppendTime gives its timestamp to
 // every inner message, as Kafka's consumer reads it.
-func eachLegacyRecord(m *legacyMessage, checkCRC bool, budget *int, fn recordFunc) error {
+func eachLegacyRecord(cs *codecs, m *legacyMessage, checkCRC bool, budget *int, r *record, fn recordFunc) error {
 	c := m.compression()
+	*r = record{offset: m.offset, timestamp: m.timestamp, key: m.key, value: m.value}
 	if c == compressionNone {
-		return fn(&record{offset: m.offset, timestamp: m.timestamp, key: m.key, value: m.value})
+		return fn(r)
 	}
 	if c > compressionLz4 {
 		return corruptf("%v wrapper in message format v%d", c, m.magic)
 	}
-	inner, err := inflate(c, m.value, *budget)
+	inner, err := cs.inflate(c, m.value, *budget)
 	if err != nil {
 		return err
 	}
@@ -147,11 +149,12 @@ func eachLegacyRecord(m *legacyMessage, checkCRC bool, budget *int, fn recordFun
 		if im.compression() != compressionNone {
 			return corruptf("compressed message inside a %v wrapper", c)
 		}
-		r := record{offset: base + im.offset, timestamp: im.timestamp, key: im.key, value: im.value}
+		wrapperTimestamp := r.timestamp
+		*r = record{offset: base + im.offset, timestamp: im.timestamp, key: im.key, value: im.value}
 		if logAppendTime {
-			r.timestamp = m.timestamp
+			r.timestamp = wrapperTimestamp
 		}
-		if err := fn(&r); err != nil {
+		if err := fn(r); err != nil {
 			return err
 		}
 		inner = inner[n:]

@@ -46,7 +46,7 @@ func DownRecords(records []byte, magic int8, maxBytes int32, maxOut int) ([]byte
 	}
 	for in := records; len(in) > magicAt && !d.full; {
 		size := int64(int32(binary.BigEndian.Uint32(in[8:])))
-		if size < 0 {
+		if size < magicAt+1-recordBatchLogOverhead {
 			return nil, corruptf("batch length %d", size)
 		}
 		if size > int64(len(in)-recordBatchLogOverhead) {
@@ -75,13 +75,15 @@ func DownRecords(records []byte, magic int8, maxBytes int32, maxOut int) ([]byte
 
 // downConverter writes the message set of one partition.
 type downConverter struct {
-	magic    int8
-	maxBytes int
-	maxOut   int
-	budget   int    // decompressed bytes still allowed
-	out      []byte // the message set
-	scratch  []byte // the inner message set of the wrapper being written
-	full     bool   // a message was left out: nothing after it may follow
+	codecs
+	magic         int8
+	maxBytes      int
+	maxOut        int
+	budget        int    // decompressed bytes still allowed
+	out           []byte // the message set
+	scratch       []byte // the inner message set of the wrapper being written
+	scratchRecord record
+	full          bool // a message was left out: nothing after it may follow
 }
 
 func (d *downConverter) batch(unit []byte) error {
@@ -101,14 +103,16 @@ func (d *downConverter) batch(unit []byte) error {
 		raw := b.Records
 		if c != compressionNone {
 			var err error
-			if raw, err = inflate(c, raw, d.budget); err != nil {
+			if raw, err = d.inflate(c, raw, d.budget); err != nil {
 				return err
 			}
 			d.budget -= len(raw)
 		}
+		r := &d.scratchRecord
 		for range b.NumRecords {
-			r, n, err := readBatchRecord(raw)
-			if err != nil {
+			var n int
+			var err error
+			if *r, n, err = readBatchRecord(raw); err != nil {
 				return err
 			}
 			r.offset += b.FirstOffset
@@ -117,7 +121,7 @@ func (d *downConverter) batch(unit []byte) error {
 			} else {
 				r.timestamp += b.FirstTimestamp
 			}
-			if err := fn(&r); err != nil {
+			if err := fn(r); err != nil {
 				return err
 			}
 			raw = raw[n:]
@@ -136,7 +140,7 @@ func (d *downConverter) legacy(unit []byte) error {
 	}
 	logAppendTime := m.magic == 1 && m.attributes&legacyLogAppendTime != 0
 	return d.write(m.compression(), logAppendTime, func(fn recordFunc) error {
-		return eachLegacyRecord(&m, false, &d.budget, fn)
+		return eachLegacyRecord(&d.codecs, &m, false, &d.budget, &d.scratchRecord, fn)
 	})
 }
 
@@ -207,7 +211,7 @@ func (d *downConverter) appendWrapper(c compression, attributes int8, walk func(
 	if err != nil {
 		return err
 	}
-	if out, err = deflate(out[:start+headerLen], c, inner, d.magic == 0, d.maxOut); err != nil {
+	if out, err = d.deflate(out[:start+headerLen], c, inner, d.magic == 0, d.maxOut); err != nil {
 		return err
 	}
 	if start > 0 && len(out) > d.maxBytes {

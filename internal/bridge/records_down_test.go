@@ -67,7 +67,7 @@ func TestDownRecordsCodecs(t *testing.T) {
 				if codec == compressionLz4 && magic == 1 && w.value[6] != lz4HeaderChecksum(w.value[4:6]) {
 					t.Fatal("magic 1 lz4 wrapper without the standard header checksum")
 				}
-				inner, err := inflate(codec, w.value, 1<<20)
+				inner, err := new(codecs).inflate(codec, w.value, 1<<20)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -50,8 +50,12 @@ func requireRecords(t testing.TB, got, want []testRecord) {
 // record batches) with franz-go's consumer, the independent decoder these
 // tests trust; it checks every CRC.
 func kgoRead(records []byte) ([]testRecord, error) {
+	return kgoReadOpts(records, kgo.ProcessFetchPartitionOpts{Topic: "t"})
+}
+
+func kgoReadOpts(records []byte, opts kgo.ProcessFetchPartitionOpts) ([]testRecord, error) {
 	rp := kmsg.FetchResponseTopicPartition{RecordBatches: records}
-	fp, _ := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{Topic: "t"}, &rp, kgo.DefaultDecompressor(), nil)
+	fp, _ := kgo.ProcessFetchPartition(opts, &rp, kgo.DefaultDecompressor(), nil)
 	out := make([]testRecord, 0, len(fp.Records))
 	for _, r := range fp.Records {
 		ts := int64(-1)

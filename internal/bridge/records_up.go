@@ -55,7 +55,7 @@ func UpMessageSet(set []byte, maxOut int) ([]byte, error) {
 		if c := m.compression(); c != compressionNone {
 			codec = c
 		}
-		if err := eachLegacyRecord(&m, true, &budget, b.add); err != nil {
+		if err := eachLegacyRecord(&b.codecs, &m, true, &budget, &b.scratch, b.add); err != nil {
 			return nil, err
 		}
 		in = in[n:]
@@ -68,6 +68,8 @@ func UpMessageSet(set []byte, maxOut int) ([]byte, error) {
 
 // batchBuilder encodes records as one producer's RecordBatch v2.
 type batchBuilder struct {
+	codecs
+	scratch        record // the record being added
 	buf            []byte // room for the batch header, then the records
 	limit          int
 	count          int32
@@ -119,7 +121,7 @@ func (b *batchBuilder) finish(c compression) ([]byte, error) {
 		records := b.buf[recordBatchHeaderLen:]
 		dst := make([]byte, recordBatchHeaderLen, min(recordBatchHeaderLen+len(records)/2, b.limit))
 		var err error
-		if out, err = deflate(dst, c, records, false, b.limit); err != nil {
+		if out, err = b.deflate(dst, c, records, false, b.limit); err != nil {
 			return nil, err
 		}
 	}

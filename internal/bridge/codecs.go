@@ -71,6 +71,15 @@ type codecs struct {
 	gzipWriter *gzip.Writer
 	lz4Reader  *lz4.Reader
 	lz4Writer  *lz4.Writer
+	zstdReader *zstd.Decoder
+	maxOut     int // what the zstd reader may decode at most
+}
+
+// close releases the zstd reader, the one codec that must be closed.
+func (cs *codecs) close() {
+	if cs.zstdReader != nil {
+		cs.zstdReader.Close()
+	}
 }
 
 // inflate decompresses src, which c compressed, into at most limit bytes.
@@ -102,7 +111,7 @@ func (cs *codecs) inflate(c compression, src []byte, limit int) ([]byte, error) 
 		cs.lz4Reader.Reset(lz4FrameWithStandardChecksum(src))
 		r = cs.lz4Reader
 	case compressionZstd:
-		return inflateZstd(src, limit)
+		return cs.inflateZstd(src, limit)
 	default:
 		return nil, corruptf("unknown compression %v", c)
 	}
@@ -138,21 +147,23 @@ func readBounded(r io.Reader, limit, sizeHint int) ([]byte, error) {
 	}
 }
 
-func inflateZstd(src []byte, limit int) ([]byte, error) {
+func (cs *codecs) inflateZstd(src []byte, limit int) ([]byte, error) {
 	if limit < 1 {
 		return nil, tooLarge("decompressed data", limit)
 	}
-	dec, err := zstd.NewReader(nil,
-		zstd.WithDecoderConcurrency(1),
-		zstd.WithDecoderLowmem(true),
-		zstd.WithDecoderMaxMemory(uint64(limit)),
-	)
-	if err != nil {
-		return nil, err
+	if cs.zstdReader == nil {
+		var err error
+		cs.zstdReader, err = zstd.NewReader(nil,
+			zstd.WithDecoderConcurrency(1),
+			zstd.WithDecoderLowmem(true),
+			zstd.WithDecoderMaxMemory(uint64(max(cs.maxOut, limit))),
+		)
+		if err != nil {
+			return nil, err
+		}
 	}
-	defer dec.Close()
-	out, err := dec.DecodeAll(src, nil)
-	if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
+	out, err := cs.zstdReader.DecodeAll(src, nil)
+	if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) || len(out) > limit {
 		return nil, tooLarge("decompressed data", limit)
 	}
 	if err != nil {

@@ -38,12 +38,14 @@ func DownRecords(records []byte, magic int8, maxBytes int32, maxOut int) ([]byte
 		return records, nil
 	}
 	d := &downConverter{
+		codecs:   codecs{maxOut: maxOut},
 		magic:    magic,
 		maxBytes: int(max(maxBytes, 0)),
 		maxOut:   maxOut,
 		budget:   maxOut,
 		out:      make([]byte, 0, max(0, min(len(records)+len(records)/4+64, maxOut, max(int(maxBytes), 1<<10)))),
 	}
+	defer d.close()
 	for in := records; len(in) > magicAt && !d.full; {
 		size := int64(int32(binary.BigEndian.Uint32(in[8:])))
 		if size < magicAt+1-recordBatchLogOverhead {

@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
-	"slices"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/s2"
+	"github.com/klauspost/compress/snappy/xerial"
 	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
 )
@@ -100,10 +100,7 @@ func (cs *codecs) inflate(c compression, src []byte, limit int) ([]byte, error) 
 		}
 		r = cs.gzipReader
 	case compressionSnappy:
-		if isXerial(src) {
-			return inflateXerial(src, limit)
-		}
-		return inflateSnappyBlock(nil, src, limit)
+		return inflateSnappy(src, limit)
 	case compressionLz4:
 		if cs.lz4Reader == nil {
 			cs.lz4Reader = lz4.NewReader(nil)
@@ -172,67 +169,71 @@ func (cs *codecs) inflateZstd(src []byte, limit int) ([]byte, error) {
 	return out, nil
 }
 
-func inflateSnappyBlock(dst, src []byte, limit int) ([]byte, error) {
-	n, err := s2.DecodedLen(src)
+// inflateSnappy decompresses raw snappy or the xerial framing snappy-java's
+// SnappyOutputStream writes (Kafka's clients and brokers use it for snappy
+// message sets), after adding up the decoded lengths the blocks declare.
+func inflateSnappy(src []byte, limit int) ([]byte, error) {
+	n, err := snappyDecodedLen(src)
 	if err != nil {
 		return nil, corruptf("snappy: %v", err)
 	}
-	if n > limit-len(dst) {
+	if n > limit {
 		return nil, tooLarge("decompressed data", limit)
 	}
-	dst = slices.Grow(dst, n)
-	if _, err := s2.Decode(dst[len(dst):len(dst)+n], src); err != nil {
+	out, err := xerial.DecodeCapped(make([]byte, 0, n), src)
+	if err != nil {
 		return nil, corruptf("snappy: %v", err)
 	}
-	return dst[:len(dst)+n], nil
+	return out, nil
 }
 
-// The xerial framing snappy-java's SnappyOutputStream writes, which Kafka's
-// clients and brokers use for snappy message sets: a 16-byte header (magic,
-// version 1, compatible version 1), then blocks of int32 length + raw
-// snappy.
 var xerialMagic = []byte{0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0}
 
 const (
+	// magic, version 1, compatible version 1
 	xerialHeaderLen = 16
-	xerialBlockSize = 32 << 10 // snappy-java's default block size
+	// the block size of snappy-java and of the xerial package
+	xerialBlockSize = 32 << 10
 )
 
 func isXerial(src []byte) bool {
 	return len(src) >= xerialHeaderLen && bytes.HasPrefix(src, xerialMagic)
 }
 
-func inflateXerial(src []byte, limit int) ([]byte, error) {
-	var total int
-	blocks := src[xerialHeaderLen:]
-	for rem := blocks; len(rem) > 0; {
-		if len(rem) < 4 {
-			return nil, corruptf("snappy: truncated xerial block length")
-		}
-		size := binary.BigEndian.Uint32(rem)
-		rem = rem[4:]
-		if uint64(size) > uint64(len(rem)) {
-			return nil, corruptf("snappy: xerial block of %d bytes past the end", size)
-		}
-		n, err := s2.DecodedLen(rem[:size])
-		if err != nil {
-			return nil, corruptf("snappy: %v", err)
-		}
-		if total += n; total > limit {
-			return nil, tooLarge("decompressed data", limit)
-		}
-		rem = rem[size:]
+func snappyDecodedLen(src []byte) (int, error) {
+	if !isXerial(src) {
+		return s2.DecodedLen(src)
 	}
-	out := make([]byte, 0, total)
-	for len(blocks) > 0 {
+	total := 0
+	for blocks := src[xerialHeaderLen:]; len(blocks) > 0; {
+		if len(blocks) < 4 {
+			return 0, errors.New("truncated xerial block length")
+		}
 		size := binary.BigEndian.Uint32(blocks)
-		var err error
-		if out, err = inflateSnappyBlock(out, blocks[4:4+size], limit); err != nil {
-			return nil, err
+		blocks = blocks[4:]
+		if uint64(size) > uint64(len(blocks)) {
+			return 0, fmt.Errorf("xerial block of %d bytes past the end", size)
 		}
-		blocks = blocks[4+size:]
+		n, err := s2.DecodedLen(blocks[:size])
+		if err != nil {
+			return 0, err
+		}
+		if total += n; total < 0 {
+			return 0, errors.New("xerial blocks overflow")
+		}
+		blocks = blocks[size:]
 	}
-	return out, nil
+	return total, nil
+}
+
+// xerialMaxLen is the most xerial.Encode can take for n bytes.
+func xerialMaxLen(n int) int {
+	full, rest := n/xerialBlockSize, n%xerialBlockSize
+	max := xerialHeaderLen + full*(4+s2.MaxEncodedLen(xerialBlockSize))
+	if rest > 0 {
+		max += 4 + s2.MaxEncodedLen(rest)
+	}
+	return max
 }
 
 // deflate appends src compressed with c to dst. Snappy is xerial-framed and
@@ -257,10 +258,14 @@ func (cs *codecs) deflate(dst []byte, c compression, src []byte, brokenLz4Checks
 			return nil, err
 		}
 	case compressionSnappy:
-		var err error
-		if w.buf, err = appendXerial(w.buf, src, limit); err != nil {
+		// Given room for the worst case, xerial.Encode writes in place
+		// after the header dst holds (it adds its own header only to an
+		// empty dst), and append copies it onto itself.
+		buf, err := reserve(w.buf, xerialMaxLen(len(src)), limit)
+		if err != nil {
 			return nil, err
 		}
+		w.buf = append(buf, xerial.Encode(buf[len(buf):], src)...)
 	case compressionLz4:
 		start := len(w.buf)
 		if cs.lz4Writer == nil {
@@ -286,30 +291,6 @@ func (cs *codecs) deflate(dst []byte, c compression, src []byte, brokenLz4Checks
 		return nil, fmt.Errorf("bridge: cannot compress with %v", c)
 	}
 	return w.buf, nil
-}
-
-// appendXerial appends src snappy-compressed in xerial framing; a block is
-// given its worst case room, which must fit in limit.
-func appendXerial(dst, src []byte, limit int) ([]byte, error) {
-	dst, err := reserve(dst, xerialHeaderLen, limit)
-	if err != nil {
-		return nil, err
-	}
-	dst = append(dst, xerialMagic...)
-	dst = binary.BigEndian.AppendUint32(dst, 1)
-	dst = binary.BigEndian.AppendUint32(dst, 1)
-	for len(src) > 0 {
-		n := min(xerialBlockSize, len(src))
-		if dst, err = reserve(dst, 4+s2.MaxEncodedLen(n), limit); err != nil {
-			return nil, err
-		}
-		at := len(dst)
-		block := s2.EncodeSnappy(dst[at+4:cap(dst)], src[:n])
-		dst = binary.BigEndian.AppendUint32(dst, uint32(len(block)))
-		dst = dst[:at+4+len(block)]
-		src = src[n:]
-	}
-	return dst, nil
 }
 
 // boundedWriter collects a compressor's output and fails the write that

@@ -122,6 +122,9 @@ func (cs *codecs) inflate(c compression, src []byte, limit int) ([]byte, error) 
 // readBounded reads r to its end into a buffer that starts at sizeHint bytes
 // and never grows past limit+1, the byte that proves the limit exceeded.
 func readBounded(r io.Reader, limit, sizeHint int) ([]byte, error) {
+	if limit < 0 {
+		return nil, tooLarge("decompressed data", limit)
+	}
 	buf := make([]byte, 0, min(max(sizeHint, 512), limit+1))
 	for {
 		if len(buf) == cap(buf) {

@@ -269,3 +269,20 @@ func TestDownRecordsFails(t *testing.T) {
 		}
 	}
 }
+
+// A negative maxOut allows nothing rather than panicking (it made a buffer
+// of negative capacity before readBounded refused it).
+func TestNegativeMaxOut(t *testing.T) {
+	recs := testRecords(3)
+	for _, codec := range []compression{compressionNone, compressionGzip, compressionSnappy, compressionLz4, compressionZstd} {
+		if _, err := DownRecords(recordBatch(t, batchSpec{codec: codec}, recs), 1, 1<<20, -5); !errors.Is(err, ErrRecordsTooLarge) {
+			t.Errorf("DownRecords %v, maxOut -5: err = %v, want ErrRecordsTooLarge", codec, err)
+		}
+		if codec == compressionZstd {
+			continue
+		}
+		if _, err := UpMessageSet(legacySet(t, legacySetSpec{magic: 1, codec: codec}, recs), -5); !errors.Is(err, ErrRecordsTooLarge) {
+			t.Errorf("UpMessageSet %v, maxOut -5: err = %v, want ErrRecordsTooLarge", codec, err)
+		}
+	}
+}

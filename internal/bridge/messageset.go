@@ -149,10 +149,9 @@ func eachLegacyRecord(cs *codecs, m *legacyMessage, checkCRC bool, budget *int, 
 		if im.compression() != compressionNone {
 			return corruptf("compressed message inside a %v wrapper", c)
 		}
-		wrapperTimestamp := r.timestamp
 		*r = record{offset: base + im.offset, timestamp: im.timestamp, key: im.key, value: im.value}
 		if logAppendTime {
-			r.timestamp = wrapperTimestamp
+			r.timestamp = m.timestamp
 		}
 		if err := fn(r); err != nil {
 			return err

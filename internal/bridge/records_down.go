@@ -26,6 +26,9 @@ var errMessageSetFull = errors.New("message set full")
 // that do not fit are left out (a client fetches them next time from the
 // next offset). It fails rather than allocate past maxOut bytes.
 //
+// Fetch v0–3 know no isolation level: the records of transactions are sent
+// whatever their outcome, as to a read_uncommitted consumer.
+//
 // The broker's batches are trusted: their CRCs are not checked (the client
 // checks the CRCs of what it is sent, which are computed afresh here). A
 // partial batch at the end, which a broker sends when the fetch's bytes end

@@ -190,9 +190,8 @@ func inflateSnappy(src []byte, limit int) ([]byte, error) {
 	return out, nil
 }
 
-var xerialMagic = []byte{0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0}
-
 const (
+	xerialMagic = "\x82SNAPPY\x00"
 	// magic, version 1, compatible version 1
 	xerialHeaderLen = 16
 	// the block size of snappy-java and of the xerial package
@@ -200,7 +199,7 @@ const (
 )
 
 func isXerial(src []byte) bool {
-	return len(src) >= xerialHeaderLen && bytes.HasPrefix(src, xerialMagic)
+	return len(src) >= xerialHeaderLen && string(src[:len(xerialMagic)]) == xerialMagic
 }
 
 func snappyDecodedLen(src []byte) (int, error) {

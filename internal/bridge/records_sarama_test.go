@@ -84,18 +84,17 @@ func saramaBroker(t *testing.T, addr string, version sarama.KafkaVersion) *saram
 	return b
 }
 
-var saramaCodecs = map[compression]sarama.CompressionCodec{
-	compressionNone:   sarama.CompressionNone,
-	compressionGzip:   sarama.CompressionGZIP,
-	compressionSnappy: sarama.CompressionSnappy,
-	compressionLz4:    sarama.CompressionLZ4,
-}
-
 // Message sets sarama produces at Produce v0 (magic 0) and v2 (magic 1),
 // compressed by sarama's own codecs (xerial snappy, lz4 with 64 KiB blocks),
 // convert to batches franz-go reads back record for record.
 func TestUpMessageSetFromSarama(t *testing.T) {
 	recs := testRecords(7)
+	saramaCodecs := map[compression]sarama.CompressionCodec{
+		compressionNone:   sarama.CompressionNone,
+		compressionGzip:   sarama.CompressionGZIP,
+		compressionSnappy: sarama.CompressionSnappy,
+		compressionLz4:    sarama.CompressionLZ4,
+	}
 	for _, tc := range []struct {
 		magic   int8
 		version int16

@@ -112,32 +112,49 @@ func (cs *codecs) inflate(c compression, src []byte, limit int) ([]byte, error) 
 	default:
 		return nil, corruptf("unknown compression %v", c)
 	}
-	out, err := readBounded(r, limit, 4*len(src))
+	out, err := readBounded(r, limit, inflatedSizeHint(c, src))
 	if err != nil && !errors.Is(err, ErrRecordsTooLarge) {
 		return nil, corruptf("%v: %v", c, err)
 	}
 	return out, err
 }
 
+// inflatedSizeHint guesses what src inflates to: a gzip member ends with
+// its size (which garbage may overstate, hence the cap), otherwise a ratio
+// typical of record data.
+func inflatedSizeHint(c compression, src []byte) int {
+	if c == compressionGzip && len(src) >= 18 {
+		return min(int(binary.LittleEndian.Uint32(src[len(src)-4:])), 8*len(src))
+	}
+	return 4 * len(src)
+}
+
 // readBounded reads r to its end into a buffer that starts at sizeHint bytes
-// and never grows past limit+1, the byte that proves the limit exceeded.
+// and never grows past limit bytes. A full buffer grows only once a byte
+// past it proves it must, so an exact hint costs no growth.
 func readBounded(r io.Reader, limit, sizeHint int) ([]byte, error) {
 	if limit < 0 {
 		return nil, tooLarge("decompressed data", limit)
 	}
-	buf := make([]byte, 0, min(max(sizeHint, 512), limit+1))
+	buf := make([]byte, 0, min(max(sizeHint, 512), limit))
 	for {
 		if len(buf) == cap(buf) {
-			var err error
-			if buf, err = reserve(buf, 1, limit+1); err != nil {
+			var next [1]byte
+			_, err := io.ReadFull(r, next[:])
+			if err == io.EOF {
+				return buf, nil
+			}
+			if err != nil {
+				return nil, err
+			}
+			if buf, err = reserve(buf, 1, limit); err != nil {
 				return nil, tooLarge("decompressed data", limit)
 			}
+			buf = append(buf, next[0])
+			continue
 		}
 		n, err := r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
-		if len(buf) > limit {
-			return nil, tooLarge("decompressed data", limit)
-		}
 		if err == io.EOF {
 			return buf, nil
 		}

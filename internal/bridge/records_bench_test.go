@@ -1,0 +1,61 @@
+package bridge
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// benchRecords are 1 MiB of 1 KiB records, half random (so compression has
+// work but does not vanish the data), half repeated text.
+func benchRecords() []testRecord {
+	rng := rand.New(rand.NewPCG(1, 2))
+	recs := make([]testRecord, 1024)
+	for i := range recs {
+		value := make([]byte, 1024)
+		for j := 0; j < 512; j += 8 {
+			v := rng.Uint64()
+			for k := range 8 {
+				value[j+k] = byte(v >> (8 * k))
+			}
+		}
+		copy(value[512:], fmt.Sprintf("%0512d", i))
+		recs[i] = testRecord{offset: int64(i), timestamp: 1_700_000_000_000 + int64(i), key: fmt.Appendf(nil, "k%d", i), value: value}
+	}
+	return recs
+}
+
+func BenchmarkUpMessageSet(b *testing.B) {
+	recs := benchRecords()
+	for _, codec := range []compression{compressionNone, compressionGzip, compressionLz4} {
+		b.Run(codec.String(), func(b *testing.B) {
+			set := legacySet(b, legacySetSpec{magic: 1, codec: codec}, recs)
+			b.SetBytes(int64(len(recs) * 1024))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := UpMessageSet(set, 64<<20); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkDownRecords(b *testing.B) {
+	recs := benchRecords()
+	for _, codec := range []compression{compressionNone, compressionGzip, compressionLz4} {
+		b.Run(codec.String(), func(b *testing.B) {
+			var in []byte
+			for i := 0; i < len(recs); i += 64 { // batches of 64 records, as producers linger them
+				in = append(in, recordBatch(b, batchSpec{codec: codec, baseOffset: int64(i)}, recs[i:i+64])...)
+			}
+			b.SetBytes(int64(len(recs) * 1024))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := DownRecords(in, 1, 64<<20, 64<<20); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

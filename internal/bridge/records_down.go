@@ -1,0 +1,293 @@
+package bridge
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// errMessageSetFull stops the walk of a batch whose next message does not fit
+// in the fetch's bytes.
+var errMessageSetFull = errors.New("message set full")
+
+// DownRecords converts one Fetch v4+ partition's records (RecordBatch v2
+// batches; a batch of magic 0/1 that a broker stored is converted too) to a
+// message set of the given magic: 0 for Fetch v0–1, 1 for Fetch v2–3.
+// Control batches and record headers are dropped; compressed batches become
+// one compressed wrapper of the same codec (gzip, snappy, lz4; magic 0 lz4
+// with the broken header checksum old clients expect), zstd (unknown to
+// magic 0/1) is sent plain; a wrapper's offset is its last inner offset, and
+// magic 1 inner offsets are relative (0..n-1) while magic 0 inner offsets are
+// absolute. The result holds at most maxBytes bytes except that it always
+// holds at least one whole message if the input had one (KIP-74); messages
+// that do not fit are left out (a client fetches them next time from the
+// next offset). It fails rather than allocate past maxOut bytes.
+//
+// Fetch v0–3 know no isolation level: the records of transactions are sent
+// whatever their outcome, as to a read_uncommitted consumer.
+//
+// The broker's batches are trusted: their CRCs are not checked (the client
+// checks the CRCs of what it is sent, which are computed afresh here). A
+// partial batch at the end, which a broker sends when the fetch's bytes end
+// inside it, is left out as a client would skip it.
+func DownRecords(records []byte, magic int8, maxBytes int32, maxOut int) ([]byte, error) {
+	if magic != 0 && magic != 1 {
+		return nil, fmt.Errorf("bridge: no message format v%d to convert records to", magic)
+	}
+	if len(records) == 0 {
+		return records, nil
+	}
+	d := &downConverter{
+		codecs:   codecs{maxOut: maxOut},
+		magic:    magic,
+		maxBytes: int(max(maxBytes, 0)),
+		maxOut:   maxOut,
+		budget:   maxOut,
+		out:      make([]byte, 0, max(0, min(len(records)+len(records)/4+64, maxOut, max(int(maxBytes), 1<<10)))),
+	}
+	defer d.close()
+	for in := records; len(in) > magicAt && !d.full; {
+		size := int64(int32(binary.BigEndian.Uint32(in[8:])))
+		if size < magicAt+1-recordBatchLogOverhead {
+			return nil, corruptf("batch length %d", size)
+		}
+		if size > int64(len(in)-recordBatchLogOverhead) {
+			break
+		}
+		unit := in[:recordBatchLogOverhead+size]
+		in = in[len(unit):]
+		if len(d.out) > 0 && len(d.out) >= d.maxBytes {
+			break
+		}
+		var err error
+		switch m := unit[magicAt]; m {
+		case 2:
+			err = d.batch(unit)
+		case 0, 1:
+			err = d.legacy(unit)
+		default:
+			err = corruptf("batch magic %d", m)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return d.out, nil
+}
+
+// downConverter writes the message set of one partition.
+type downConverter struct {
+	codecs
+	magic         int8
+	maxBytes      int
+	maxOut        int
+	budget        int    // decompressed bytes still allowed
+	out           []byte // the message set
+	scratch       []byte // the inner message set of the wrapper being written
+	scratchRecord record
+	full          bool // a message was left out: nothing after it may follow
+}
+
+func (d *downConverter) batch(unit []byte) error {
+	var b kmsg.RecordBatch
+	if err := b.ReadFrom(unit); err != nil || b.Length < recordBatchHeaderLen-recordBatchLogOverhead {
+		return corruptf("record batch of %d bytes", len(unit))
+	}
+	if b.Attributes&batchControl != 0 {
+		return nil
+	}
+	if b.NumRecords < 0 {
+		return corruptf("record batch of %d records", b.NumRecords)
+	}
+	c := compression(b.Attributes & compressionMask)
+	logAppendTime := b.Attributes&batchTimestampLogAppendTime != 0
+	return d.write(c, logAppendTime, func(fn recordFunc) error {
+		raw := b.Records
+		if c != compressionNone {
+			var err error
+			if raw, err = d.inflate(c, raw, d.budget); err != nil {
+				return err
+			}
+			d.budget -= len(raw)
+		}
+		r := &d.scratchRecord
+		for range b.NumRecords {
+			var n int
+			var err error
+			if *r, n, err = readBatchRecord(raw); err != nil {
+				return err
+			}
+			r.offset += b.FirstOffset
+			if logAppendTime {
+				r.timestamp = b.MaxTimestamp
+			} else {
+				r.timestamp += b.FirstTimestamp
+			}
+			if err := fn(r); err != nil {
+				return err
+			}
+			raw = raw[n:]
+		}
+		if len(raw) != 0 {
+			return corruptf("%d bytes after the %d records of a batch", len(raw), b.NumRecords)
+		}
+		return nil
+	})
+}
+
+func (d *downConverter) legacy(unit []byte) error {
+	m, _, err := readLegacyMessage(unit, false)
+	if err != nil {
+		return err
+	}
+	logAppendTime := m.magic == 1 && m.attributes&legacyLogAppendTime != 0
+	return d.write(m.compression(), logAppendTime, func(fn recordFunc) error {
+		return eachLegacyRecord(&d.codecs, &m, false, &d.budget, &d.scratchRecord, fn)
+	})
+}
+
+// write appends the records walk hands on: as plain messages when c is none
+// or a codec magic 0/1 lacks, else as one wrapper compressed with c.
+func (d *downConverter) write(c compression, logAppendTime bool, walk func(recordFunc) error) error {
+	var attributes int8
+	if d.magic == 1 && logAppendTime {
+		attributes = legacyLogAppendTime
+	}
+	if c == compressionNone || c > compressionLz4 {
+		err := walk(func(r *record) error { return d.appendMessage(attributes, r) })
+		if errors.Is(err, errMessageSetFull) {
+			return nil
+		}
+		return err
+	}
+	return d.appendWrapper(c, attributes, walk)
+}
+
+func (d *downConverter) appendMessage(attributes int8, r *record) error {
+	size := legacyLogOverhead + legacyMessageSize(d.magic, r.key, r.value)
+	if len(d.out) > 0 && len(d.out)+size > d.maxBytes {
+		d.full = true
+		return errMessageSetFull
+	}
+	out, err := reserve(d.out, size, d.maxOut)
+	if err != nil {
+		return err
+	}
+	d.out = appendLegacyMessage(out, d.magic, r.offset, attributes, r.timestamp, r.key, r.value)
+	return nil
+}
+
+// appendWrapper writes the records as a compressed wrapper: its offset is
+// the last inner offset, magic 1 inner offsets count from the first inner
+// message, and a magic 1 wrapper's timestamp is the highest inner one.
+func (d *downConverter) appendWrapper(c compression, attributes int8, walk func(recordFunc) error) error {
+	inner := d.scratch[:0]
+	var count int
+	var first, last int64
+	maxTimestamp := int64(-1)
+	err := walk(func(r *record) error {
+		if count == 0 {
+			first = r.offset
+		}
+		offset := r.offset
+		if d.magic == 1 {
+			offset -= first
+		}
+		var err error
+		if inner, err = reserve(inner, legacyLogOverhead+legacyMessageSize(d.magic, r.key, r.value), d.maxOut); err != nil {
+			return err
+		}
+		inner = appendLegacyMessage(inner, d.magic, offset, 0, r.timestamp, r.key, r.value)
+		last, maxTimestamp = r.offset, max(maxTimestamp, r.timestamp)
+		count++
+		return nil
+	})
+	d.scratch = inner
+	if err != nil || count == 0 {
+		return err
+	}
+
+	start := len(d.out)
+	headerLen := legacyLogOverhead + legacyMessageSize(d.magic, nil, nil)
+	out, err := reserve(d.out, headerLen, d.maxOut)
+	if err != nil {
+		return err
+	}
+	if out, err = d.deflate(out[:start+headerLen], c, inner, d.magic == 0, d.maxOut); err != nil {
+		return err
+	}
+	if start > 0 && len(out) > d.maxBytes {
+		d.out, d.full = out[:start], true
+		return nil
+	}
+	value := out[start+headerLen:]
+	// The header is written in front of the compressed value, which
+	// AppendTo then copies onto itself.
+	d.out = appendLegacyMessage(out[:start], d.magic, last, int8(c)|attributes, maxTimestamp, nil, value)
+	return nil
+}
+
+// readBatchRecord reads the record at the start of in, a RecordBatch v2's
+// records, with its offset and timestamp deltas; headers are skipped.
+func readBatchRecord(in []byte) (record, int, error) {
+	length, n := binary.Varint(in)
+	if n <= 0 || length < 0 || length > int64(len(in)-n) {
+		return record{}, 0, corruptf("record length in %d bytes", len(in))
+	}
+	rd := varintReader{b: in[n : n+int(length)], ok: true}
+	rd.skip(1) // attributes, unused
+	r := record{timestamp: rd.varint(math.MinInt64, math.MaxInt64)}
+	r.offset = rd.varint(math.MinInt32, math.MaxInt32)
+	r.key = rd.bytes()
+	r.value = rd.bytes()
+	for headers := rd.varint(0, math.MaxInt32); headers > 0 && rd.ok; headers-- {
+		rd.bytes()
+		rd.bytes()
+	}
+	if !rd.ok || len(rd.b) != 0 {
+		return record{}, 0, corruptf("record of %d bytes", length)
+	}
+	return r, n + int(length), nil
+}
+
+// varintReader reads the varint fields of a record; the first that does not
+// fit its bounds or its bytes turns ok off.
+type varintReader struct {
+	b  []byte
+	ok bool
+}
+
+func (r *varintReader) skip(n int) {
+	if len(r.b) < n {
+		r.b, r.ok = nil, false
+		return
+	}
+	r.b = r.b[n:]
+}
+
+func (r *varintReader) varint(lo, hi int64) int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 || v < lo || v > hi {
+		r.b, r.ok = nil, false
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+// bytes reads a varint-length-prefixed byte string; length -1 is nil.
+func (r *varintReader) bytes() []byte {
+	l := r.varint(-1, math.MaxInt32)
+	if l < 0 || l > int64(len(r.b)) {
+		if l > int64(len(r.b)) {
+			r.b, r.ok = nil, false
+		}
+		return nil
+	}
+	b := r.b[:l:l]
+	r.b = r.b[l:]
+	return b
+}

@@ -42,13 +42,17 @@ func TestLargeProduceFramesArriveIntact(t *testing.T) {
 		all = append(all, frame...)
 	}
 	go func() { _, _ = c.Conn.Write(all) }()
-	waitFor(t, "every frame at the broker", func() bool { return len(b.requests()) >= 1+len(sizes) })
-	var got []fakeRequest
-	for _, r := range b.requests() {
-		if r.key == int16(kmsg.Produce) {
-			got = append(got, r)
+	produced := func() []fakeRequest {
+		var got []fakeRequest
+		for _, r := range b.requests() {
+			if r.key == int16(kmsg.Produce) {
+				got = append(got, r)
+			}
 		}
+		return got
 	}
+	waitFor(t, "every frame at the broker", func() bool { return len(produced()) >= len(sizes) })
+	got := produced()
 	if len(got) != len(want) {
 		t.Fatalf("%d Produce frames at the broker, want %d", len(got), len(want))
 	}

@@ -49,16 +49,6 @@ func (d *Dialer) fetchBrokers(ctx context.Context, seed string) (Discovery, erro
 		return Discovery{}, err
 	}
 	defer conn.Close()
-	var found Discovery
-	// ApiVersions v0: every broker since 0.10 answers it, Kafka 4 included.
-	versions := kmsg.NewPtrApiVersionsRequest()
-	versionsResp := kmsg.NewPtrApiVersionsResponse()
-	if err := roundTrip(ctx, conn, versions, versionsResp, d.Timeout); err != nil {
-		return Discovery{}, err
-	}
-	if versionsResp.ErrorCode == 0 {
-		found.APIs = versionsResp.ApiKeys
-	}
 	req := kmsg.NewPtrMetadataRequest()
 	req.SetVersion(metadataVersion)
 	req.Topics = []kmsg.MetadataRequestTopic{} // brokers only
@@ -66,7 +56,16 @@ func (d *Dialer) fetchBrokers(ctx context.Context, seed string) (Discovery, erro
 	if err := roundTrip(ctx, conn, req, resp, d.Timeout); err != nil {
 		return Discovery{}, err
 	}
-	found.Brokers = resp.Brokers
+	found := Discovery{Brokers: resp.Brokers}
+	// ApiVersions v0, which every broker since 0.10 answers, Kafka 4
+	// included. Asked second: a broker that cannot answer it (or closes
+	// the connection on it) still gave its brokers, and kproxy then knows
+	// nothing of its versions, so it bridges none.
+	versions := kmsg.NewPtrApiVersionsRequest()
+	versionsResp := kmsg.NewPtrApiVersionsResponse()
+	if roundTrip(ctx, conn, versions, versionsResp, d.Timeout) == nil && versionsResp.ErrorCode == 0 {
+		found.APIs = versionsResp.ApiKeys
+	}
 	return found, nil
 }
 

@@ -80,9 +80,10 @@ type Lane[O any] struct {
 	answering bool
 
 	// Giving the connection back to a pool (lane_release.go).
-	home      *Pool     // nil: Release closes
-	addr      string    // the broker address, the connection's key in home
-	idleSince time.Time // the last answer, or the start: the broker's idle clock
+	home      *Pool       // nil: Release closes
+	addr      string      // the broker address, the connection's key in home
+	idleSince time.Time   // the last answer, or the start: the broker's idle clock
+	origin    *dialedConn // how conn was dialed: when, its SASL session then
 
 	wake chan struct{}
 	done chan struct{}
@@ -113,9 +114,11 @@ func NewLane[O any](pool *Pool, conn net.Conn, addr string, h Handler[O], opts *
 	if pc, ok := conn.(*pooledConn); ok {
 		conn, idleSince = pc.Conn, pc.idleSince
 	}
-	ac, expires := conn.(*authConn)
-	if expires {
-		conn = ac.Conn
+	origin, ok := conn.(*dialedConn)
+	if ok {
+		conn = origin.Conn
+	} else {
+		origin = &dialedConn{Conn: conn, addr: addr, dialedAt: idleSince}
 	}
 	l := &Lane[O]{
 		conn:     conn,
@@ -126,13 +129,13 @@ func NewLane[O any](pool *Pool, conn net.Conn, addr string, h Handler[O], opts *
 		done:     make(chan struct{}),
 		coalesce: !hasWritev(conn),
 	}
-	l.home, l.addr, l.idleSince = pool, addr, idleSince
+	l.home, l.addr, l.idleSince, l.origin = pool, addr, idleSince, origin
 	l.room.init(conn)
 	gauge.Inc()
 	go l.write()
 	go l.read()
-	if expires {
-		l.startReauth(ac)
+	if origin.lifetime > 0 {
+		l.startReauth(origin)
 	}
 	return l
 }

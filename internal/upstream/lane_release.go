@@ -75,15 +75,16 @@ func (l *Lane[O]) handBack(readErr error) {
 	_ = l.conn.Close()
 }
 
-// pooledConnLocked is the connection as the pool keeps it: with the SASL
-// session it carries, as the latest re-authentication left it, so that the
-// lane that takes it re-authenticates on time.
-func (l *Lane[O]) pooledConnLocked() (net.Conn, time.Time) {
-	r := l.reauth
-	if r == nil || r.lifetime <= 0 {
-		return l.conn, l.idleSince
+// pooledConnLocked is the connection as the pool keeps it: with when it
+// was dialed and the SASL session it carries,
+// as the latest re-authentication left it, so that the lane that takes it
+// re-authenticates on time.
+func (l *Lane[O]) pooledConnLocked() (*dialedConn, time.Time) {
+	dc := *l.origin
+	if r := l.reauth; r != nil {
+		dc.lifetime, dc.at = r.lifetime, r.since
 	}
-	return &authConn{Conn: l.conn, dialer: r.conn.dialer, addr: r.conn.addr, lifetime: r.lifetime, at: r.since}, l.idleSince
+	return &dc, l.idleSince
 }
 
 // midFrame marks a release that interrupted the reading of a frame body:

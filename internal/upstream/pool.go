@@ -23,6 +23,7 @@ import (
 type Pool struct {
 	max         int
 	idleTimeout time.Duration
+	maxAge      time.Duration
 
 	size     *prometheus.GaugeVec
 	hits     prometheus.Counter
@@ -35,25 +36,27 @@ type Pool struct {
 }
 
 type idleConn struct {
-	conn      net.Conn // an *authConn when its SASL session expires
+	conn      net.Conn // a *dialedConn (a plain net.Conn only in tests)
 	addr      string
 	idleSince time.Time // its last traffic: the broker's idle clock
 	retire    time.Time // when it must have been handed out or closed
-	reason    string    // why it retires then: idle_timeout or auth_expiry
+	reason    string    // why it retires then: idle_timeout, max_age or auth_expiry
 	timer     *time.Timer
 	removed   bool // taken or discarded; guarded by Pool.mu
 }
 
 // NewPool returns a pool of at most maxIdlePerBroker connections per broker
-// address, each closed idleTimeout after its last traffic; nil when
-// maxIdlePerBroker is 0 (every method of a nil Pool is a no-op).
-func NewPool(maxIdlePerBroker int, idleTimeout time.Duration, m *metrics.Metrics) *Pool {
+// address, each closed idleTimeout after its last traffic or maxAge after
+// it was dialed, whichever comes first; nil when maxIdlePerBroker is 0
+// (every method of a nil Pool is a no-op).
+func NewPool(maxIdlePerBroker int, idleTimeout, maxAge time.Duration, m *metrics.Metrics) *Pool {
 	if maxIdlePerBroker <= 0 {
 		return nil
 	}
 	return &Pool{
 		max:         maxIdlePerBroker,
 		idleTimeout: idleTimeout,
+		maxAge:      maxAge,
 		size:        m.PoolConnections,
 		hits:        m.PoolHits,
 		misses:      m.PoolMisses,
@@ -123,9 +126,14 @@ func (p *Pool) pop(addr string) *idleConn {
 // oldest connection goes: the newest has the most time left.
 func (p *Pool) put(addr string, conn net.Conn, idleSince time.Time) {
 	ic := &idleConn{conn: conn, addr: addr, idleSince: idleSince, retire: idleSince.Add(p.idleTimeout), reason: metrics.PoolDiscardIdleTimeout}
-	if ac, ok := conn.(*authConn); ok {
-		if at := ac.retireAt(); at.Before(ic.retire) {
-			ic.retire, ic.reason = at, metrics.PoolDiscardAuthExpiry
+	if dc, ok := conn.(*dialedConn); ok {
+		if at := dc.dialedAt.Add(p.maxAge); at.Before(ic.retire) {
+			ic.retire, ic.reason = at, metrics.PoolDiscardMaxAge
+		}
+		if dc.lifetime > 0 {
+			if at := dc.retireAt(); at.Before(ic.retire) {
+				ic.retire, ic.reason = at, metrics.PoolDiscardAuthExpiry
+			}
 		}
 	}
 	wait := time.Until(ic.retire)
@@ -236,7 +244,7 @@ func (p *Pool) Idle(addr string) int {
 // begin (reauthSchedule with the largest margin). A lane that takes it
 // before then re-authenticates on its own schedule, before the session
 // ends; after then it would have to at once, so it is closed instead.
-func (c *authConn) retireAt() time.Time {
+func (c *dialedConn) retireAt() time.Time {
 	hold, _ := reauthSchedule(c.lifetime, 1)
 	return c.at.Add(hold)
 }

@@ -40,7 +40,7 @@ import (
 
 // reauthState is guarded by the lane's mutex.
 type reauthState[O any] struct {
-	conn    *authConn
+	conn    *dialedConn
 	holding bool
 	held    []heldRequest[O]
 	drained chan struct{} // closed when nothing is pending; nil unless waited for
@@ -101,7 +101,7 @@ func (r *reauthState[O]) abortLocked(l *Lane[O], err error, own bool) {
 	}
 }
 
-func (l *Lane[O]) startReauth(ac *authConn) {
+func (l *Lane[O]) startReauth(ac *dialedConn) {
 	l.mu.Lock()
 	l.reauth = &reauthState[O]{conn: ac, corr: 1 << 30, lifetime: ac.lifetime, since: ac.at}
 	l.mu.Unlock()

@@ -13,6 +13,7 @@ const (
 	PoolDiscardAuthExpiry  = "auth_expiry"  // its SASL session was about to need re-authenticating
 	PoolDiscardBroken      = "broken"       // the broker had closed it, or sent bytes nobody asked for
 	PoolDiscardClosed      = "closed"       // the proxy was stopping
+	PoolDiscardReload      = "reload"       // dialed with the upstream TLS or SASL settings a reload replaced
 )
 
 func (m *Metrics) newPool(f factory) {
@@ -24,6 +25,6 @@ func (m *Metrics) newPool(f factory) {
 	m.PoolMisses = f.counter(prometheus.CounterOpts{
 		Name: "kproxy_upstream_pool_misses_total", Help: "Lanes that found no pooled upstream connection and dialed (counted only while the pool is on)."})
 	m.PoolDiscards = f.counterVec(prometheus.CounterOpts{
-		Name: "kproxy_upstream_pool_discards_total", Help: "Upstream connections closed instead of pooled or handed out, by reason: busy, unclean, full, idle_timeout, max_age, auth_expiry, broken, closed."},
+		Name: "kproxy_upstream_pool_discards_total", Help: "Upstream connections closed instead of pooled or handed out, by reason: busy, unclean, full, idle_timeout, max_age, auth_expiry, broken, closed, reload."},
 		"reason")
 }

@@ -86,7 +86,7 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (_ net.Conn, err error) 
 		_ = tc.SetNoDelay(true)
 	}
 	sec := d.sec.Load()
-	dc := &dialedConn{dialer: d, addr: addr, dialedAt: dialedAt}
+	dc := &dialedConn{dialer: d, addr: addr, gen: sec.gen, dialedAt: dialedAt}
 	if sec.tls != nil {
 		tc := tls.Client(conn, sec.tls.config(addr))
 		if err := tc.HandshakeContext(ctx); err != nil {
@@ -121,20 +121,28 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (_ net.Conn, err error) 
 }
 
 // dialedConn is a connection as Dial made it, with what the lane that
-// carries it and the pool that keeps it must know: when it was dialed
-// (upstream.pool.max_age counts from there), and, when the broker gave its
-// SASL session a lifetime
+// carries it and the pool that keeps it must know: the generation of the
+// TLS and SASL settings it was dialed with (a reload that replaces them
+// retires it: stale), when it was dialed (upstream.pool.max_age counts
+// from there), and, when the broker gave its SASL session a lifetime
 // (KIP-368), that lifetime and when the session's latest authentication
 // began, so that its lane re-authenticates before it runs out. NewLane
 // unwraps it; a caller that only round-trips one request uses it as a
 // plain net.Conn.
 type dialedConn struct {
 	net.Conn
-	dialer   *Dialer
+	dialer   *Dialer // nil: not dialed by a Dialer, never stale
 	addr     string
+	gen      uint64
 	dialedAt time.Time
 	lifetime time.Duration // 0: the SASL session does not expire
 	at       time.Time     // when the SASL session's latest authentication began
+}
+
+// stale reports whether the dialer's TLS or SASL settings changed since c
+// was dialed: it must not carry requests again.
+func (c *dialedConn) stale() bool {
+	return c.dialer != nil && c.dialer.sec.Load().gen != c.gen
 }
 
 // authStatus remembers which brokers the proxy currently fails to

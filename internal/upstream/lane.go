@@ -83,7 +83,7 @@ type Lane[O any] struct {
 	home      *Pool       // nil: Release closes
 	addr      string      // the broker address, the connection's key in home
 	idleSince time.Time   // the last answer, or the start: the broker's idle clock
-	origin    *dialedConn // how conn was dialed: when, its SASL session then
+	origin    *dialedConn // how conn was dialed: its settings' generation, when, its SASL session then
 
 	wake chan struct{}
 	done chan struct{}
@@ -145,7 +145,7 @@ func NewLane[O any](pool *Pool, conn net.Conn, addr string, h Handler[O], opts *
 // owner is handed back with that answer. The lane takes frame.
 func (l *Lane[O]) Send(frame *bufpool.Buf, corr int32, expectResponse bool, owner O) error {
 	l.mu.Lock()
-	if l.closed {
+	if l.closed || l.retireStaleLocked() {
 		l.mu.Unlock()
 		return ErrLaneClosed
 	}
@@ -261,6 +261,8 @@ func (l *Lane[O]) idleLocked() bool {
 //     is left open for the reader to hand to the pool (lane_release.go);
 //   - errIdleTimeout: the reader's idle timer, on a lane with nothing in
 //     flight (readFull);
+//   - errRetired: a lane with nothing in flight whose connection a reload
+//     made stale (retireStaleLocked);
 //   - the writer's error, or a failed re-authentication with requests
 //     parked: a failure the session must see, whatever the reader saw;
 //   - the reader's own error: the broker closed, or answered out of turn.
@@ -317,7 +319,7 @@ func (l *Lane[O]) finish(readErr error) {
 // readErr ended the lane, not another route.
 func (l *Lane[O]) lostLocked(readErr error, own bool) error {
 	switch {
-	case l.why == errReleased, l.why == errIdleTimeout:
+	case l.why == errReleased, l.why == errIdleTimeout, l.why == errRetired:
 		return nil // ended only with nothing in flight
 	case !own && !errors.Is(l.why, net.ErrClosed):
 		return l.why // the writer, or a re-authentication, failed first
@@ -535,6 +537,7 @@ func (l *Lane[O]) match(corr int32) (p pending[O], deliver bool, err error) {
 			if l.opts.IdleTimeout > 0 {
 				_ = l.conn.SetReadDeadline(now.Add(l.opts.IdleTimeout))
 			}
+			l.retireStaleLocked() // this answer is still delivered; the reader stops at the next read
 		}
 		return p, true, nil
 	}

@@ -67,8 +67,9 @@ func NewPool(maxIdlePerBroker int, idleTimeout, maxAge time.Duration, m *metrics
 
 // Take hands out a ready connection to the first of addrs that has one,
 // most recently used first, and which address it reaches; nil when none
-// has (a miss: the caller dials). A connection whose time is up, or that
-// the broker has closed meanwhile, is closed and never handed out.
+// has (a miss: the caller dials). A connection whose time is up, that was
+// dialed with TLS or SASL settings a reload replaced, or that the broker
+// has closed meanwhile, is closed and never handed out.
 func (p *Pool) Take(addrs ...string) (net.Conn, string) {
 	if p == nil {
 		return nil, ""
@@ -88,6 +89,11 @@ func (p *Pool) Take(addrs ...string) (net.Conn, string) {
 			}
 			if !now.Before(ic.retire) {
 				p.discards.WithLabelValues(ic.reason).Inc()
+				drop = append(drop, ic)
+				continue
+			}
+			if isStale(ic.conn) {
+				p.discards.WithLabelValues(metrics.PoolDiscardReload).Inc()
 				drop = append(drop, ic)
 				continue
 			}
@@ -146,6 +152,14 @@ func (p *Pool) put(addr string, conn net.Conn, idleSince time.Time) {
 	if p.closed {
 		p.mu.Unlock()
 		p.discards.WithLabelValues(metrics.PoolDiscardClosed).Inc()
+		_ = conn.Close()
+		return
+	}
+	// Checked under the lock DropStale takes after a reload: a connection
+	// dialed with the old settings is either refused here or dropped there.
+	if isStale(conn) {
+		p.mu.Unlock()
+		p.discards.WithLabelValues(metrics.PoolDiscardReload).Inc()
 		_ = conn.Close()
 		return
 	}
@@ -227,6 +241,44 @@ func (p *Pool) Close() {
 		p.discards.WithLabelValues(metrics.PoolDiscardClosed).Inc()
 		_ = ic.conn.Close()
 	}
+}
+
+// DropStale closes every pooled connection dialed with TLS or SASL
+// settings that a reload (Dialer.Reconfigure, called first) replaced, so
+// that no session takes a connection authenticated as the old identity.
+func (p *Pool) DropStale() {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	var stale []*idleConn
+	for addr, list := range p.idle {
+		kept := list[:0]
+		for _, ic := range list {
+			if !isStale(ic.conn) {
+				kept = append(kept, ic)
+				continue
+			}
+			ic.removed = true
+			ic.timer.Stop()
+			p.size.WithLabelValues(addr).Dec()
+			stale = append(stale, ic)
+		}
+		clear(list[len(kept):])
+		p.idle[addr] = kept
+	}
+	p.mu.Unlock()
+	for _, ic := range stale {
+		p.discards.WithLabelValues(metrics.PoolDiscardReload).Inc()
+		_ = ic.conn.Close()
+	}
+}
+
+// isStale reports whether conn was dialed with TLS or SASL settings a
+// reload replaced.
+func isStale(conn net.Conn) bool {
+	dc, ok := conn.(*dialedConn)
+	return ok && dc.stale()
 }
 
 // Idle is how many connections to addr are pooled now.

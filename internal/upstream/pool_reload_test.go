@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"errors"
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -110,5 +111,26 @@ func TestReloadRetiresLiveLane(t *testing.T) {
 	}
 	if got := discards(m, metrics.PoolDiscardBusy) + discards(m, metrics.PoolDiscardUnclean); got != 0 {
 		t.Fatalf("%v busy or unclean discards: a retired lane was taken for a busy one", got)
+	}
+}
+
+// TestReloadRetiresInsteadOfReauthenticating: a stale lane whose SASL
+// session falls due with nothing parked closes, rather than authenticate
+// its old connection with the new settings (a broker refuses a change of
+// principal on re-authentication): the broker reads nothing more.
+func TestReloadRetiresInsteadOfReauthenticating(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	d, reload := staleDialer(t, config.Upstream{SASL: config.UpstreamSASL{Mechanism: config.SASLPlain, Username: "proxy", Password: "pw"}})
+	conn, broker := tcpPair(t)
+	dc := &dialedConn{Conn: conn, dialer: d, addr: "broker:9092", dialedAt: time.Now(), lifetime: time.Second, at: time.Now().Add(-time.Second)}
+	reload()
+	_, h := pooledLane(t, nil, dc) // its session is due for re-authentication now
+	if err := waitDone(t, h); err != nil {
+		t.Fatalf("LaneDone(%v), want nil: nothing was lost", err)
+	}
+	_ = broker.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, err := io.Copy(io.Discard, broker)
+	if n != 0 || err != nil {
+		t.Fatalf("broker read %d bytes (a re-authentication with the new settings?) then %v; want a close and nothing", n, err)
 	}
 }

@@ -165,6 +165,15 @@ func (l *Lane[O]) reauthenticate(notBefore time.Time) (time.Duration, time.Time,
 	case <-l.done:
 		return 0, time.Time{}, ErrLaneClosed
 	}
+	// A connection a reload made stale would re-authenticate with the new
+	// settings, which a broker refuses for a new principal: with nothing
+	// parked, it retires instead (retireStaleLocked).
+	l.mu.Lock()
+	retired := len(r.held) == 0 && l.origin.stale() && l.endLocked(errRetired)
+	l.mu.Unlock()
+	if retired {
+		return 0, time.Time{}, ErrLaneClosed
+	}
 	if !l.sleepUntil(notBefore) {
 		return 0, time.Time{}, ErrLaneClosed
 	}

@@ -77,6 +77,10 @@ type UpstreamPool struct {
 	// traffic; at most upstream.idle_timeout, which bounds the same idle
 	// time for a lane.
 	IdleTimeout time.Duration `mapstructure:"idle_timeout" yaml:"idle_timeout"`
+	// MaxAge closes a pooled connection this long after it was dialed,
+	// however busy it has been, so that none lives on through the pool
+	// forever.
+	MaxAge time.Duration `mapstructure:"max_age" yaml:"max_age"`
 }
 
 // UpstreamTLS configures TLS to the brokers. Verification is on unless

@@ -14,7 +14,7 @@ func Defaults() Config {
 			IdleTimeout:      5 * time.Minute,
 			DialBackoffMax:   5 * time.Second,
 			MetadataMaxAge:   5 * time.Minute,
-			Pool:             UpstreamPool{MaxIdlePerBroker: 8, IdleTimeout: 2 * time.Minute},
+			Pool:             UpstreamPool{MaxIdlePerBroker: 8, IdleTimeout: 2 * time.Minute, MaxAge: 10 * time.Minute},
 		},
 		Listen: Listen{
 			Bootstrap:        "127.0.0.1:9092",

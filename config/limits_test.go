@@ -89,3 +89,27 @@ func TestBudgetAndClientTimeouts(t *testing.T) {
 		t.Fatalf("the smallest budget that fits rejected: %v", err)
 	}
 }
+
+func TestPoolMaxAge(t *testing.T) {
+	t.Setenv("KPROXY_UPSTREAM_BOOTSTRAP_SERVERS", "a:9092")
+	t.Setenv("KPROXY_UPSTREAM_POOL_MAX_AGE", "30m")
+	cfg, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Upstream.Pool.MaxAge != 30*time.Minute {
+		t.Fatalf("env not applied: %+v", cfg.Upstream.Pool)
+	}
+	if d := Defaults(); d.Upstream.Pool.MaxAge != 10*time.Minute {
+		t.Fatalf("default max_age %v, want 10m", d.Upstream.Pool.MaxAge)
+	}
+	cfg.Upstream.Pool.MaxAge = 0
+	want := `upstream.pool.max_age (KPROXY_UPSTREAM_POOL_MAX_AGE) "0s": must be positive while the pool is on`
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("0 max_age: %v, want %q", err, want)
+	}
+	cfg.Upstream.Pool.MaxIdlePerBroker = 0
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("max_age with the pool off rejected: %v", err)
+	}
+}

@@ -371,6 +371,8 @@ func validatePool(u Upstream) error {
 	case p.IdleTimeout > u.IdleTimeout:
 		return fieldError("upstream.pool.idle_timeout", p.IdleTimeout,
 			"must not exceed upstream.idle_timeout (%v): a connection idle that long is closed, in a lane or in the pool", u.IdleTimeout)
+	case p.MaxAge <= 0:
+		return fieldError("upstream.pool.max_age", p.MaxAge, "must be positive while the pool is on")
 	}
 	return nil
 }

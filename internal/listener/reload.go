@@ -28,7 +28,10 @@ type upstreamSecurity struct {
 //   - limits.upstream_answer_grace: every session, from the next scan;
 //   - upstream.tls.*, upstream.sasl.* (every key under them): upstream
 //     connections dialed after the reload, and re-authentications of open
-//     ones; open connections keep their TLS session.
+//     ones. A change closes every pooled connection, and each open lane's
+//     connection once nothing is in flight on it (at the latest when its
+//     session ends), so that no session runs as the replaced identity
+//     (docs/ARCHITECTURE.md, "Upstream pool").
 //
 // Every other setting of the server needs a restart.
 var LiveKeys = []string{
@@ -56,6 +59,7 @@ func (s *Server) Reload(cfg config.Config) error {
 		if err := s.dialer.Reconfigure(cfg.Upstream); err != nil {
 			return err
 		}
+		s.upstreams.DropStale()
 		s.upstreamSec = sec
 	}
 	limits := cfg.Limits

@@ -114,7 +114,7 @@ func New(cfg config.Config, log *zap.Logger, m *metrics.Metrics) (*Server, error
 		sessions:  map[*session]struct{}{},
 		stopped:   make(chan struct{}),
 		lim:       newLimits(log, m),
-		upstreams: upstream.NewPool(cfg.Upstream.Pool.MaxIdlePerBroker, cfg.Upstream.Pool.IdleTimeout, m),
+		upstreams: upstream.NewPool(cfg.Upstream.Pool.MaxIdlePerBroker, cfg.Upstream.Pool.IdleTimeout, cfg.Upstream.Pool.MaxAge, m),
 
 		clientsChanged: make(chan struct{}, 1),
 		refreshWanted:  make(chan struct{}, 1),

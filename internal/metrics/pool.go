@@ -10,10 +10,12 @@ const (
 	PoolDiscardUnclean     = "unclean"      // its lane's reader did not stop cleanly between two answers
 	PoolDiscardFull        = "full"         // upstream.pool.max_idle_per_broker already held
 	PoolDiscardIdleTimeout = "idle_timeout" // upstream.pool.idle_timeout passed
+	PoolDiscardMaxAge      = "max_age"      // upstream.pool.max_age passed since it was dialed
 	PoolDiscardAuthExpiry  = "auth_expiry"  // its SASL session was about to need re-authenticating
 	PoolDiscardBroken      = "broken"       // the broker had closed it
 	PoolDiscardUnsolicited = "unsolicited"  // the broker sent bytes nobody asked for
 	PoolDiscardClosed      = "closed"       // the proxy was stopping
+	PoolDiscardReload      = "reload"       // dialed with the upstream TLS or SASL settings a reload replaced
 )
 
 func (m *Metrics) newPool(f factory) {
@@ -25,6 +27,6 @@ func (m *Metrics) newPool(f factory) {
 	m.PoolMisses = f.counter(prometheus.CounterOpts{
 		Name: "kproxy_upstream_pool_misses_total", Help: "Lanes that found no pooled upstream connection and dialed (counted only while the pool is on)."})
 	m.PoolDiscards = f.counterVec(prometheus.CounterOpts{
-		Name: "kproxy_upstream_pool_discards_total", Help: "Upstream connections closed instead of pooled or handed out, by reason: busy, acks0, unclean, full, idle_timeout, auth_expiry, broken, unsolicited, closed."},
+		Name: "kproxy_upstream_pool_discards_total", Help: "Upstream connections closed instead of pooled or handed out, by reason: busy, acks0, unclean, full, idle_timeout, max_age, auth_expiry, broken, unsolicited, closed, reload."},
 		"reason")
 }

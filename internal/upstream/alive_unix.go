@@ -16,7 +16,7 @@ import (
 // socket, so this peeks at the descriptor itself. Under TLS it peeks at the
 // TCP socket below: a closing alert or a FIN shows there too.
 func alive(conn net.Conn) error {
-	if ac, ok := conn.(*authConn); ok {
+	if ac, ok := conn.(*dialedConn); ok {
 		conn = ac.Conn
 	}
 	if tc, ok := conn.(*tls.Conn); ok {

@@ -68,6 +68,7 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (_ net.Conn, err error) 
 	if err := d.Backoff.allow(addr); err != nil {
 		return nil, err
 	}
+	dialedAt := time.Now()
 	if d.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, d.Timeout)
@@ -85,6 +86,7 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (_ net.Conn, err error) 
 		_ = tc.SetNoDelay(true)
 	}
 	sec := d.sec.Load()
+	dc := &dialedConn{dialer: d, addr: addr, gen: sec.gen, dialedAt: dialedAt}
 	if sec.tls != nil {
 		tc := tls.Client(conn, sec.tls.config(addr))
 		if err := tc.HandshakeContext(ctx); err != nil {
@@ -95,11 +97,12 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (_ net.Conn, err error) 
 		}
 		conn = tc
 	}
+	dc.Conn = conn
 	if sec.sasl == nil {
 		if sec.tls != nil {
 			d.succeeded(addr)
 		}
-		return conn, nil
+		return dc, nil
 	}
 	started := time.Now() // the broker's session clock starts later: safe to count from here
 	lifetime, err := sec.sasl.authenticate(ctx, addr, func(ctx context.Context, req kmsg.Request, resp kmsg.Response) error {
@@ -112,20 +115,34 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (_ net.Conn, err error) 
 	}
 	d.succeeded(addr)
 	if lifetime > 0 {
-		return &authConn{Conn: conn, dialer: d, addr: addr, lifetime: lifetime, at: started}, nil
+		dc.lifetime, dc.at = lifetime, started
 	}
-	return conn, nil
+	return dc, nil
 }
 
-// authConn is a connection whose SASL session expires (KIP-368). NewLane
-// unwraps it and re-authenticates before the lifetime runs out; a caller
-// that only round-trips one request can use it as a plain net.Conn.
-type authConn struct {
+// dialedConn is a connection as Dial made it, with what the lane that
+// carries it and the pool that keeps it must know: the generation of the
+// TLS and SASL settings it was dialed with (a reload that replaces them
+// retires it: stale), when it was dialed (upstream.pool.max_age counts
+// from there), and, when the broker gave its SASL session a lifetime
+// (KIP-368), that lifetime and when the session's latest authentication
+// began, so that its lane re-authenticates before it runs out. NewLane
+// unwraps it; a caller that only round-trips one request uses it as a
+// plain net.Conn.
+type dialedConn struct {
 	net.Conn
-	dialer   *Dialer
+	dialer   *Dialer // nil: not dialed by a Dialer, never stale
 	addr     string
-	lifetime time.Duration
-	at       time.Time
+	gen      uint64
+	dialedAt time.Time
+	lifetime time.Duration // 0: the SASL session does not expire
+	at       time.Time     // when the SASL session's latest authentication began
+}
+
+// stale reports whether the dialer's TLS or SASL settings changed since c
+// was dialed: it must not carry requests again.
+func (c *dialedConn) stale() bool {
+	return c.dialer != nil && c.dialer.sec.Load().gen != c.gen
 }
 
 // authStatus remembers which brokers the proxy currently fails to

@@ -80,9 +80,10 @@ type Lane[O any] struct {
 	answering bool
 
 	// Giving the connection back to a pool (lane_release.go).
-	home      *Pool     // nil: Release closes
-	addr      string    // the broker address, the connection's key in home
-	idleSince time.Time // the last answer, or the start: the broker's idle clock
+	home      *Pool       // nil: Release closes
+	addr      string      // the broker address, the connection's key in home
+	idleSince time.Time   // the last answer, or the start: the broker's idle clock
+	origin    *dialedConn // how conn was dialed: its settings' generation, when, its SASL session then
 
 	wake chan struct{}
 	done chan struct{}
@@ -116,9 +117,11 @@ func NewLane[O any](pool *Pool, conn net.Conn, addr string, h Handler[O], opts *
 	if pc, ok := conn.(*pooledConn); ok {
 		conn, idleSince = pc.Conn, pc.idleSince
 	}
-	ac, expires := conn.(*authConn)
-	if expires {
-		conn = ac.Conn
+	origin, ok := conn.(*dialedConn)
+	if ok {
+		conn = origin.Conn
+	} else {
+		origin = &dialedConn{Conn: conn, addr: addr, dialedAt: idleSince}
 	}
 	l := &Lane[O]{
 		conn:     conn,
@@ -129,13 +132,13 @@ func NewLane[O any](pool *Pool, conn net.Conn, addr string, h Handler[O], opts *
 		done:     make(chan struct{}),
 		coalesce: !hasWritev(conn),
 	}
-	l.home, l.addr, l.idleSince = pool, addr, idleSince
+	l.home, l.addr, l.idleSince, l.origin = pool, addr, idleSince, origin
 	l.room.init(conn)
 	gauge.Inc()
 	go l.write()
 	go l.read()
-	if expires {
-		l.startReauth(ac)
+	if origin.lifetime > 0 {
+		l.startReauth(origin)
 	}
 	return l
 }
@@ -145,7 +148,7 @@ func NewLane[O any](pool *Pool, conn net.Conn, addr string, h Handler[O], opts *
 // owner is handed back with that answer. The lane takes frame.
 func (l *Lane[O]) Send(frame *bufpool.Buf, corr int32, expectResponse bool, owner O) error {
 	l.mu.Lock()
-	if l.closed {
+	if l.closed || l.retireStaleLocked() {
 		l.mu.Unlock()
 		return ErrLaneClosed
 	}
@@ -261,6 +264,8 @@ func (l *Lane[O]) idleLocked() bool {
 //     is left open for the reader to hand to the pool (lane_release.go);
 //   - errIdleTimeout: the reader's idle timer, on a lane with nothing in
 //     flight (readFull);
+//   - errRetired: a lane with nothing in flight whose connection a reload
+//     made stale (retireStaleLocked);
 //   - the writer's error, or a failed re-authentication with requests
 //     parked: a failure the session must see, whatever the reader saw;
 //   - the reader's own error: the broker closed, or answered out of turn.
@@ -317,7 +322,7 @@ func (l *Lane[O]) finish(readErr error) {
 // readErr ended the lane, not another route.
 func (l *Lane[O]) lostLocked(readErr error, own bool) error {
 	switch {
-	case l.why == errReleased, l.why == errIdleTimeout:
+	case l.why == errReleased, l.why == errIdleTimeout, l.why == errRetired:
 		return nil // ended only with nothing in flight
 	case !own && !errors.Is(l.why, net.ErrClosed):
 		return l.why // the writer, or a re-authentication, failed first

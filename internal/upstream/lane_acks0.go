@@ -77,6 +77,7 @@ func (l *Lane[O]) match(corr int32) (p pending[O], deliver bool, err error) {
 			if l.idleLocked() && l.opts.IdleTimeout > 0 {
 				_ = l.conn.SetReadDeadline(now.Add(l.opts.IdleTimeout))
 			}
+			l.retireStaleLocked() // this answer is still delivered; the reader stops at the next read
 		}
 		return p, true, nil
 	}

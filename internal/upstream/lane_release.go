@@ -27,6 +27,13 @@ import (
 // the past instead of closing the connection; the reader, finishing the
 // lane, checks the last and either hands the connection to the pool, with
 // its deadlines cleared, or closes it (handBack). Anything else closes it.
+//
+// A connection dialed with TLS or SASL settings that a reload has since
+// replaced (dialedConn.stale) never goes back: the pool refuses it. Nor
+// does it carry another request that could go elsewhere: its lane ends
+// (retireStaleLocked) as soon as nothing is in flight on it, when its
+// last answer arrives or when a request finds it idle, and the session
+// dials a new lane for that request.
 
 var (
 	// errReleased: the reader stopped between frames because the lane was
@@ -35,10 +42,20 @@ var (
 	// errReleasedMidFrame: the reader was interrupted with part of a frame
 	// read; the connection cannot be reused.
 	errReleasedMidFrame = errors.New("lane released in the middle of a frame")
+	// errRetired: the lane's connection was dialed with TLS or SASL
+	// settings a reload replaced, and nothing was in flight on it.
+	errRetired = errors.New("upstream security settings reloaded")
 )
 
 // aLongTimeAgo is a read deadline that interrupts a blocked read at once.
 var aLongTimeAgo = time.Unix(1, 0)
+
+// quietLocked reports whether nothing can be in flight on the connection,
+// in either direction: idle, nothing queued or being written, nothing
+// parked by a re-authentication.
+func (l *Lane[O]) quietLocked() bool {
+	return l.idleLocked() && !l.writing && len(l.queue) == 0 && (l.reauth == nil || len(l.reauth.held) == 0)
+}
 
 // Release ends the lane. Its connection goes back to the lane's pool when
 // nothing can be in flight on it; otherwise, or without a pool, Release is
@@ -53,7 +70,7 @@ func (l *Lane[O]) Release() {
 	case l.acks0.sent > 0:
 		l.home.discard(metrics.PoolDiscardAcks0)
 		l.endLocked(net.ErrClosed)
-	case !l.idleLocked() || l.writing || len(l.queue) > 0 || (l.reauth != nil && len(l.reauth.held) > 0):
+	case !l.quietLocked():
 		l.home.discard(metrics.PoolDiscardBusy)
 		l.endLocked(net.ErrClosed)
 	default:
@@ -78,15 +95,16 @@ func (l *Lane[O]) handBack(readErr error) {
 	_ = l.conn.Close()
 }
 
-// pooledConnLocked is the connection as the pool keeps it: with the SASL
-// session it carries, as the latest re-authentication left it, so that the
-// lane that takes it re-authenticates on time.
-func (l *Lane[O]) pooledConnLocked() (net.Conn, time.Time) {
-	r := l.reauth
-	if r == nil || r.lifetime <= 0 {
-		return l.conn, l.idleSince
+// pooledConnLocked is the connection as the pool keeps it: with how it
+// was dialed (settings' generation, time) and the SASL session it carries,
+// as the latest re-authentication left it, so that the lane that takes it
+// re-authenticates on time.
+func (l *Lane[O]) pooledConnLocked() (*dialedConn, time.Time) {
+	dc := *l.origin
+	if r := l.reauth; r != nil {
+		dc.lifetime, dc.at = r.lifetime, r.since
 	}
-	return &authConn{Conn: l.conn, dialer: r.conn.dialer, addr: r.conn.addr, lifetime: r.lifetime, at: r.since}, l.idleSince
+	return &dc, l.idleSince
 }
 
 // midFrame marks a release that interrupted the reading of a frame body:
@@ -96,4 +114,15 @@ func midFrame(err error) error {
 		return errReleasedMidFrame
 	}
 	return err
+}
+
+// retireStaleLocked ends the lane (errRetired, nothing lost) when its
+// connection is stale and nothing is in flight on it; it reports whether
+// it did. A busy lane keeps its connection, and its order, until it
+// drains (match calls this then).
+func (l *Lane[O]) retireStaleLocked() bool {
+	if !l.quietLocked() || !l.origin.stale() {
+		return false
+	}
+	return l.endLocked(errRetired)
 }

@@ -38,7 +38,7 @@ func (l *Lane[O]) SendTail(frame *bufpool.Buf, tail Tail, mayWait bool, corr int
 		return false, nil
 	}
 	l.mu.Lock()
-	if l.closed {
+	if l.closed || l.retireStaleLocked() {
 		l.mu.Unlock()
 		return false, ErrLaneClosed
 	}

@@ -25,6 +25,7 @@ import (
 type Pool struct {
 	max         int
 	idleTimeout time.Duration
+	maxAge      time.Duration
 
 	size     *prometheus.GaugeVec
 	hits     prometheus.Counter
@@ -37,25 +38,27 @@ type Pool struct {
 }
 
 type idleConn struct {
-	conn      net.Conn // an *authConn when its SASL session expires
+	conn      net.Conn // a *dialedConn (a plain net.Conn only in tests)
 	addr      string
 	idleSince time.Time // its last traffic: the broker's idle clock
 	retire    time.Time // when it must have been handed out or closed
-	reason    string    // why it retires then: idle_timeout or auth_expiry
+	reason    string    // why it retires then: idle_timeout, max_age or auth_expiry
 	timer     *time.Timer
 	removed   bool // taken or discarded; guarded by Pool.mu
 }
 
 // NewPool returns a pool of at most maxIdlePerBroker connections per broker
-// address, each closed idleTimeout after its last traffic; nil when
-// maxIdlePerBroker is 0 (every method of a nil Pool is a no-op).
-func NewPool(maxIdlePerBroker int, idleTimeout time.Duration, m *metrics.Metrics) *Pool {
+// address, each closed idleTimeout after its last traffic or maxAge after
+// it was dialed, whichever comes first; nil when maxIdlePerBroker is 0
+// (every method of a nil Pool is a no-op).
+func NewPool(maxIdlePerBroker int, idleTimeout, maxAge time.Duration, m *metrics.Metrics) *Pool {
 	if maxIdlePerBroker <= 0 {
 		return nil
 	}
 	return &Pool{
 		max:         maxIdlePerBroker,
 		idleTimeout: idleTimeout,
+		maxAge:      maxAge,
 		size:        m.PoolConnections,
 		hits:        m.PoolHits,
 		misses:      m.PoolMisses,
@@ -66,9 +69,9 @@ func NewPool(maxIdlePerBroker int, idleTimeout time.Duration, m *metrics.Metrics
 
 // Take hands out a ready connection to the first of addrs that has one,
 // most recently used first, and which address it reaches; nil when none
-// has (a miss: the caller dials). A connection whose time is up, or that
-// the broker has closed or sent anything on meanwhile, is closed and never
-// handed out.
+// has (a miss: the caller dials). A connection whose time is up, that was
+// dialed with TLS or SASL settings a reload replaced, or that the broker
+// has closed or sent anything on meanwhile, is closed and never handed out.
 func (p *Pool) Take(addrs ...string) (net.Conn, string) {
 	if p == nil {
 		return nil, ""
@@ -88,6 +91,11 @@ func (p *Pool) Take(addrs ...string) (net.Conn, string) {
 			}
 			if !now.Before(ic.retire) {
 				p.discards.WithLabelValues(ic.reason).Inc()
+				drop = append(drop, ic)
+				continue
+			}
+			if isStale(ic.conn) {
+				p.discards.WithLabelValues(metrics.PoolDiscardReload).Inc()
 				drop = append(drop, ic)
 				continue
 			}
@@ -131,9 +139,14 @@ func (p *Pool) put(addr string, conn net.Conn, idleSince time.Time) {
 		return
 	}
 	ic := &idleConn{conn: conn, addr: addr, idleSince: idleSince, retire: idleSince.Add(p.idleTimeout), reason: metrics.PoolDiscardIdleTimeout}
-	if ac, ok := conn.(*authConn); ok {
-		if at := ac.retireAt(); at.Before(ic.retire) {
-			ic.retire, ic.reason = at, metrics.PoolDiscardAuthExpiry
+	if dc, ok := conn.(*dialedConn); ok {
+		if at := dc.dialedAt.Add(p.maxAge); at.Before(ic.retire) {
+			ic.retire, ic.reason = at, metrics.PoolDiscardMaxAge
+		}
+		if dc.lifetime > 0 {
+			if at := dc.retireAt(); at.Before(ic.retire) {
+				ic.retire, ic.reason = at, metrics.PoolDiscardAuthExpiry
+			}
 		}
 	}
 	wait := time.Until(ic.retire)
@@ -146,6 +159,14 @@ func (p *Pool) put(addr string, conn net.Conn, idleSince time.Time) {
 	if p.closed {
 		p.mu.Unlock()
 		p.discards.WithLabelValues(metrics.PoolDiscardClosed).Inc()
+		_ = conn.Close()
+		return
+	}
+	// Checked under the lock DropStale takes after a reload: a connection
+	// dialed with the old settings is either refused here or dropped there.
+	if isStale(conn) {
+		p.mu.Unlock()
+		p.discards.WithLabelValues(metrics.PoolDiscardReload).Inc()
 		_ = conn.Close()
 		return
 	}
@@ -246,6 +267,44 @@ func (p *Pool) Close() {
 	}
 }
 
+// DropStale closes every pooled connection dialed with TLS or SASL
+// settings that a reload (Dialer.Reconfigure, called first) replaced, so
+// that no session takes a connection authenticated as the old identity.
+func (p *Pool) DropStale() {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	var stale []*idleConn
+	for addr, list := range p.idle {
+		kept := list[:0]
+		for _, ic := range list {
+			if !isStale(ic.conn) {
+				kept = append(kept, ic)
+				continue
+			}
+			ic.removed = true
+			ic.timer.Stop()
+			p.size.WithLabelValues(addr).Dec()
+			stale = append(stale, ic)
+		}
+		clear(list[len(kept):])
+		p.idle[addr] = kept
+	}
+	p.mu.Unlock()
+	for _, ic := range stale {
+		p.discards.WithLabelValues(metrics.PoolDiscardReload).Inc()
+		_ = ic.conn.Close()
+	}
+}
+
+// isStale reports whether conn was dialed with TLS or SASL settings a
+// reload replaced.
+func isStale(conn net.Conn) bool {
+	dc, ok := conn.(*dialedConn)
+	return ok && dc.stale()
+}
+
 // Idle is how many connections to addr are pooled now.
 func (p *Pool) Idle(addr string) int {
 	if p == nil {
@@ -261,7 +320,7 @@ func (p *Pool) Idle(addr string) int {
 // begin (reauthSchedule with the largest margin). A lane that takes it
 // before then re-authenticates on its own schedule, before the session
 // ends; after then it would have to at once, so it is closed instead.
-func (c *authConn) retireAt() time.Time {
+func (c *dialedConn) retireAt() time.Time {
 	hold, _ := reauthSchedule(c.lifetime, 1)
 	return c.at.Add(hold)
 }

@@ -49,7 +49,7 @@ func tcpPair(t *testing.T) (proxy, broker net.Conn) {
 func testPool(t *testing.T, max int, idle time.Duration) (*Pool, *metrics.Metrics) {
 	t.Helper()
 	m := metrics.NewNop()
-	p := NewPool(max, idle, m)
+	p := NewPool(max, idle, time.Hour, m)
 	t.Cleanup(p.Close)
 	return p, m
 }
@@ -340,11 +340,11 @@ func TestPoolSASLExpiry(t *testing.T) {
 	hold, _ := reauthSchedule(lifetime, 1)
 
 	expired, b1 := tcpPair(t)
-	p.put("b:1", &authConn{Conn: expired, lifetime: lifetime, at: time.Now().Add(-hold)}, time.Now())
+	p.put("b:1", &dialedConn{Conn: expired, dialedAt: time.Now(), lifetime: lifetime, at: time.Now().Add(-hold)}, time.Now())
 	brokerSeesClose(t, b1)
 
 	nearly, b2 := tcpPair(t)
-	p.put("b:1", &authConn{Conn: nearly, lifetime: lifetime, at: time.Now().Add(-hold + 100*time.Millisecond)}, time.Now())
+	p.put("b:1", &dialedConn{Conn: nearly, dialedAt: time.Now(), lifetime: lifetime, at: time.Now().Add(-hold + 100*time.Millisecond)}, time.Now())
 	brokerSeesClose(t, b2) // closed by the pool's timer, not taken
 	if taken, _ := p.Take("b:1"); taken != nil {
 		t.Fatal("a connection past its re-authentication point was handed out")
@@ -355,10 +355,10 @@ func TestPoolSASLExpiry(t *testing.T) {
 
 	fresh, _ := tcpPair(t)
 	at := time.Now().Add(-time.Second)
-	p.put("b:1", &authConn{Conn: fresh, lifetime: lifetime, at: at}, time.Now())
+	p.put("b:1", &dialedConn{Conn: fresh, dialedAt: time.Now(), lifetime: lifetime, at: at}, time.Now())
 	taken, _ := p.Take("b:1")
-	ac, ok := unwrap(taken).(*authConn)
-	if !ok || ac.Conn != fresh || ac.lifetime != lifetime || !ac.at.Equal(at) {
+	ac := dialedOf(taken)
+	if ac == nil || ac.Conn != fresh || ac.lifetime != lifetime || !ac.at.Equal(at) {
 		t.Fatalf("took %#v, want the connection with its SASL session (lifetime %v, at %v)", taken, lifetime, at)
 	}
 }
@@ -371,7 +371,7 @@ func TestReleaseCarriesLatestSASLSession(t *testing.T) {
 	p, _ := testPool(t, 4, time.Minute)
 	conn, broker := tcpPair(t)
 	dialedAt := time.Now().Add(-time.Minute)
-	l, h := pooledLane(t, p, &authConn{Conn: conn, addr: "broker:9092", lifetime: time.Hour, at: dialedAt})
+	l, h := pooledLane(t, p, &dialedConn{Conn: conn, addr: "broker:9092", dialedAt: dialedAt, lifetime: time.Hour, at: dialedAt})
 	laneRoundTrip(t, l, h, broker, 1)
 	reauthAt := time.Now()
 	l.mu.Lock()
@@ -380,8 +380,8 @@ func TestReleaseCarriesLatestSASLSession(t *testing.T) {
 	l.Release()
 	waitDone(t, h)
 	taken, _ := p.Take("broker:9092")
-	ac, ok := unwrap(taken).(*authConn)
-	if !ok || ac.Conn != conn || ac.lifetime != 2*time.Hour || !ac.at.Equal(reauthAt) {
+	ac := dialedOf(taken)
+	if ac == nil || ac.Conn != conn || ac.lifetime != 2*time.Hour || !ac.at.Equal(reauthAt) {
 		t.Fatalf("took %#v, want the connection with the re-authenticated session", taken)
 	}
 	_ = taken.Close()
@@ -405,10 +405,22 @@ func TestReleaseWithoutPoolCloses(t *testing.T) {
 
 // unwrap is the connection under what Take hands out.
 func unwrap(c net.Conn) net.Conn {
+	if dc := dialedOf(c); dc != nil {
+		return dc.Conn
+	}
 	if pc, ok := c.(*pooledConn); ok {
 		return pc.Conn
 	}
 	return c
+}
+
+// dialedOf is how what Take hands out was dialed; nil when that is unknown.
+func dialedOf(c net.Conn) *dialedConn {
+	if pc, ok := c.(*pooledConn); ok {
+		c = pc.Conn
+	}
+	dc, _ := c.(*dialedConn)
+	return dc
 }
 
 // TestPoolKeepsTheIdleClock: a connection taken and given back without

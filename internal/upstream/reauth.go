@@ -40,7 +40,7 @@ import (
 
 // reauthState is guarded by the lane's mutex.
 type reauthState[O any] struct {
-	conn    *authConn
+	conn    *dialedConn
 	holding bool
 	held    []heldRequest[O]
 	drained chan struct{} // closed when nothing is pending; nil unless waited for
@@ -101,7 +101,7 @@ func (r *reauthState[O]) abortLocked(l *Lane[O], err error, own bool) {
 	}
 }
 
-func (l *Lane[O]) startReauth(ac *authConn) {
+func (l *Lane[O]) startReauth(ac *dialedConn) {
 	l.mu.Lock()
 	l.reauth = &reauthState[O]{conn: ac, corr: 1 << 30, lifetime: ac.lifetime, since: ac.at}
 	l.mu.Unlock()
@@ -163,6 +163,15 @@ func (l *Lane[O]) reauthenticate(notBefore time.Time) (time.Duration, time.Time,
 	select {
 	case <-drained:
 	case <-l.done:
+		return 0, time.Time{}, ErrLaneClosed
+	}
+	// A connection a reload made stale would re-authenticate with the new
+	// settings, which a broker refuses for a new principal: with nothing
+	// parked, it retires instead (retireStaleLocked).
+	l.mu.Lock()
+	retired := len(r.held) == 0 && l.origin.stale() && l.endLocked(errRetired)
+	l.mu.Unlock()
+	if retired {
 		return 0, time.Time{}, ErrLaneClosed
 	}
 	if !l.sleepUntil(notBefore) {

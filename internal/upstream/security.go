@@ -8,11 +8,16 @@ import (
 type security struct {
 	tls  *clientTLS // nil: plaintext
 	sasl *saslAuth  // nil: no SASL
+	// gen counts the settings Reconfigure applied: a connection dialed
+	// under an older one is stale (dialedConn.stale).
+	gen uint64
 }
 
 // Reconfigure makes connections dialed from now on, and re-authentications
-// of open ones, use the TLS and SASL settings of cfg; open connections keep
-// their TLS session. It reads the TLS files and checks the SASL secrets
+// of open ones, use the TLS and SASL settings of cfg. Open connections keep
+// their TLS session and become stale: the pool drops them (DropStale, Take,
+// put) and a lane closes its own once nothing is in flight on it
+// (retireStaleLocked). It reads the TLS files and checks the SASL secrets
 // first, and changes nothing when that fails; otherwise it forgets the
 // brokers' past TLS and SASL refusals.
 func (d *Dialer) Reconfigure(cfg config.Upstream) error {
@@ -29,6 +34,9 @@ func (d *Dialer) Reconfigure(cfg config.Upstream) error {
 		return err
 	}
 	sec.sasl = a
+	if old := d.sec.Load(); old != nil {
+		sec.gen = old.gen + 1
+	}
 	d.sec.Store(&sec)
 	// Failures with the old settings say nothing about the new ones.
 	d.ForgetAuthFailures(func(string) bool { return false })

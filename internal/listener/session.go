@@ -273,7 +273,10 @@ func (s *session) send(g router.Group, frame *bufpool.Buf, corr int32, expect bo
 			sent, err := lane.SendTail(frame, s, !s.gate.member, corr, expect, owner)
 			switch {
 			case sent && err != nil:
-				return s.tailFailed(err)
+				// The lane failed with half a frame written; a client's
+				// fault closed the session already (WriteTail).
+				s.close(reasonUpstreamFailed, err)
+				return err
 			case sent:
 				return nil
 			case errors.Is(err, upstream.ErrLaneClosed):

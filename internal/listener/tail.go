@@ -74,12 +74,16 @@ func (s *session) readHead(r io.Reader, frame *bufpool.Buf, total int) (got int,
 func (s *session) TailLen() int64 { return s.tail.lr.N }
 
 // WriteTail implements upstream.Tail: it splices the tail into conn,
-// riding over read deadlines as readFull does.
+// riding over read deadlines as readFull does. Any error fails the lane,
+// whose reader reports it as the broker's failure; when the client failed
+// (it closed or reset mid-frame, or timed out), the session closes here
+// first, with the client's reason, and that first reason stands.
 func (s *session) WriteTail(conn *net.TCPConn) (int64, error) {
 	var n int64
 	for s.tail.lr.N > 0 {
 		m, err := conn.ReadFrom(&s.tail.lr)
 		n += m
+		client := true
 		switch {
 		case err == nil && s.tail.lr.N > 0:
 			err = io.ErrUnexpectedEOF // the client closed mid-frame
@@ -87,8 +91,14 @@ func (s *session) WriteTail(conn *net.TCPConn) (int64, error) {
 			if err = s.timedOut(); err == nil {
 				continue
 			}
+		case err != nil:
+			// The splice names neither of its sockets.
+			client = clientGone(s.conn)
 		}
 		if err != nil {
+			if client {
+				err = s.tailFailed(err)
+			}
 			return n, err
 		}
 	}
@@ -126,9 +136,9 @@ func (s *session) skipTail() error {
 	return nil
 }
 
-// tailFailed ends the session for a tail that could not be read or
-// written, with the reason a failed frame read has (the caller, route,
-// would call any send error a failed dial), and returns err.
+// tailFailed ends the session for a tail the client did not send whole,
+// with the reason a failed frame read has (the caller, route, would call
+// any send error a failed dial), and returns err.
 func (s *session) tailFailed(err error) error {
 	s.close(s.readError(err, true))
 	return err

@@ -273,10 +273,7 @@ func (s *session) send(g router.Group, frame *bufpool.Buf, corr int32, expect bo
 			sent, err := lane.SendTail(frame, s, !s.gate.member, corr, expect, owner)
 			switch {
 			case sent && err != nil:
-				// The lane failed with half a frame written; a client's
-				// fault closed the session already (WriteTail).
-				s.close(reasonUpstreamFailed, err)
-				return err
+				return s.spliceFailed(err)
 			case sent:
 				return nil
 			case errors.Is(err, upstream.ErrLaneClosed):

@@ -143,3 +143,11 @@ func (s *session) tailFailed(err error) error {
 	s.close(s.readError(err, true))
 	return err
 }
+
+// spliceFailed ends the session for a lane that failed with a spliced frame
+// half written: the broker's failure, unless the client's fault closed the
+// session already (WriteTail).
+func (s *session) spliceFailed(err error) error {
+	s.close(reasonUpstreamFailed, err)
+	return err
+}

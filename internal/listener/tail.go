@@ -46,8 +46,9 @@ type frameTail struct {
 
 // readHead reads the first spliceHead bytes of a frame of total bytes and,
 // for a Produce request whose routing fields they hold, leaves the rest as
-// the session's tail (tail true). Otherwise got is what frame holds; on an
-// error the frame is gone.
+// the session's tail (tail true): a head that shows a length past the
+// frame's end too, for route to refuse without reading the rest.
+// Otherwise got is what frame holds; on an error the frame is gone.
 func (s *session) readHead(r io.Reader, frame *bufpool.Buf, total int) (got int, tail bool, err error) {
 	if err := s.readFull(r, frame.B[4:spliceHead]); err != nil {
 		s.srv.pool.Put(frame)
@@ -55,8 +56,8 @@ func (s *session) readHead(r io.Reader, frame *bufpool.Buf, total int) (got int,
 	}
 	br, ok := r.(*bufpool.Reader)
 	// A look at the head: route parses the frame for itself.
-	q, _ := s.pol.protocol.ParseRequest(frame.B[4:spliceHead])
-	if !ok || q.Key != router.KeyProduce || s.pol.protocol.CheckRequest(&q, false) != nil {
+	q, _ := s.pol.protocol.ParseRequestHead(frame.B[4:spliceHead], total-4)
+	if !ok || q.Key != router.KeyProduce || errors.Is(s.pol.protocol.CheckRequest(&q, false), router.ErrTruncated) {
 		return spliceHead, false, nil // decided on the whole frame, as ever
 	}
 	head := spliceHead + br.Buffered()

@@ -14,7 +14,8 @@ import (
 
 // TestProduceRecordsPastFrameRefused: a Produce whose records length runs
 // past the end of its frame is the client's fault, found at kproxy: read
-// whole when small, by its head when large (before any of it is spliced).
+// whole when small, by its head when large (before any of it is spliced,
+// and without reading the rest into memory).
 // It is refused (bad_frame, malformed) and never reaches the broker, which
 // would otherwise drop the connection and have the session blame it.
 func TestProduceRecordsPastFrameRefused(t *testing.T) {
@@ -47,6 +48,9 @@ func TestProduceRecordsPastFrameRefused(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(env.Metrics.FrameErrors.WithLabelValues("malformed")); got != float64(len(sizes)) {
 		t.Errorf("malformed frames %v, want %d", got, len(sizes))
+	}
+	if peak := env.Proxy.BufferedPeakForTest(); peak > 128<<10 {
+		t.Errorf("peak buffered %d bytes: the large frame was read whole, not refused by its head", peak)
 	}
 	if got := closes(env, "upstream_failed"); got != 0 {
 		t.Errorf("%v sessions blamed on the broker", got)

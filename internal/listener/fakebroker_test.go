@@ -30,6 +30,9 @@ type fakeBroker struct {
 	// non-Kafka servers do, and late: after the answer to the request that
 	// follows it, just before the next answer on its connection.
 	lateAcks0Answers atomic.Bool
+	// resetAfter, when set, makes the broker reset a connection once it
+	// has read that many bytes of a larger frame: a broker dying mid-frame.
+	resetAfter atomic.Int64
 
 	mu    sync.Mutex
 	conns []net.Conn
@@ -87,6 +90,12 @@ func (b *fakeBroker) serve(c net.Conn, id int) {
 		}
 		frame := make([]byte, 4+binary.BigEndian.Uint32(size[:]))
 		copy(frame, size[:])
+		if cut := b.resetAfter.Load(); cut > 0 && int64(len(frame)) > cut {
+			_, _ = io.ReadFull(c, frame[4:cut])
+			_ = c.(*net.TCPConn).SetLinger(0)
+			c.Close()
+			return
+		}
 		if _, err := io.ReadFull(c, frame[4:]); err != nil {
 			return
 		}

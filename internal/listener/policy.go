@@ -17,7 +17,8 @@ import (
 // acts on its verdict (answers locally, closes, or forwards).
 
 // frameMalformed: a request kproxy reads or patches whose body does not
-// parse (kproxy_frame_errors_total{reason}).
+// parse, or a Produce with a length past its frame's end
+// (kproxy_frame_errors_total{reason}).
 const frameMalformed = "malformed"
 
 // routing.unknown_apis: hide. A key kmsg does not know is left out of the

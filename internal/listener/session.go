@@ -214,7 +214,7 @@ func isHTTP(p [4]byte) bool {
 // takes frame.
 func (s *session) route(frame *bufpool.Buf) (string, error) {
 	p := s.pol.protocol
-	q, _ := p.ParseRequest(frame.B[4:]) // size >= 8 checked
+	q, _ := p.ParseRequestHead(frame.B[4:], len(frame.B)-4+int(s.tail.lr.N)) // size >= 8 checked; a tail unread
 	h := q.RequestHeader
 	if s.srv.log.Core().Enabled(zap.DebugLevel) {
 		s.log.Debug("request", zap.String("api", p.Name(h.Key)), zap.Int16("api_key", h.Key), zap.Int16("api_version", h.Version),
@@ -302,7 +302,7 @@ func (s *session) send(g router.Group, frame *bufpool.Buf, corr int32, expect bo
 			sent, err := lane.SendTail(frame, s, !s.gate.member, corr, expect, owner)
 			switch {
 			case sent && err != nil:
-				return s.tailFailed(err)
+				return s.spliceFailed(err)
 			case sent:
 				return nil
 			case errors.Is(err, upstream.ErrLaneClosed):

@@ -46,8 +46,9 @@ type frameTail struct {
 
 // readHead reads the first spliceHead bytes of a frame of total bytes and,
 // for a Produce request whose routing fields they hold, leaves the rest as
-// the session's tail (tail true). Otherwise got is what frame holds; on an
-// error the frame is gone.
+// the session's tail (tail true): a head that shows a length past the
+// frame's end too, for route to refuse without reading the rest.
+// Otherwise got is what frame holds; on an error the frame is gone.
 func (s *session) readHead(r io.Reader, frame *bufpool.Buf, total int) (got int, tail bool, err error) {
 	if err := s.readFull(r, frame.B[4:spliceHead]); err != nil {
 		s.srv.pool.Put(frame)
@@ -55,8 +56,8 @@ func (s *session) readHead(r io.Reader, frame *bufpool.Buf, total int) (got int,
 	}
 	br, ok := r.(*bufpool.Reader)
 	// A look at the head: route parses the frame for itself.
-	q, _ := s.pol.protocol.ParseRequest(frame.B[4:spliceHead])
-	if !ok || q.Key != router.KeyProduce || s.pol.protocol.CheckRequest(&q, false) != nil {
+	q, _ := s.pol.protocol.ParseRequestHead(frame.B[4:spliceHead], total-4)
+	if !ok || q.Key != router.KeyProduce || errors.Is(s.pol.protocol.CheckRequest(&q, false), router.ErrTruncated) {
 		return spliceHead, false, nil // decided on the whole frame, as ever
 	}
 	head := spliceHead + br.Buffered()
@@ -74,12 +75,16 @@ func (s *session) readHead(r io.Reader, frame *bufpool.Buf, total int) (got int,
 func (s *session) TailLen() int64 { return s.tail.lr.N }
 
 // WriteTail implements upstream.Tail: it splices the tail into conn,
-// riding over read deadlines as readFull does.
+// riding over read deadlines as readFull does. Any error fails the lane,
+// whose reader reports it as the broker's failure; when the client failed
+// (it closed or reset mid-frame, or timed out), the session closes here
+// first, with the client's reason, and that first reason stands.
 func (s *session) WriteTail(conn *net.TCPConn) (int64, error) {
 	var n int64
 	for s.tail.lr.N > 0 {
 		m, err := conn.ReadFrom(&s.tail.lr)
 		n += m
+		client := true
 		switch {
 		case err == nil && s.tail.lr.N > 0:
 			err = io.ErrUnexpectedEOF // the client closed mid-frame
@@ -87,8 +92,14 @@ func (s *session) WriteTail(conn *net.TCPConn) (int64, error) {
 			if err = s.timedOut(); err == nil {
 				continue
 			}
+		case err != nil:
+			// The splice names neither of its sockets.
+			client = clientGone(s.conn)
 		}
 		if err != nil {
+			if client {
+				err = s.tailFailed(err)
+			}
 			return n, err
 		}
 	}
@@ -126,10 +137,18 @@ func (s *session) skipTail() error {
 	return nil
 }
 
-// tailFailed ends the session for a tail that could not be read or
-// written, with the reason a failed frame read has (the caller, route,
-// would call any send error a failed dial), and returns err.
+// tailFailed ends the session for a tail the client did not send whole,
+// with the reason a failed frame read has (the caller, route, would call
+// any send error a failed dial), and returns err.
 func (s *session) tailFailed(err error) error {
 	s.close(s.readError(err, true))
+	return err
+}
+
+// spliceFailed ends the session for a lane that failed with a spliced frame
+// half written: the broker's failure, unless the client's fault closed the
+// session already (WriteTail).
+func (s *session) spliceFailed(err error) error {
+	s.close(reasonUpstreamFailed, err)
 	return err
 }

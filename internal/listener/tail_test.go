@@ -241,3 +241,65 @@ func TestTrickledSpliceIdleTimeout(t *testing.T) {
 		return testutil.ToFloat64(env.Metrics.SessionCloses.WithLabelValues("client_idle_timeout")) == 1
 	})
 }
+
+// TestSpliceCutByClientBlamesClient: a client that closes in the middle of
+// a large Produce whose tail is being spliced to the broker, cleanly (FIN)
+// or with a reset, ends its session for its own fault, never as
+// upstream_failed, however the session's reader and the lane's race to
+// report it. The lane's connection, half a frame written, is closed: no
+// later session takes it from the pool.
+func TestSpliceCutByClientBlamesClient(t *testing.T) {
+	env := proxytest.Start(t, proxytest.Options{Brokers: 1, Kfake: []kfake.Opt{kfake.SeedTopics(1, "t")}})
+	_, addr := leaderAddrs(t, env, "t")
+	frame := rawclient.EncodeRequest(rawclient.ProduceRequest("t", 0, 1, randomValue(1<<20)), 1, "cutter")
+	ended := func() float64 {
+		return closes(env, "bad_frame") + closes(env, "client_closed") + closes(env, "upstream_failed")
+	}
+	const rounds = 100
+	for i := range rounds {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Write(frame[:len(frame)/2]); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 1 {
+			_ = c.(*net.TCPConn).SetLinger(0) // a reset
+		}
+		c.Close()
+		waitFor(t, "the session closed", func() bool { return ended() == float64(i+1) })
+	}
+	if got := closes(env, "upstream_failed"); got != 0 {
+		t.Errorf("%v of %d sessions cut by their client blamed on the broker (bad_frame %v, client_closed %v)",
+			got, rounds, closes(env, "bad_frame"), closes(env, "client_closed"))
+	}
+	if got := closes(env, "bad_frame"); got < rounds/2 {
+		t.Errorf("%v sessions closed as bad_frame, want every one of the %d closed cleanly mid-frame (a truncated frame)", got, rounds/2)
+	}
+	if got := testutil.ToFloat64(env.Metrics.PoolHits); got != 0 {
+		t.Errorf("%v lanes took a pooled connection: a half-written one was pooled", got)
+	}
+}
+
+// TestSpliceCutByBrokerBlamesBroker: a broker that resets its connection
+// in the middle of a spliced Produce, while the client is still sending
+// it, fails the session as upstream_failed, never as the client's fault.
+func TestSpliceCutByBrokerBlamesBroker(t *testing.T) {
+	b, env := startOnFakeBroker(t, config.UnknownAPIsHide, nil)
+	b.resetAfter.Store(128 << 10)
+	frame := rawclient.EncodeRequest(rawclient.ProduceRequest("t", 0, 1, randomValue(4<<20)), 1, "producer")
+	const rounds = 20
+	for i := range rounds {
+		c := dialRaw(t, env.Bootstrap(), "producer")
+		go func() { _, _ = c.Conn.Write(frame) }()
+		expectClosed(t, c.Conn)
+		waitFor(t, "the session closed", func() bool {
+			return closes(env, "upstream_failed")+closes(env, "client_closed")+closes(env, "bad_frame") == float64(i+1)
+		})
+	}
+	if got := closes(env, "upstream_failed"); got != rounds {
+		t.Errorf("%v of %d sessions whose broker reset mid-frame blamed on the broker (client_closed %v, bad_frame %v)",
+			got, rounds, closes(env, "client_closed"), closes(env, "bad_frame"))
+	}
+}

@@ -21,6 +21,9 @@ type Request struct {
 	// bodyAt is where the body starts in Frame; 0 when the header past its
 	// fixed 8 bytes is truncated.
 	bodyAt int
+	// unread is what the frame's size declares past Frame: the tail of a
+	// large Produce still in the client's socket (listener/tail.go).
+	unread int
 }
 
 // ParseRequest parses a request frame (after the size prefix). It fails
@@ -42,6 +45,15 @@ func (p *Protocol) ParseRequest(frame []byte) (Request, error) {
 		req.ClientID, req.bodyAt = id, r.off
 	}
 	return req, nil
+}
+
+// ParseRequestHead parses the first bytes of a request frame of size bytes
+// (after the size prefix) whose rest has not been read: its checks see
+// what the head shows, against the size declared.
+func (p *Protocol) ParseRequestHead(head []byte, size int) (Request, error) {
+	q, err := p.ParseRequest(head)
+	q.unread = max(size-len(head), 0)
+	return q, err
 }
 
 // Body returns a reader at the start of the request body.

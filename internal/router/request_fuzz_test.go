@@ -2,6 +2,7 @@ package router
 
 import (
 	"encoding/binary"
+	"errors"
 	"testing"
 	"time"
 
@@ -131,14 +132,23 @@ func decodeAnyRequest(p *Protocol, body []byte) (req kmsg.Request, clientID *str
 
 // FuzzRequestHeader feeds arbitrary request bodies to everything the
 // session reads from a client frame: the request view (fixed header,
-// client id, body offset), Produce acks, the request timeout, the fetch
-// wait, barrier scopes and the client's software. None may panic or read
-// out of bounds; where kbin and kmsg decode the same bytes, the view and
-// the walkers must agree with them.
+// client id, body offset), Produce acks, the request check, the request
+// timeout, the fetch wait, barrier scopes and the client's software. None
+// may panic or read out of bounds; where kbin and kmsg decode the same
+// bytes, the view and the walkers must agree with them, and the check of a
+// Produce refuses exactly what kmsg cannot decode, and refuses its head
+// (the frame's size declared, its tail unread) only if it refuses the
+// whole.
 func FuzzRequestHeader(f *testing.F) {
 	p := NewProtocol()
 	for _, s := range requestSeeds(p) {
 		f.Add(s)
+	}
+	for v := range p.MaxVersion(KeyProduce) + 1 {
+		for _, records := range [][]byte{[]byte("records"), nil} {
+			body, _ := produceWithRecords(p, v, records)
+			f.Add(body)
+		}
 	}
 	f.Add([]byte{})
 	f.Add([]byte{0, 0, 0, 9, 0, 0, 0, 1, 0xff, 0xff})
@@ -164,7 +174,14 @@ func FuzzRequestHeader(f *testing.F) {
 		if at, err := p.FetchMaxWaitOffset(&q); err == nil && (at < 8 || at+4 > len(body)) {
 			t.Fatalf("fetch wait at %d outside 8..%d", at, len(body)-4)
 		}
+		checkErr := p.CheckRequest(&q, false)
 		req, clientID, bodyAt := decodeAnyRequest(p, body)
+		if q.Key == KeyProduce && q.Version >= 0 && q.Version <= p.MaxVersion(KeyProduce) {
+			if (checkErr == nil) != (req != nil) {
+				t.Fatalf("Produce v%d: check says %v, kmsg decodes: %v", q.Version, checkErr, req != nil)
+			}
+			checkProduceHeads(t, p, body, checkErr)
+		}
 		if req == nil {
 			return
 		}
@@ -181,4 +198,25 @@ func FuzzRequestHeader(f *testing.F) {
 			t.Fatalf("Produce v%d: acks %d (%v), kmsg reads %d", q.Version, acks, acksErr, pr.Acks)
 		}
 	})
+}
+
+// checkProduceHeads checks heads of a Produce body cut at many points, the
+// rest declared but unread: a head is refused as malformed (ErrBadLength)
+// only when the whole body is refused too, and otherwise passes or asks
+// for the whole frame (ErrTruncated).
+func checkProduceHeads(t *testing.T, p *Protocol, body []byte, wholeErr error) {
+	step := max(1, len(body)/16)
+	for cut := 8; cut < len(body); cut += step {
+		q, err := p.ParseRequestHead(body[:cut], len(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch err := p.CheckRequest(&q, false); {
+		case err == nil, errors.Is(err, ErrTruncated):
+		case !errors.Is(err, ErrBadLength):
+			t.Fatalf("head of %d of %d bytes: unexpected error %v", cut, len(body), err)
+		case wholeErr == nil:
+			t.Fatalf("head of %d of %d bytes refused (%v), the whole body passes", cut, len(body), err)
+		}
+	}
 }

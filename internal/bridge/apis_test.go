@@ -37,7 +37,10 @@ func (c apiCase) run(t *testing.T) {
 }
 
 func TestProduceUpDown(t *testing.T) {
-	sets := [][]byte{[]byte("message set of partition 0"), []byte("message set of partition 7")}
+	sets := [][]byte{
+		legacySet(t, legacySetSpec{magic: 0}, []testRecord{{value: []byte("partition 0")}}),
+		legacySet(t, legacySetSpec{magic: 1}, []testRecord{{timestamp: 1700000000000, value: []byte("partition 7")}}),
+	}
 	for from := int16(0); from <= 2; from++ {
 		req := kmsg.NewPtrProduceRequest()
 		req.Acks, req.TimeoutMillis = -1, 1500

@@ -37,6 +37,10 @@ type Exchange struct {
 	// has no field for: Fetch's PartitionMaxBytes (the bound of the message
 	// set it gets back), ListOffsets v0's MaxNumOffsets.
 	limit map[partition]int32
+	// grown is what the answer's down-conversion added to its size (Fetch
+	// message sets are larger than the batches they came from), so that
+	// its encoding is sized once instead of grown by copying.
+	grown int
 }
 
 type partition struct {
@@ -162,7 +166,7 @@ func (x *Exchange) Down(resp []byte, maxOut int) ([]byte, error) {
 	if err := t.down(r, x, maxOut); err != nil {
 		return nil, err
 	}
-	return encodeResponse(r, x.From, correlation, maxOut)
+	return encodeResponse(r, x.From, correlation, maxOut, len(resp)+x.grown)
 }
 
 // UnsupportedVersion is the answer to a request of an old version that
@@ -192,12 +196,14 @@ func UnsupportedVersion(req []byte, key, version int16) ([]byte, error) {
 		}
 	}
 	setErrorCodes(resp, codeUnsupportedVersion)
-	return encodeResponse(resp, version, uint32(h.correlation), math.MaxInt)
+	return encodeResponse(resp, version, uint32(h.correlation), math.MaxInt, 64)
 }
 
-func encodeResponse(r kmsg.Response, version int16, correlation uint32, maxOut int) ([]byte, error) {
+// encodeResponse encodes r at version behind a response header; sizeHint is
+// about how large the frame will be.
+func encodeResponse(r kmsg.Response, version int16, correlation uint32, maxOut, sizeHint int) ([]byte, error) {
 	r.SetVersion(version)
-	out := make([]byte, 8, 64)
+	out := make([]byte, 8, max(64, min(sizeHint+64, maxOut+4)))
 	binary.BigEndian.PutUint32(out[4:], correlation)
 	if flexibleResponseHeader(r) {
 		out = append(out, 0)

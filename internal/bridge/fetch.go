@@ -58,6 +58,7 @@ func (fetch) down(resp kmsg.Response, x *Exchange, maxOut int) error {
 			if err != nil {
 				return err
 			}
+			x.grown += len(set) - len(p.RecordBatches)
 			p.RecordBatches = set
 			budget -= len(set)
 		}

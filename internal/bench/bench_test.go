@@ -54,10 +54,22 @@ func TestQuickRunHasEveryRow(t *testing.T) {
 			t.Errorf("no row for %q", w)
 		}
 	}
+	for _, w := range []string{wBridgeProduce, wBridgeConsume} {
+		a := res.bridge.by[w]
+		if a == nil {
+			t.Errorf("no version bridge row for %q", w)
+			continue
+		}
+		for i, g := range a {
+			if g.bytes <= 0 {
+				t.Errorf("version bridge, %s, %s: nothing moved", w, bridgeClients[i])
+			}
+		}
+	}
 	var buf bytes.Buffer
 	res.WriteTable(&buf)
 	out := buf.String()
-	for _, s := range []string{"kproxy ÷ relay", "kproxy ÷ direct", "CPU over direct", "allocated over direct", "idle client connection", "p99.9 µs", "B/answer B", "process CPU: "} {
+	for _, s := range []string{"kproxy ÷ relay", "kproxy ÷ direct", "CPU over direct", "allocated over direct", "idle client connection", "p99.9 µs", "B/answer B", "process CPU: ", "legacy ÷ modern"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("table lacks %q:\n%s", s, out)
 		}

@@ -291,7 +291,8 @@ func (l *Lane[O]) endLocked(why error) bool {
 
 // finish runs on the reader once readLoop has returned readErr: it ends
 // the lane with readErr unless another route ended it first, aborts a
-// re-authentication under way, gives a released lane's connection back
+// re-authentication under way, puts back the frames it will never write
+// (their budget charge with them), gives a released lane's connection back
 // (lane_release.go), and reports to the handler, once.
 func (l *Lane[O]) finish(readErr error) {
 	l.mu.Lock()
@@ -300,13 +301,34 @@ func (l *Lane[O]) finish(readErr error) {
 		l.reauth.abortLocked(l, readErr, own)
 	}
 	err := l.lostLocked(readErr, own)
+	unsent := l.unsentLocked()
 	released := l.why == errReleased
 	l.mu.Unlock()
+	for _, frame := range unsent {
+		l.opts.Pool.Put(frame) // pays back the memory budget charged for it
+	}
 	if released {
 		l.handBack(readErr)
 	}
 	l.gauge.Dec()
 	l.h.LaneDone(l, err)
+}
+
+// unsentLocked takes the frames the lane will never write: those queued
+// for the writer and those parked by a re-authentication. Nothing joins
+// either once the lane has ended (Send, SendTail and exchange check
+// closed; the re-authentication's release only moves parked frames to the
+// queue), and a frame the writer took already is the writer's to put back.
+func (l *Lane[O]) unsentLocked() []*bufpool.Buf {
+	unsent := l.queue
+	l.queue = nil
+	if l.reauth != nil {
+		for _, h := range l.reauth.held {
+			unsent = append(unsent, h.frame)
+		}
+		l.reauth.held = nil
+	}
+	return unsent
 }
 
 // lostLocked is what LaneDone reports: nil when nothing was lost, else

@@ -17,6 +17,7 @@ import (
 	"github.com/kproxy/kproxy/config"
 	"github.com/kproxy/kproxy/internal/loopback"
 	"github.com/kproxy/kproxy/internal/proxytest"
+	"github.com/kproxy/kproxy/internal/rawclient"
 	"github.com/kproxy/kproxy/internal/router"
 	"github.com/kproxy/kproxy/internal/upstream"
 )
@@ -208,5 +209,17 @@ func TestKilledSessionsDoNotWedgeASmallBudget(t *testing.T) {
 		t.Fatalf("a client after the killed sessions got no answer: %v", err)
 	}
 	c.Close()
+	awaitNothingHeld(t, env)
+}
+
+// TestKilledSplicesPayBackTheBudget: sessions killed while the records of a
+// large Produce move from their socket to the broker's (tail.go), half of
+// them before the frame's last byte, pay back the frame's first bytes, the
+// only part of it charged.
+func TestKilledSplicesPayBackTheBudget(t *testing.T) {
+	env := killEnv(t, config.Defaults().Limits.MaxBufferedBytes)
+	frame := upstream.AppendRequest(nil, rawclient.ProduceRequest("t", 0, 1, make([]byte, 256<<10)), 1, "killed")
+	killSessions(env.Bootstrap(), 250, 8, frame[:len(frame)/2])
+	killSessions(env.Bootstrap(), 250, 8, frame) // whole, and never answered
 	awaitNothingHeld(t, env)
 }

@@ -66,11 +66,11 @@ func (b *fakeBroker) sit(c net.Conn) {
 		if _, err := io.ReadFull(c, frame); err != nil {
 			return
 		}
-		h, err := router.ParseRequestHeader(frame)
+		q, err := router.NewProtocol().ParseRequest(frame)
 		if err != nil {
 			return
 		}
-		if _, err := c.Write(b.answer(h)); err != nil {
+		if _, err := c.Write(b.answer(&q)); err != nil {
 			return
 		}
 	}

@@ -54,7 +54,7 @@ func TestQuickRunHasEveryRow(t *testing.T) {
 			t.Errorf("no row for %q", w)
 		}
 	}
-	for _, w := range []string{wBridgeProduce, wBridgeConsume} {
+	for _, w := range []string{wBridgeProduce, wBridgeConsume, wBridgeConsume1K} {
 		a := res.bridge.by[w]
 		if a == nil {
 			t.Errorf("no version bridge row for %q", w)

@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kversion"
+
+	"github.com/kproxy/kproxy/internal/loopback"
 )
 
 // The version bridge's cost: the same produce and consume workloads through
@@ -19,8 +22,9 @@ import (
 const OnlyBridge = "bridge"
 
 const (
-	wBridgeProduce = "produce 1 KiB records (kgo)"
-	wBridgeConsume = "consume 1 MiB batches (kgo)"
+	wBridgeProduce   = "produce 1 KiB records (kgo)"
+	wBridgeConsume   = "consume 1 MiB batches of 100 B records (kgo)"
+	wBridgeConsume1K = "consume 1 MiB batches of 1 KiB records (kgo)"
 )
 
 // bridgeClients are the two clients of the bridge rows, in column order.
@@ -54,16 +58,33 @@ func (b *bridgeResults) add(name string, client int, s sample) {
 // measureBridge runs the bridge rows through the run's kproxy, modern and
 // legacy alternating, Rounds times.
 func (e *env) measureBridge(ctx context.Context, res *Results) error {
-	via := e.paths[2]
+	produce := func(ctx context.Context, p path) (sample, error) { return e.produce(ctx, p, 1024) }
+	if err := e.bridgeRows(ctx, res, e.paths[2], workload{wBridgeProduce, produce}, workload{wBridgeConsume, e.consume}); err != nil {
+		return err
+	}
+	// The legacy format costs per message (a CRC and a header each), so
+	// record size matters: the same batches, of 1 KiB values, from a
+	// cluster of their own.
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topic),
+		kfake.SyntheticFetch(kfake.SyntheticBatch{RecordBytes: 1024}))
+	if err != nil {
+		return fmt.Errorf("kfake: %w", err)
+	}
+	defer cluster.Close()
+	srv, err := startProxy(loopback.Config(cluster.ListenAddrs()))
+	if err != nil {
+		return err
+	}
+	defer stopProxy(srv)
+	via := path{name: "kproxy", seeds: []string{srv.BootstrapAddr()}}
+	return e.bridgeRows(ctx, res, via, workload{wBridgeConsume1K, e.consume})
+}
+
+// bridgeRows runs each workload through via, by a modern client and by a
+// legacy one in turn, Rounds times.
+func (e *env) bridgeRows(ctx context.Context, res *Results, via path, runs ...workload) error {
 	legacy := via
 	legacy.opts = append(append([]kgo.Opt(nil), via.opts...), legacyOpts()...)
-	runs := []struct {
-		name string
-		run  func(ctx context.Context, p path) (sample, error)
-	}{
-		{wBridgeProduce, func(ctx context.Context, p path) (sample, error) { return e.produce(ctx, p, 1024) }},
-		{wBridgeConsume, e.consume},
-	}
 	for _, w := range runs {
 		e.logf("version bridge: %s", w.name)
 		for round := range e.opts.Rounds {

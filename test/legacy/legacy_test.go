@@ -133,15 +133,21 @@ func direct(t *testing.T, c legacyClient) {
 		t.Fatal(err)
 	}
 	t.Cleanup(cluster.Close)
+	seeds := cluster.ListenAddrs()
+	// Records a current client can write are there to read, and the floors
+	// come after them, so that what they count is the old client's alone.
+	seed(t, seeds, values(0, records))
+	if c.groupCommittedFirst {
+		commitStart(t, seeds)
+	}
 	floors, err := kafka4.Floors(cluster)
 	if err != nil {
 		t.Fatal(err)
 	}
-	seeds := cluster.ListenAddrs()
 
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), directTimeout)
-	produced, err := c.produce(ctx, seeds, values(0, records))
+	produced, err := c.produce(ctx, seeds, values(records, records))
 	cancel()
 	if produced != 0 {
 		t.Errorf("produced %d straight to a Kafka 4 broker, want 0", produced)
@@ -151,12 +157,6 @@ func direct(t *testing.T, c legacyClient) {
 	}
 	t.Logf("producer: %d produced in %s, %v; the broker received %s", produced, time.Since(start).Round(time.Millisecond), err, floors.Summary())
 
-	// Records a modern client can write are there to read: the old
-	// consumer still gets none of them.
-	seed(t, seeds, values(0, records))
-	if c.groupCommittedFirst {
-		commitStart(t, seeds)
-	}
 	rejectedBefore := floors.Rejected()
 	start = time.Now()
 	ctx, cancel = context.WithTimeout(context.Background(), directTimeout)

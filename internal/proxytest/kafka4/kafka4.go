@@ -8,6 +8,7 @@
 package kafka4
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -15,7 +16,6 @@ import (
 	"maps"
 	"net"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -159,23 +159,25 @@ func (b *Broker) RejectedRequests() map[Request]int {
 }
 
 // Summary lists the requests by key and version, "Produce v2 ×3
-// (rejected 3)", in key order: what a client sent on the wire.
+// (rejected 3)", in key order: what the clients sent on the wire.
 func (b *Broker) Summary() string {
-	reqs, rej := b.Requests(), b.RejectedRequests()
-	keys := make([]Request, 0, len(reqs))
-	for r := range reqs {
-		keys = append(keys, r)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		if keys[i].Key != keys[j].Key {
-			return keys[i].Key < keys[j].Key
-		}
-		return keys[i].Version < keys[j].Version
+	return summary(b.Requests(), b.RejectedRequests())
+}
+
+// RejectedSummary lists the rejected requests by key and version,
+// "Produce v2 ×3", in key order.
+func (b *Broker) RejectedSummary() string {
+	return summary(b.RejectedRequests(), nil)
+}
+
+func summary(reqs, rejected map[Request]int) string {
+	keys := slices.SortedFunc(maps.Keys(reqs), func(a, b Request) int {
+		return cmp.Or(cmp.Compare(a.Key, b.Key), cmp.Compare(a.Version, b.Version))
 	})
 	parts := make([]string, 0, len(keys))
 	for _, r := range keys {
 		s := fmt.Sprintf("%s ×%d", r, reqs[r])
-		if n := rej[r]; n > 0 {
+		if n := rejected[r]; n > 0 {
 			s += fmt.Sprintf(" (rejected %d)", n)
 		}
 		parts = append(parts, s)

@@ -81,7 +81,7 @@ class StepTimeout(Exception):
 
 
 def on_alarm(signum, frame):
-    raise StepTimeout("step took longer than --timeout plus 10 s")
+    raise StepTimeout("step took longer than --timeout plus 5 s")
 
 
 def step(args, result, fn):
@@ -89,7 +89,7 @@ def step(args, result, fn):
     cannot join the group); with --keep-going a failure is recorded and the
     scenario goes on."""
     signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(int(args.timeout) + 10)
+    signal.alarm(int(args.timeout) + 5)
     try:
         fn()
     except Exception as e:

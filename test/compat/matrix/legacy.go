@@ -29,7 +29,7 @@ const (
 
 	// legacyDirectTimeout bounds each step of a direct legacy row, which
 	// is expected to get nothing through.
-	legacyDirectTimeout = 5 * time.Second
+	legacyDirectTimeout = 3 * time.Second
 )
 
 // legacyClients are clients pinned to the protocol of Kafka 0.8-0.10:

@@ -72,9 +72,8 @@ func Floors(c *kfake.Cluster) (*Broker, error) {
 	for i := range keys.ApiKeys {
 		k := &keys.ApiKeys[i]
 		if k.ApiKey == int16(kmsg.Produce) {
-			// 4.x still lists Produce from version 0 (librdkafka will
-			// not produce compressed data to a broker that does not)
-			// while rejecting 0-2.
+			// 4.x still lists Produce from version 0, a workaround
+			// for librdkafka, while rejecting 0-2.
 			k.MinVersion = 0
 			continue
 		}
@@ -83,10 +82,12 @@ func Floors(c *kfake.Cluster) (*Broker, error) {
 	b := newBroker(true)
 	c.ControlKey(int16(kmsg.ApiVersions), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
-		b.count(req, false)
 		if req.GetVersion() > keys.Version {
-			return nil, nil, false // kfake answers v0 with UNSUPPORTED_VERSION, as a broker does
+			// kfake answers v0 with UNSUPPORTED_VERSION, as a broker
+			// does; the control installed below counts it.
+			return nil, nil, false
 		}
+		b.count(req, false)
 		resp := *keys
 		resp.ApiKeys = slices.Clone(keys.ApiKeys)
 		resp.Version = req.GetVersion()

@@ -17,6 +17,7 @@ import (
 	"github.com/kproxy/kproxy/internal/listener"
 	"github.com/kproxy/kproxy/internal/loopback"
 	"github.com/kproxy/kproxy/internal/metrics"
+	"github.com/kproxy/kproxy/internal/proxytest/kafka4"
 )
 
 // Env is a running cluster and the proxy in front of it.
@@ -26,6 +27,9 @@ type Env struct {
 	Config   config.Config
 	Registry *prometheus.Registry
 	Metrics  *metrics.Metrics
+	// Floors counts what the cluster received, by key and version; set
+	// when Options.Kafka4Floors asked for Kafka 4.0's floors.
+	Floors *kafka4.Broker
 }
 
 // Options tune Start.
@@ -34,6 +38,9 @@ type Options struct {
 	Kfake   []kfake.Opt // extra cluster options
 	Config  func(*config.Config)
 	Logger  *zap.Logger // default: zaptest at warn
+	// Kafka4Floors makes the cluster close the connection on the request
+	// versions Kafka 4.0 removed and list 4.0's minimums (package kafka4).
+	Kafka4Floors bool
 	// NotReady skips waiting for the proxy to be ready: for tests of a
 	// proxy that cannot reach or authenticate to the cluster.
 	NotReady bool
@@ -50,6 +57,12 @@ func Start(t testing.TB, o Options) *Env {
 		t.Fatalf("kfake: %v", err)
 	}
 	t.Cleanup(cluster.Close)
+	var floors *kafka4.Broker
+	if o.Kafka4Floors {
+		if floors, err = kafka4.Floors(cluster); err != nil {
+			t.Fatalf("kafka 4 floors: %v", err)
+		}
+	}
 	cfg := loopback.Config(cluster.ListenAddrs())
 	if o.Config != nil {
 		o.Config(&cfg)
@@ -63,6 +76,7 @@ func Start(t testing.TB, o Options) *Env {
 	}
 	env := startProxy(t, cfg, log, !o.NotReady)
 	env.Cluster = cluster
+	env.Floors = floors
 	return env
 }
 

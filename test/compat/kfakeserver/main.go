@@ -22,6 +22,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
+
+	"github.com/kproxy/kproxy/internal/proxytest/kafka4"
 )
 
 func main() {
@@ -41,6 +43,8 @@ func run() error {
 		seedTopics  = flag.String("seed-topics", "", "comma-separated topics to create at start, with -default-partitions partitions")
 		logRequests = flag.Bool("v", false, "log kfake debug output to stderr")
 		logAPIVers  = flag.Bool("log-api-versions", false, "log every ApiVersions request (version, KIP-511 ClientSoftwareName/Version) to stderr")
+		floors      = flag.Bool("kafka4-floors", false, "close the connection on request versions Kafka 4.0 removed and list 4.0's minimums in ApiVersions; print the requests received, by key and version, on exit")
+		countReqs   = flag.Bool("count-requests", false, "print the requests received, by key and version, on exit (implied by -kafka4-floors)")
 	)
 	flag.Parse()
 
@@ -73,8 +77,25 @@ func run() error {
 		return fmt.Errorf("starting kfake cluster: %w", err)
 	}
 	defer c.Close()
+	// A control that answers ApiVersions (the floors) hides the request
+	// from controls added after it: the logger goes first.
 	if *logAPIVers {
 		logAPIVersions(c)
+	}
+	var counted *kafka4.Broker
+	switch {
+	case *floors:
+		if counted, err = kafka4.Floors(c); err != nil {
+			return err
+		}
+	case *countReqs:
+		counted = kafka4.Observe(c)
+	}
+	if counted != nil {
+		defer func() {
+			fmt.Fprintf(os.Stderr, "kfakeserver: requests: %s\n", counted.Summary())
+			fmt.Fprintf(os.Stderr, "kfakeserver: rejected %d requests\n", counted.Rejected())
+		}()
 	}
 
 	// One line, flushed, so a harness can read it with a plain line read.

@@ -24,10 +24,13 @@ type client struct {
 	// idMatching: the client matches answers to requests by correlation id,
 	// so kproxy may answer out of request order (docs/CONFIGURATION.md, "Answer ordering").
 	idMatching bool
-	run        func(ctx context.Context, o options, s scenario) result
+	// legacy: pinned to the protocol of Kafka 0.8-0.10; it meets Kafka
+	// 4.0 with its floors (legacy.go).
+	legacy bool
+	run    func(ctx context.Context, o options, s scenario) result
 }
 
-func allClients() []client {
+func currentClients() []client {
 	return []client{
 		{name: "kafka-python", run: script("/usr/bin/python3", "kafka_python_client.py")},
 		{name: "confluent-kafka-python", idMatching: true, run: script("/usr/bin/python3", "confluent_client.py")},
@@ -39,6 +42,10 @@ func allClients() []client {
 		// Transport sends one request at a time per connection.
 		{name: "kafka-go", goClient: true, idMatching: true, run: inProcess("github.com/segmentio/kafka-go", kafkaGoScenario)},
 	}
+}
+
+func allClients() []client {
+	return append(currentClients(), legacyClients()...)
 }
 
 func clientNames() []string {
@@ -72,8 +79,9 @@ type scriptResult struct {
 }
 
 // script runs a non-Go client script in its own process group, so a
-// timeout also stops the processes it started (kcat's consumers).
-func script(interpreter, path string) func(context.Context, options, scenario) result {
+// timeout also stops the processes it started (kcat's consumers); args
+// are passed on to every run of it.
+func script(interpreter, path string, args ...string) func(context.Context, options, scenario) result {
 	return func(ctx context.Context, o options, s scenario) result {
 		argv := []string{filepath.Join(o.scripts, path)}
 		if interpreter != "" {
@@ -82,8 +90,18 @@ func script(interpreter, path string) func(context.Context, options, scenario) r
 		if err := preflight(interpreter, argv[len(argv)-1]); err != nil {
 			return result{err: err}
 		}
+		argv = append(argv, args...)
 		argv = append(argv, "--bootstrap", s.bootstrap, "--topic", s.topic, "--group", s.group, "--count", strconv.Itoa(s.count),
 			"--second-poll", strconv.FormatFloat(s.secondPoll.Seconds(), 'f', -1, 64))
+		if s.topicExists {
+			argv = append(argv, "--no-create")
+		}
+		if s.keepGoing {
+			argv = append(argv, "--keep-going")
+		}
+		if s.stepTimeout > 0 {
+			argv = append(argv, "--timeout", strconv.FormatFloat(s.stepTimeout.Seconds(), 'f', -1, 64))
+		}
 		cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }

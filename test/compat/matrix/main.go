@@ -19,8 +19,14 @@
 // Modes other than strict only run for clients that match responses by
 // correlation id (docs/CONFIGURATION.md, "Answer ordering").
 //
-// Exit status: 0 when every row that ran passed, 1 when any failed, 2 on
-// bad usage.
+// Legacy clients (pinned to Kafka 0.8-0.10 protocol; -clients legacy names
+// them all) meet Kafka 4.0 with its version floors enforced: their direct
+// row must fail ("fails as expected", with the requests the broker closed
+// the connection on), and their rows through kproxy are "pending" until
+// the version bridge is wired (bridgeWired in legacy.go).
+//
+// Exit status: 0 when every row that ran passed (or failed as expected),
+// 1 when any failed, 2 on bad usage.
 //
 //	go run ./test/compat/matrix [-out FILE] [-clients LIST] [-kafka-versions LIST]
 //	                            [-orderings LIST] [-count N] [-parallel N] [-direct]
@@ -60,7 +66,7 @@ type options struct {
 func run() int {
 	var o options
 	var clients, versions, nonGo, orderings string
-	flag.StringVar(&clients, "clients", strings.Join(clientNames(), ","), "clients to run")
+	flag.StringVar(&clients, "clients", strings.Join(clientNames(), ","), `clients to run; "legacy" names every legacy client`)
 	flag.StringVar(&versions, "kafka-versions", "2.8,3.9,latest", "Kafka versions kfake emulates, for the Go clients")
 	flag.StringVar(&nonGo, "non-go-kafka-versions", "2.8,3.9,latest", "Kafka versions for the non-Go clients (a subset of -kafka-versions keeps CI short)")
 	flag.StringVar(&orderings, "orderings", "strict,relaxed", "kproxy routing.ordering modes to run each client in (where valid for it)")
@@ -73,7 +79,7 @@ func run() int {
 	flag.StringVar(&o.logDir, "logs", "", "directory for per-row logs (default: a temporary directory, kept when a row fails)")
 	flag.BoolVar(&o.direct, "direct", false, "run the clients directly against kfake (no kproxy): the baseline")
 	flag.Parse()
-	o.clients, o.kafkaVersions, o.nonGoVersions, o.orderings = split(clients), split(versions), split(nonGo), split(orderings)
+	o.clients, o.kafkaVersions, o.nonGoVersions, o.orderings = expandClients(split(clients)), split(versions), split(nonGo), split(orderings)
 
 	rows, err := plan(o)
 	if err != nil {
@@ -143,7 +149,11 @@ func plan(o options) ([]*row, error) {
 	for _, name := range o.clients {
 		c, ok := clientByName(name)
 		if !ok {
-			return nil, fmt.Errorf("unknown client %q (known: %s)", name, strings.Join(clientNames(), ", "))
+			return nil, fmt.Errorf("unknown client %q (known: %s, %s)", name, strings.Join(clientNames(), ", "), legacyAlias)
+		}
+		if c.legacy {
+			rows = append(rows, legacyRows(o, c)...)
+			continue
 		}
 		versions := o.kafkaVersions
 		if !c.goClient {

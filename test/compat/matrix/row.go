@@ -19,6 +19,7 @@ import (
 	"github.com/kproxy/kproxy/internal/listener"
 	"github.com/kproxy/kproxy/internal/loopback"
 	"github.com/kproxy/kproxy/internal/metrics"
+	"github.com/kproxy/kproxy/internal/proxytest/kafka4"
 )
 
 const (
@@ -56,6 +57,10 @@ type scenario struct {
 	kafka      string
 	secondPoll time.Duration
 	log        io.Writer // the row's log file
+
+	topicExists bool          // the harness made the topic (--no-create)
+	keepGoing   bool          // run every step even after one failed
+	stepTimeout time.Duration // the scripts' --timeout, when not their default
 }
 
 // result is what a client reports.
@@ -94,6 +99,13 @@ func kafkaVersion(v string) (*kversion.Versions, error) {
 }
 
 // kafkaLabel is the table's "Kafka emulated" column.
+func (r *row) kafkaLabel() string {
+	if r.client.legacy {
+		return r.kafka + ", floors enforced"
+	}
+	return kafkaLabel(r.kafka)
+}
+
 func kafkaLabel(v string) string {
 	if v == "latest" {
 		return "latest (" + strings.TrimPrefix(kversion.Stable().VersionGuess(), "v") + ")"
@@ -125,6 +137,10 @@ func orderingAvailable(ordering string) error {
 func runRow(ctx context.Context, o options, r *row) {
 	start := time.Now()
 	defer func() { r.seconds = int(time.Since(start).Round(time.Second).Seconds()) }()
+	if r.client.legacy && r.ordering != orderingDirect && !bridgeWired {
+		r.status, r.detail = statusPending, "version bridge not wired"
+		return
+	}
 	if r.ordering != orderingDirect {
 		if err := orderingAvailable(r.ordering); err != nil {
 			r.status = statusNotRun
@@ -139,11 +155,17 @@ func runRow(ctx context.Context, o options, r *row) {
 	}
 	defer logf.Close()
 
-	res, err := runClient(ctx, o, r, logf)
+	res, floors, err := runClient(ctx, o, r, logf)
+	r.version = res.version
+	if err == nil && r.client.legacy {
+		fmt.Fprintf(logf, "matrix: the broker received %s\n", floors.Summary())
+		r.status, r.detail = legacyVerdict(r, res, o.count, floors)
+		fmt.Fprintf(logf, "matrix: %s: %s\n", r.status, r.detail)
+		return
+	}
 	if err == nil {
 		err = res.verdict(o.count)
 	}
-	r.version = res.version
 	if err != nil {
 		r.status, r.detail = statusFail, oneLine(err.Error())
 		fmt.Fprintf(logf, "matrix: FAIL: %v\n", err)
@@ -153,28 +175,47 @@ func runRow(ctx context.Context, o options, r *row) {
 }
 
 // runClient starts kfake and (unless direct) kproxy for the row and runs
-// the client against them.
-func runClient(ctx context.Context, o options, r *row, logf *os.File) (result, error) {
-	kopts := []kfake.Opt{kfake.NumBrokers(3), kfake.DefaultNumPartitions(3)}
-	if vs, _ := kafkaVersion(r.kafka); vs != nil {
-		kopts = append(kopts, kfake.MaxVersions(vs))
+// the client against them. For a legacy row it also returns what the
+// broker received.
+func runClient(ctx context.Context, o options, r *row, logf *os.File) (result, *kafka4.Broker, error) {
+	id := fmt.Sprintf("compat-%s-%d", strings.ReplaceAll(r.client.name, "/", "-"), time.Now().UnixNano())
+	sc := scenario{
+		topic:      id,
+		group:      id + "-g",
+		count:      o.count,
+		kafka:      r.kafka,
+		secondPoll: o.secondPoll,
+		log:        logf,
 	}
-	cluster, err := kfake.NewCluster(kopts...)
+	var (
+		cluster *kfake.Cluster
+		floors  *kafka4.Broker
+		err     error
+	)
+	if r.client.legacy {
+		cluster, floors, err = legacyCluster(ctx, r, &sc)
+	} else {
+		kopts := []kfake.Opt{kfake.NumBrokers(3), kfake.DefaultNumPartitions(3)}
+		if vs, _ := kafkaVersion(r.kafka); vs != nil {
+			kopts = append(kopts, kfake.MaxVersions(vs))
+		}
+		cluster, err = kfake.NewCluster(kopts...)
+	}
 	if err != nil {
-		return result{}, fmt.Errorf("kfake: %w", err)
+		return result{}, nil, fmt.Errorf("kfake: %w", err)
 	}
 	defer cluster.Close()
-	bootstrap := strings.Join(cluster.ListenAddrs(), ",")
+	sc.bootstrap = strings.Join(cluster.ListenAddrs(), ",")
 
 	if r.ordering != orderingDirect {
 		cfg := proxyConfig(cluster.ListenAddrs(), r.ordering)
 		log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(logf), zap.InfoLevel))
 		srv, err := listener.New(cfg, log.With(zap.String("component", "kproxy")), metrics.New(prometheus.NewRegistry(), "compat"))
 		if err != nil {
-			return result{}, fmt.Errorf("kproxy: %w", err)
+			return result{}, nil, fmt.Errorf("kproxy: %w", err)
 		}
 		if err := srv.Start(ctx); err != nil {
-			return result{}, fmt.Errorf("kproxy: %w", err)
+			return result{}, nil, fmt.Errorf("kproxy: %w", err)
 		}
 		defer func() {
 			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -183,36 +224,26 @@ func runClient(ctx context.Context, o options, r *row, logf *os.File) (result, e
 		}()
 		for !srv.Ready() {
 			if ctx.Err() != nil {
-				return result{}, errors.New("kproxy never fetched upstream metadata")
+				return result{}, nil, errors.New("kproxy never fetched upstream metadata")
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
-		bootstrap = srv.BootstrapAddr()
+		sc.bootstrap = srv.BootstrapAddr()
 	}
-	fmt.Fprintf(logf, "matrix: %s via %s\n", r.name(), bootstrap)
+	fmt.Fprintf(logf, "matrix: %s via %s\n", r.name(), sc.bootstrap)
 
-	id := fmt.Sprintf("compat-%s-%d", strings.ReplaceAll(r.client.name, "/", "-"), time.Now().UnixNano())
-	sc := scenario{
-		bootstrap:  bootstrap,
-		topic:      id,
-		group:      id + "-g",
-		count:      o.count,
-		kafka:      r.kafka,
-		secondPoll: o.secondPoll,
-		log:        logf,
-	}
 	// A Go client that ignores its context must not hang the matrix.
 	done := make(chan result, 1)
 	go func() { done <- r.client.run(ctx, o, sc) }()
 	select {
 	case res := <-done:
-		return res, nil
+		return res, floors, nil
 	case <-ctx.Done():
 		select {
 		case res := <-done: // the client noticed the deadline itself
-			return res, nil
+			return res, floors, nil
 		case <-time.After(5 * time.Second):
-			return result{}, fmt.Errorf("row timed out after %s", o.rowTimeout)
+			return result{}, nil, fmt.Errorf("row timed out after %s", o.rowTimeout)
 		}
 	}
 }
@@ -246,7 +277,7 @@ func markdown(rows []*row) string {
 		if r.detail != "" {
 			res += ": " + strings.ReplaceAll(r.detail, "|", `\|`)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %d |\n", r.client.name, v, kafkaLabel(r.kafka), r.ordering, res, r.seconds)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %d |\n", r.client.name, v, r.kafkaLabel(), r.ordering, res, r.seconds)
 	}
 	return b.String()
 }

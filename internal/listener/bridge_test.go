@@ -83,6 +83,13 @@ func TestVersionBridgeThroughKproxy(t *testing.T) {
 	if len(sessions) != 1 || !strings.Contains(sessions[0].Bridged, "OffsetCommit v0→v2") {
 		t.Fatalf("sessions view: %+v, want the session's bridged versions", sessions)
 	}
+	// The translations were charged to limits.max_buffered_bytes and are
+	// paid back: the budget holds nothing once the client has gone.
+	if peak := env.Proxy.BufferedPeakForTest(); peak == 0 {
+		t.Error("the budget never held the bridged frames")
+	}
+	conn.Close()
+	waitFor(t, "the budget back to 0", func() bool { return env.Proxy.BufferedForTest() == 0 })
 }
 
 // TestVersionBridgeOff: with compat.version_bridge off, kproxy forwards a

@@ -106,6 +106,23 @@ func translationFor(key int16) translation {
 // header for version to (same correlation id and client id) and the body
 // translated to version to.
 func Up(req []byte, key, from, to int16, maxOut int) (frame []byte, x *Exchange, err error) {
+	return UpAlloc(nil, req, key, from, to, maxOut)
+}
+
+// Allocator supplies the memory a translated frame is written into: a
+// slice of length 0 and capacity at least n, from a caller's pool, say.
+// nil: make.
+type Allocator func(n int) []byte
+
+func (a Allocator) get(n int) []byte {
+	if a == nil {
+		return make([]byte, 0, n)
+	}
+	return a(n)
+}
+
+// UpAlloc is Up writing the frame into memory from alloc.
+func UpAlloc(alloc Allocator, req []byte, key, from, to int16, maxOut int) (frame []byte, x *Exchange, err error) {
 	if len(req) > maxOut {
 		return nil, nil, ErrTooLarge
 	}
@@ -127,7 +144,7 @@ func Up(req []byte, key, from, to int16, maxOut int) (frame []byte, x *Exchange,
 		return nil, nil, err
 	}
 	r.SetVersion(to)
-	frame = appendRequestHeader(make([]byte, 4, len(req)+16), h, key, to, r.IsFlexible())
+	frame = appendRequestHeader(alloc.get(len(req)+16)[:4], h, key, to, r.IsFlexible())
 	frame = r.AppendTo(frame)
 	if len(frame)-4 > maxOut {
 		return nil, nil, ErrTooLarge
@@ -140,6 +157,11 @@ func Up(req []byte, key, from, to int16, maxOut int) (frame []byte, x *Exchange,
 // and the response header of version x.To, to a whole frame at version
 // x.From with its header.
 func (x *Exchange) Down(resp []byte, maxOut int) ([]byte, error) {
+	return x.DownAlloc(nil, resp, maxOut)
+}
+
+// DownAlloc is Down writing the frame into memory from alloc.
+func (x *Exchange) DownAlloc(alloc Allocator, resp []byte, maxOut int) ([]byte, error) {
 	if len(resp)-4 > maxOut {
 		return nil, ErrTooLarge
 	}
@@ -166,7 +188,7 @@ func (x *Exchange) Down(resp []byte, maxOut int) ([]byte, error) {
 	if err := t.down(r, x, maxOut); err != nil {
 		return nil, err
 	}
-	return encodeResponse(r, x.From, correlation, maxOut, len(resp)+x.grown)
+	return encodeResponse(alloc, r, x.From, correlation, maxOut, len(resp)+x.grown)
 }
 
 // UnsupportedVersion is the answer to a request of an old version that
@@ -196,14 +218,14 @@ func UnsupportedVersion(req []byte, key, version int16) ([]byte, error) {
 		}
 	}
 	setErrorCodes(resp, codeUnsupportedVersion)
-	return encodeResponse(resp, version, uint32(h.correlation), math.MaxInt, 64)
+	return encodeResponse(nil, resp, version, uint32(h.correlation), math.MaxInt, 64)
 }
 
 // encodeResponse encodes r at version behind a response header; sizeHint is
 // about how large the frame will be.
-func encodeResponse(r kmsg.Response, version int16, correlation uint32, maxOut, sizeHint int) ([]byte, error) {
+func encodeResponse(alloc Allocator, r kmsg.Response, version int16, correlation uint32, maxOut, sizeHint int) ([]byte, error) {
 	r.SetVersion(version)
-	out := make([]byte, 8, max(64, min(sizeHint+64, maxOut+4)))
+	out := alloc.get(max(64, min(sizeHint+64, maxOut+4)))[:8]
 	binary.BigEndian.PutUint32(out[4:], correlation)
 	if flexibleResponseHeader(r) {
 		out = append(out, 0)

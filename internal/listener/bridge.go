@@ -83,15 +83,17 @@ func (s *session) bridgeUp(frame *bufpool.Buf, q *router.Request, to int16) (*bu
 		s.srv.pool.Put(frame)
 		return nil, nil, reasonClosed, nil
 	}
-	out, x, err := bridge.Up(frame.B[4:], key, from, to, s.srv.cfg.Limits.MaxFrameBytes)
+	into := pooledFrame{pool: s.srv.pool}
+	out, x, err := bridge.UpAlloc(into.get, frame.B[4:], key, from, to, s.srv.cfg.Limits.MaxFrameBytes)
 	s.srv.pool.Put(frame) // q aliased it: read nothing of q below
 	if err != nil {
+		into.drop()
 		s.acct.Release(reserve)
 		s.pol.instr.frameError(frameMalformed)
 		return nil, nil, reasonBadFrame, fmt.Errorf("client sent %s v%d (api key %d) that the version bridge cannot translate to v%d: %w",
 			s.pol.protocol.Name(key), from, key, to, err)
 	}
-	up := bufpool.Wrap(out)
+	up := into.holding(out)
 	s.settle(reserve, cap(out))
 	up.Charge(s.acct, cap(out))
 	s.pol.instr.bridged(key, from, to)
@@ -112,19 +114,52 @@ func (s *session) bridgeDown(sl *slot, frame *bufpool.Buf) (*bufpool.Buf, bool) 
 		s.srv.pool.Put(frame)
 		return nil, false
 	}
-	out, err := sl.bridge.Down(frame.B, s.srv.cfg.Limits.MaxFrameBytes)
+	into := pooledFrame{pool: s.srv.pool}
+	out, err := sl.bridge.DownAlloc(into.get, frame.B, s.srv.cfg.Limits.MaxFrameBytes)
 	s.acct.Release(decoding)
 	s.srv.pool.Put(frame)
 	if err != nil {
+		into.drop()
 		s.acct.Release(reserve)
 		s.close(reasonRewriteFailed, fmt.Errorf("version bridge: %s v%d answer to the client's v%d: %w",
 			s.pol.protocol.Name(sl.key), sl.bridge.To, sl.bridge.From, err))
 		return nil, false
 	}
-	down := bufpool.Wrap(out)
+	down := into.holding(out)
 	s.settle(reserve, cap(out))
 	down.Charge(s.acct, cap(out))
 	return down, true
+}
+
+// pooledFrame lends a translation the pool's memory for its frame, so that
+// a bridged frame costs no fresh (zeroed, then collected) allocation.
+type pooledFrame struct {
+	pool *bufpool.Pool
+	buf  *bufpool.Buf
+}
+
+func (p *pooledFrame) get(n int) []byte {
+	p.drop() // asked again: the first was too small
+	p.buf = p.pool.Get(n)
+	return p.buf.B[:0]
+}
+
+// holding returns the Buf that holds out: the pooled one when out is still
+// in it, else out wrapped (the translation outgrew it).
+func (p *pooledFrame) holding(out []byte) *bufpool.Buf {
+	if b := p.buf; b != nil && cap(out) > 0 && cap(out) == cap(b.B) && &out[:1][0] == &b.B[:1][0] {
+		b.B = out
+		return b
+	}
+	p.drop()
+	return bufpool.Wrap(out)
+}
+
+func (p *pooledFrame) drop() {
+	if p.buf != nil {
+		p.pool.Put(p.buf)
+		p.buf = nil
+	}
 }
 
 // settle turns a reservation into the size actually held: the bytes exist

@@ -144,7 +144,7 @@ func UpAlloc(alloc Allocator, req []byte, key, from, to int16, maxOut int) (fram
 		return nil, nil, err
 	}
 	r.SetVersion(to)
-	frame = appendRequestHeader(alloc.get(len(req)+16)[:4], h, key, to, r.IsFlexible())
+	frame = appendRequestHeader(alloc.get(len(req) + 16)[:4], h, key, to, r.IsFlexible())
 	frame = r.AppendTo(frame)
 	if len(frame)-4 > maxOut {
 		return nil, nil, ErrTooLarge

@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/kproxy/kproxy/internal/bufpool"
+	"github.com/kproxy/kproxy/internal/peek"
 	"github.com/kproxy/kproxy/internal/router"
 	"github.com/kproxy/kproxy/internal/upstream"
 )
@@ -94,7 +95,8 @@ func (s *session) WriteTail(conn *net.TCPConn) (int64, error) {
 			}
 		case err != nil:
 			// The splice names neither of its sockets.
-			client = clientGone(s.conn)
+			state, _ := peek.At(s.conn)
+			client = state == peek.Closed
 		}
 		if err != nil {
 			if client {

@@ -1,7 +1,6 @@
 package upstream
 
 import (
-	"errors"
 	"net"
 	"sync"
 	"time"
@@ -9,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kproxy/kproxy/internal/metrics"
+	"github.com/kproxy/kproxy/internal/peek"
 )
 
 // Pool keeps ready upstream connections (dialed, TLS and SASL done) that a
@@ -219,21 +219,24 @@ type pooledConn struct {
 }
 
 // unready is why a connection may not be pooled or handed out as it
-// stands, or "" when it may: alive, peeking without blocking, finds no
-// close from the broker and no byte nobody asked for (a late or duplicate
-// answer, which the next lane would take for its own).
+// stands, or "" when it may: a peek at its socket, without blocking and
+// without reading a byte, finds no close from the broker and no byte
+// nobody asked for (a broker never speaks first: a late or duplicate
+// answer, which the next lane would take for its own). Where the platform
+// cannot peek, a connection the broker closed fails its lane's first
+// request instead.
 func unready(conn net.Conn) string {
-	switch err := alive(conn); {
-	case err == nil:
-		return ""
-	case errors.Is(err, errUnsolicited):
+	if dc, ok := conn.(*dialedConn); ok {
+		conn = dc.Conn
+	}
+	switch state, _ := peek.At(conn); state {
+	case peek.Data:
 		return metrics.PoolDiscardUnsolicited
-	default:
+	case peek.Closed:
 		return metrics.PoolDiscardBroken
 	}
+	return ""
 }
-
-var errUnsolicited = errors.New("the broker sent bytes nobody asked for")
 
 // discard counts a connection closed instead of pooled.
 func (p *Pool) discard(reason string) {

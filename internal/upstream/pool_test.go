@@ -254,7 +254,7 @@ func TestPoolRefusesUnsolicitedBytes(t *testing.T) {
 func unsolicited(t *testing.T, conn, broker net.Conn) {
 	t.Helper()
 	answer(t, broker, 1, "late")
-	eventually(t, func() bool { return alive(conn) != nil })
+	eventually(t, func() bool { return unready(conn) != "" })
 }
 
 // TestPoolDropsClosedConnections: a pooled connection the broker closed is
@@ -265,7 +265,7 @@ func TestPoolDropsClosedConnections(t *testing.T) {
 	conn, broker := tcpPair(t)
 	p.put("b:1", conn, time.Now())
 	broker.Close()
-	eventually(t, func() bool { return alive(conn) != nil }) // the FIN arrived
+	eventually(t, func() bool { return unready(conn) != "" }) // the FIN arrived
 	if taken, _ := p.Take("b:1"); taken != nil {
 		t.Fatal("a closed connection was handed out")
 	}

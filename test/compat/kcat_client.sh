@@ -62,6 +62,10 @@ fail() {
 	[ "$keep_going" -eq 1 ]
 }
 
+# first_error is ": " and the first error kcat wrote to a step's stderr,
+# if any: why the step failed, in the row's result.
+first_error() { grep -m1 '^% ERROR' "$1" | sed 's/^/: /'; }
+
 run() {
 	# 1. Create the topic (kcat cannot).
 	if [ "$create" -eq 1 ] && ! /usr/bin/python3 "$here/confluent_client.py" --create-only --bootstrap "$bootstrap" \
@@ -91,7 +95,7 @@ run() {
 	duplicates=$((total - consumed))
 	expected_missing=$(seq 0 $((count - 1)) | sed 's/^/rec-/' | sort | comm -23 - <(sort -u "$work/consumed") | wc -l)
 	if [ $rc -ne 0 ]; then
-		fail "kcat -G (first member) exited $rc after $total records" || return
+		fail "kcat -G (first member) exited $rc after $total records$(first_error "$work/consume.err")" || return
 	elif [ "$expected_missing" -ne 0 ]; then
 		fail "$expected_missing expected values missing" || return
 	fi
@@ -114,7 +118,7 @@ run() {
 	wait $pid 2>/dev/null
 	second=$(grep -c '^rec-' "$work/second")
 	if [ $assigned -ne 1 ]; then
-		fail "second member never got a partition assignment" || return
+		fail "second member never got a partition assignment$(first_error "$work/second.err")" || return
 	fi
 }
 run

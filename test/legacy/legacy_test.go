@@ -29,10 +29,6 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/rcrowley/go-metrics.(*meterArbiter).tick"))
 }
 
-// bridgeWired turns on the halves that go through kproxy: they need the
-// version bridge (internal/bridge) in the listener.
-const bridgeWired = true
-
 const (
 	topic      = "legacy"
 	partitions = 3
@@ -82,9 +78,8 @@ func legacyClients() []legacyClient {
 }
 
 // TestHarnessThroughKproxy runs the through-kproxy half with the same
-// clients at current versions, which need no bridge: when bridgeWired is
-// flipped, a failing legacy client is the bridge's doing, not the
-// harness's.
+// clients at current versions, which need no bridge: when a legacy client
+// fails there and these pass, it is the bridge's doing, not the harness's.
 func TestHarnessThroughKproxy(t *testing.T) {
 	for _, c := range []legacyClient{
 		kgoClient("kgo-current-lz4", kversion.Stable, kgo.Lz4Compression()),
@@ -99,12 +94,7 @@ func TestLegacyClients(t *testing.T) {
 	for _, c := range legacyClients() {
 		t.Run(c.name, func(t *testing.T) {
 			t.Run("direct", func(t *testing.T) { direct(t, c) })
-			t.Run("kproxy", func(t *testing.T) {
-				if !bridgeWired {
-					t.Skip("version bridge not wired yet")
-				}
-				throughKproxy(t, c)
-			})
+			t.Run("kproxy", func(t *testing.T) { throughKproxy(t, c) })
 		})
 	}
 }

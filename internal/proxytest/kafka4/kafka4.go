@@ -93,8 +93,26 @@ func Floors(c *kfake.Cluster) (*Broker, error) {
 		resp.Version = req.GetVersion()
 		return &resp, nil, true
 	})
+	listEveryTopicForMetadataV0(c)
 	b.install(c)
 	return b, nil
+}
+
+// listEveryTopicForMetadataV0 makes kfake read an empty topic list in
+// Metadata v0 as Kafka does: every topic (v0 has no null list; from v1 on,
+// null is every topic and empty none). kfake reads it as none, and
+// librdkafka pinned to 0.9, which asks v0 with an empty list, then takes
+// its subscribed topic for gone and its consumer stops. The control only
+// edits the request kfake is about to answer; the count control still
+// sees it.
+func listEveryTopicForMetadataV0(c *kfake.Cluster) {
+	c.ControlKey(int16(kmsg.Metadata), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if m := req.(*kmsg.MetadataRequest); m.Version == 0 && len(m.Topics) == 0 {
+			m.Topics = nil
+		}
+		return nil, nil, false
+	})
 }
 
 // Observe counts the requests c receives without changing how it answers.

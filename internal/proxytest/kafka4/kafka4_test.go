@@ -117,3 +117,48 @@ func TestObserveCountsWithoutRejecting(t *testing.T) {
 		t.Errorf("ListOffsets v0 counted %d, rejected %d; want 1, 0", got, b.Rejected())
 	}
 }
+
+// Kafka reads an empty topic list in Metadata v0 as "every topic" (v0 has
+// no null list); from v1 on, empty means none. librdkafka pinned to 0.9
+// asks v0 with an empty list and takes an answer without its subscribed
+// topic for the topic not existing.
+func TestFloorsMetadataV0EmptyListsEveryTopic(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	b, err := Floors(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	topics := func(version int16) []string {
+		t.Helper()
+		req := kmsg.NewPtrMetadataRequest()
+		req.Version = version
+		req.Topics = []kmsg.MetadataRequestTopic{}
+		body, err := roundTrip(t, c.ListenAddrs()[0], req)
+		if err != nil {
+			t.Fatalf("metadata v%d: %v", version, err)
+		}
+		resp := req.ResponseKind().(*kmsg.MetadataResponse)
+		resp.Version = version
+		if err := resp.ReadFrom(body[4:]); err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, rt := range resp.Topics {
+			names = append(names, *rt.Topic)
+		}
+		return names
+	}
+	if got := topics(0); len(got) != 1 || got[0] != "t" {
+		t.Errorf("metadata v0 with no topics answered topics %q, want [t]", got)
+	}
+	if got := topics(1); len(got) != 0 {
+		t.Errorf("metadata v1 with an empty topic list answered topics %q, want none", got)
+	}
+	if got := b.Requests(); got[Request{3, 0}] != 1 || got[Request{3, 1}] != 1 {
+		t.Errorf("requests %s, want Metadata v0 and v1 once each", b.Summary())
+	}
+}

@@ -12,11 +12,6 @@ import (
 	"github.com/kproxy/kproxy/internal/proxytest/kafka4"
 )
 
-// bridgeWired turns the legacy rows through kproxy from "pending" into
-// rows that run: they need the version bridge (internal/bridge) in the
-// listener.
-const bridgeWired = true
-
 const (
 	// legacyKafka is the broker the legacy clients meet: Kafka 4.0's
 	// versions, with its floors enforced (package kafka4).
@@ -24,7 +19,6 @@ const (
 	// legacyAlias in -clients selects every legacy client.
 	legacyAlias = "legacy"
 
-	statusPending        = "pending"
 	statusExpectedToFail = "fails as expected"
 
 	// legacyDirectTimeout bounds each step of a direct legacy row, which

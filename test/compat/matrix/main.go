@@ -22,8 +22,9 @@
 // Legacy clients (pinned to Kafka 0.8-0.10 protocol; -clients legacy names
 // them all) meet Kafka 4.0 with its version floors enforced: their direct
 // row must fail ("fails as expected", with the requests the broker closed
-// the connection on), and their rows through kproxy are "pending" until
-// the version bridge is wired (bridgeWired in legacy.go).
+// the connection on); through kproxy, whose version bridge translates
+// their requests, they must pass the usual exact counts with the broker
+// rejecting nothing kproxy sent.
 //
 // Exit status: 0 when every row that ran passed (or failed as expected),
 // 1 when any failed, 2 on bad usage.

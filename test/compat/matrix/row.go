@@ -137,10 +137,6 @@ func orderingAvailable(ordering string) error {
 func runRow(ctx context.Context, o options, r *row) {
 	start := time.Now()
 	defer func() { r.seconds = int(time.Since(start).Round(time.Second).Seconds()) }()
-	if r.client.legacy && r.ordering != orderingDirect && !bridgeWired {
-		r.status, r.detail = statusPending, "version bridge not wired"
-		return
-	}
 	if r.ordering != orderingDirect {
 		if err := orderingAvailable(r.ordering); err != nil {
 			r.status = statusNotRun

@@ -41,6 +41,9 @@ type Exchange struct {
 	// message sets are larger than the batches they came from), so that
 	// its encoding is sized once instead of grown by copying.
 	grown int
+	// alloc lends the translation memory for what it builds on the way
+	// (message sets, record batches), as for the frame.
+	alloc Allocator
 }
 
 type partition struct {
@@ -139,8 +142,10 @@ func UpAlloc(alloc Allocator, req []byte, key, from, to int16, maxOut int) (fram
 	if err := r.ReadFrom(body); err != nil {
 		return nil, nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	x = &Exchange{Key: key, From: from, To: to}
-	if err := t.up(r, x, maxOut); err != nil {
+	x = &Exchange{Key: key, From: from, To: to, alloc: alloc}
+	err = t.up(r, x, maxOut)
+	x.alloc = nil // the caller's pool, for this call only
+	if err != nil {
 		return nil, nil, err
 	}
 	r.SetVersion(to)
@@ -185,6 +190,8 @@ func (x *Exchange) DownAlloc(alloc Allocator, resp []byte, maxOut int) ([]byte, 
 	if err := r.ReadFrom(body); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
+	x.alloc = alloc
+	defer func() { x.alloc = nil }() // the caller's pool, for this call only
 	if err := t.down(r, x, maxOut); err != nil {
 		return nil, err
 	}

@@ -54,7 +54,7 @@ func (fetch) down(resp kmsg.Response, x *Exchange, maxOut int) error {
 			if x.From > 3 {
 				continue
 			}
-			set, err := DownRecords(p.RecordBatches, magic, x.limit[partition{t.Topic, p.Partition}], budget)
+			set, err := downRecords(x.alloc, p.RecordBatches, magic, x.limit[partition{t.Topic, p.Partition}], budget)
 			if err != nil {
 				return err
 			}

@@ -23,7 +23,7 @@ func (produce) up(req kmsg.Request, x *Exchange, maxOut int) error {
 	for i := range r.Topics {
 		for j := range r.Topics[i].Partitions {
 			p := &r.Topics[i].Partitions[j]
-			batch, err := UpMessageSet(p.Records, budget)
+			batch, err := upMessageSet(x.alloc, p.Records, budget)
 			if err != nil {
 				return err
 			}

@@ -34,6 +34,10 @@ var errMessageSetFull = errors.New("message set full")
 // partial batch at the end, which a broker sends when the fetch's bytes end
 // inside it, is left out as a client would skip it.
 func DownRecords(records []byte, magic int8, maxBytes int32, maxOut int) ([]byte, error) {
+	return downRecords(nil, records, magic, maxBytes, maxOut)
+}
+
+func downRecords(alloc Allocator, records []byte, magic int8, maxBytes int32, maxOut int) ([]byte, error) {
 	if magic != 0 && magic != 1 {
 		return nil, fmt.Errorf("bridge: no message format v%d to convert records to", magic)
 	}
@@ -46,7 +50,7 @@ func DownRecords(records []byte, magic int8, maxBytes int32, maxOut int) ([]byte
 		maxBytes: int(max(maxBytes, 0)),
 		maxOut:   maxOut,
 		budget:   maxOut,
-		out:      make([]byte, 0, max(0, min(len(records)+len(records)/4+64, maxOut, max(int(maxBytes), 1<<10)))),
+		out:      alloc.get(max(0, min(len(records)+len(records)/4+64, maxOut, max(int(maxBytes), 1<<10)))),
 	}
 	defer d.close()
 	for in := records; len(in) > magicAt && !d.full; {

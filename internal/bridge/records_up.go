@@ -38,10 +38,14 @@ const (
 // compressed with the last one, as Kafka's LogValidator picks its source
 // codec.
 func UpMessageSet(set []byte, maxOut int) ([]byte, error) {
+	return upMessageSet(nil, set, maxOut)
+}
+
+func upMessageSet(alloc Allocator, set []byte, maxOut int) ([]byte, error) {
 	if len(set) == 0 {
 		return set, nil
 	}
-	b, err := newBatchBuilder(len(set), maxOut)
+	b, err := newBatchBuilder(alloc, len(set), maxOut)
 	if err != nil {
 		return nil, err
 	}
@@ -77,11 +81,11 @@ type batchBuilder struct {
 	maxTimestamp   int64
 }
 
-func newBatchBuilder(sizeHint, limit int) (*batchBuilder, error) {
+func newBatchBuilder(alloc Allocator, sizeHint, limit int) (*batchBuilder, error) {
 	if limit < recordBatchHeaderLen {
 		return nil, tooLarge("record batch", limit)
 	}
-	buf := make([]byte, recordBatchHeaderLen, min(recordBatchHeaderLen+sizeHint, limit))
+	buf := alloc.get(min(recordBatchHeaderLen+sizeHint, limit))[:recordBatchHeaderLen] // finish writes the header whole
 	return &batchBuilder{buf: buf, limit: limit}, nil
 }
 

@@ -131,35 +131,45 @@ func (s *session) bridgeDown(sl *slot, frame *bufpool.Buf) (*bufpool.Buf, bool) 
 	return down, true
 }
 
-// pooledFrame lends a translation the pool's memory for its frame, so that
-// a bridged frame costs no fresh (zeroed, then collected) allocation.
+// pooledFrame lends a translation the pool's memory, for its frame and
+// for what it builds on the way, so that a bridged frame costs no fresh
+// (zeroed, then collected) allocation. Once the translation has returned,
+// only the frame is still in use.
 type pooledFrame struct {
 	pool *bufpool.Pool
-	buf  *bufpool.Buf
+	bufs []*bufpool.Buf
 }
 
 func (p *pooledFrame) get(n int) []byte {
-	p.drop() // asked again: the first was too small
-	p.buf = p.pool.Get(n)
-	return p.buf.B[:0]
+	b := p.pool.Get(n)
+	p.bufs = append(p.bufs, b)
+	return b.B[:0]
 }
 
-// holding returns the Buf that holds out: the pooled one when out is still
-// in it, else out wrapped (the translation outgrew it).
+// holding returns the Buf that holds out, the translated frame, and puts
+// back every other one lent: the pooled Buf when out is still in it, else
+// out wrapped (the translation outgrew what it was lent).
 func (p *pooledFrame) holding(out []byte) *bufpool.Buf {
-	if b := p.buf; b != nil && cap(out) > 0 && cap(out) == cap(b.B) && &out[:1][0] == &b.B[:1][0] {
-		b.B = out
-		return b
+	var held *bufpool.Buf
+	for _, b := range p.bufs {
+		if held == nil && cap(out) > 0 && cap(out) == cap(b.B) && &out[:1][0] == &b.B[:1][0] {
+			b.B, held = out, b
+			continue
+		}
+		p.pool.Put(b)
 	}
-	p.drop()
-	return bufpool.Wrap(out)
+	p.bufs = nil
+	if held == nil {
+		held = bufpool.Wrap(out)
+	}
+	return held
 }
 
 func (p *pooledFrame) drop() {
-	if p.buf != nil {
-		p.pool.Put(p.buf)
-		p.buf = nil
+	for _, b := range p.bufs {
+		p.pool.Put(b)
 	}
+	p.bufs = nil
 }
 
 // settle turns a reservation into the size actually held: the bytes exist

@@ -109,7 +109,15 @@ func TestProduceUpDown(t *testing.T) {
 	}
 }
 
+// TestFetchUpDown runs uncompressed partitions, which convert in parallel,
+// and gzip ones, which convert one after the other.
 func TestFetchUpDown(t *testing.T) {
+	for _, codec := range []compression{compressionNone, compressionGzip} {
+		testFetchUpDown(t, codec)
+	}
+}
+
+func testFetchUpDown(t *testing.T, codec compression) {
 	for from := int16(0); from <= 3; from++ {
 		req := kmsg.NewPtrFetchRequest()
 		req.ReplicaID, req.MaxWaitMillis, req.MinBytes = -1, 500, 1
@@ -129,7 +137,10 @@ func TestFetchUpDown(t *testing.T) {
 		}
 		req.Topics = append(req.Topics, topic)
 
-		batches := [][]byte{[]byte("batches of partition 0"), []byte("batches of partition 1")}
+		batches := [][]byte{
+			recordBatch(t, batchSpec{codec: codec, baseOffset: 10}, testRecords(3)),
+			recordBatch(t, batchSpec{codec: codec, baseOffset: 20}, testRecords(2)),
+		}
 		resp := kmsg.NewPtrFetchResponse()
 		resp.ThrottleMillis = 9
 		rt := kmsg.NewFetchResponseTopic()
@@ -171,7 +182,10 @@ func TestFetchUpDown(t *testing.T) {
 					magic = 0
 				}
 				for i, p := range ps {
-					want, _ := DownRecords(batches[i], magic, []int32{1024, 4096}[i], testMaxOut)
+					want, err := DownRecords(batches[i], magic, []int32{1024, 4096}[i], testMaxOut)
+					if err != nil || len(want) == 0 {
+						t.Fatalf("v%d down: DownRecords of partition %d: %d bytes, %v", from, i, len(want), err)
+					}
 					if !bytes.Equal(p.RecordBatches, want) {
 						t.Fatalf("v%d down: partition %d records are not DownRecords' output", from, i)
 					}
@@ -282,4 +296,26 @@ func TestListOffsetsUpDown(t *testing.T) {
 			}
 		},
 	}.run(t)
+}
+
+func TestParallelDown(t *testing.T) {
+	part := func(b []byte) *kmsg.FetchResponseTopicPartition {
+		return &kmsg.FetchResponseTopicPartition{RecordBatches: b}
+	}
+	plain := recordBatch(t, batchSpec{}, testRecords(2))
+	gzipped := recordBatch(t, batchSpec{codec: compressionGzip}, testRecords(2))
+	for _, c := range []struct {
+		name  string
+		parts []*kmsg.FetchResponseTopicPartition
+		want  bool
+	}{
+		{"two plain partitions", []*kmsg.FetchResponseTopicPartition{part(plain), part(plain)}, true},
+		{"one busy partition", []*kmsg.FetchResponseTopicPartition{part(plain), part(nil)}, false},
+		{"a compressed batch", []*kmsg.FetchResponseTopicPartition{part(plain), part(gzipped)}, false},
+		{"a partial batch at the end", []*kmsg.FetchResponseTopicPartition{part(plain), part(append(plain[:len(plain):len(plain)], plain[:20]...))}, true},
+	} {
+		if got := parallelDown(c.parts); got != c.want {
+			t.Errorf("%s: parallel %v, want %v", c.name, got, c.want)
+		}
+	}
 }

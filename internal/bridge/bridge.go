@@ -114,7 +114,8 @@ func Up(req []byte, key, from, to int16, maxOut int) (frame []byte, x *Exchange,
 
 // Allocator supplies the memory a translated frame is written into: a
 // slice of length 0 and capacity at least n, from a caller's pool, say.
-// nil: make.
+// nil: make. It may be called from several goroutines at once (a Fetch
+// answer's partitions convert in parallel).
 type Allocator func(n int) []byte
 
 func (a Allocator) get(n int) []byte {

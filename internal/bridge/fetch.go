@@ -10,7 +10,13 @@ package bridge
 // client's next fetch where a 0.10 broker sent a partial one; a top-level
 // error (v7+) reaches the client on every partition it asked for.
 
-import "github.com/twmb/franz-go/pkg/kmsg"
+import (
+	"encoding/binary"
+	"errors"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
 
 type fetch struct{}
 
@@ -45,25 +51,79 @@ func (fetch) down(resp kmsg.Response, x *Exchange, maxOut int) error {
 	if x.From < 2 {
 		magic = 0
 	}
-	budget := maxOut
+	var parts []*kmsg.FetchResponseTopicPartition
+	var limits []int32
 	for i := range r.Topics {
 		t := &r.Topics[i]
 		for j := range t.Partitions {
 			p := &t.Partitions[j]
 			p.ErrorCode = x.code(p.ErrorCode)
-			if x.From > 3 {
-				continue
+			if x.From <= 3 {
+				parts = append(parts, p)
+				limits = append(limits, x.limit[partition{t.Topic, p.Partition}])
 			}
-			set, err := downRecords(x.alloc, p.RecordBatches, magic, x.limit[partition{t.Topic, p.Partition}], budget)
+		}
+	}
+	sets := make([][]byte, len(parts))
+	if parallelDown(parts) {
+		// A consumer's answer holds up to its MaxBytes per partition and
+		// the client waits for all of it: the partitions convert at once,
+		// one goroutine each. Only uncompressed ones: each output is then
+		// bounded by its partition's MaxBytes (one message more at most),
+		// and nothing is inflated on the way.
+		errs := make([]error, len(parts))
+		var wg sync.WaitGroup
+		for i, p := range parts {
+			wg.Go(func() { sets[i], errs[i] = downRecords(x.alloc, p.RecordBatches, magic, limits[i], maxOut) })
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+	} else {
+		budget := maxOut
+		for i, p := range parts {
+			set, err := downRecords(x.alloc, p.RecordBatches, magic, limits[i], budget)
 			if err != nil {
 				return err
 			}
-			x.grown += len(set) - len(p.RecordBatches)
-			p.RecordBatches = set
+			sets[i] = set
 			budget -= len(set)
 		}
 	}
+	total := 0
+	for i, p := range parts {
+		total += len(sets[i])
+		x.grown += len(sets[i]) - len(p.RecordBatches)
+		p.RecordBatches = sets[i]
+	}
+	if total > maxOut {
+		return tooLarge("converted fetch answer", maxOut)
+	}
 	return nil
+}
+
+// parallelDown reports whether parts are worth converting at once: more
+// than one holds a batch, and no batch is compressed (or of another magic,
+// which the converter reads as a set of its own).
+func parallelDown(parts []*kmsg.FetchResponseTopicPartition) bool {
+	busy := 0
+	for _, p := range parts {
+		if len(p.RecordBatches) > 0 {
+			busy++
+		}
+		for b := p.RecordBatches; len(b) > recordBatchAttrsAt+1; {
+			size := int(int32(binary.BigEndian.Uint32(b[8:])))
+			if size < 0 || size > len(b)-recordBatchLogOverhead {
+				break // a partial batch at the end: left out
+			}
+			if b[magicAt] != 2 || b[recordBatchAttrsAt+1]&0x07 != 0 {
+				return false
+			}
+			b = b[recordBatchLogOverhead+size:]
+		}
+	}
+	return busy > 1
 }
 
 func (fetch) refuse(req kmsg.Request, resp kmsg.Response) {

@@ -137,12 +137,15 @@ func (s *session) bridgeDown(sl *slot, frame *bufpool.Buf) (*bufpool.Buf, bool) 
 // only the frame is still in use.
 type pooledFrame struct {
 	pool *bufpool.Pool
+	mu   sync.Mutex // a Fetch answer's partitions convert at once
 	bufs []*bufpool.Buf
 }
 
 func (p *pooledFrame) get(n int) []byte {
 	b := p.pool.Get(n)
+	p.mu.Lock()
 	p.bufs = append(p.bufs, b)
+	p.mu.Unlock()
 	return b.B[:0]
 }
 

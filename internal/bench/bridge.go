@@ -48,11 +48,7 @@ func (b *bridgeResults) add(name string, client int, s sample) {
 		b.by[name] = a
 		b.order = append(b.order, name)
 	}
-	g := &a[client]
-	g.records += s.records
-	g.bytes += s.bytes
-	g.elapsed += s.elapsed
-	g.usage = g.usage.add(s.usage)
+	a[client].add(s)
 }
 
 // measureBridge runs the bridge rows through the run's kproxy, modern and

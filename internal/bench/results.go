@@ -39,7 +39,11 @@ func (r *Results) add(name string, path int, s sample) {
 		r.by[name] = a
 		r.order = append(r.order, name)
 	}
-	g := &a[path]
+	a[path].add(s)
+}
+
+// add folds one sample into the aggregate.
+func (g *agg) add(s sample) {
 	g.records += s.records
 	g.bytes += s.bytes
 	g.elapsed += s.elapsed

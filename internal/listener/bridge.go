@@ -68,7 +68,11 @@ func (g *requestGate) bridgeVerdict(q *router.Request) (to int16, answer []byte)
 // bridgeUp translates frame (the client's request, read in full) to version
 // to. The translation is charged to the session's budget before it is made
 // (about twice the frame, settled once its size is known): the decoded
-// request while it lives, and the output.
+// request while it lives, and the output. The reservation is held to what
+// a frame's growth is (a session's share past the frame itself), so a
+// frame the budget could read is never left waiting for more than the
+// budget can give; what the output takes beyond it exists already and is
+// forced.
 func (s *session) bridgeUp(frame *bufpool.Buf, q *router.Request, to int16) (*bufpool.Buf, *bridge.Exchange, string, error) {
 	if s.tail.lr.N > 0 {
 		var err error
@@ -78,7 +82,7 @@ func (s *session) bridgeUp(frame *bufpool.Buf, q *router.Request, to int16) (*bu
 		}
 	}
 	key, from := q.Key, q.Version
-	reserve := 2*len(frame.B) + rewriteSlack
+	reserve := int(min(int64(2*len(frame.B)+rewriteSlack), s.srv.budget.Share()))
 	if !s.acct.Take(reserve, frame.Charged(), budget.Request, s.closedCh) {
 		s.srv.pool.Put(frame)
 		return nil, nil, reasonClosed, nil

@@ -1,10 +1,13 @@
 package listener_test
 
 import (
+	"encoding/binary"
+	"hash/crc32"
 	"net"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -175,5 +178,41 @@ func TestVersionBridgeOffsetsGoToCoordinator(t *testing.T) {
 	fetch.Topics = []kmsg.OffsetFetchRequestTopic{{Topic: "t", Partitions: []int32{0}}}
 	if p := roundTrip(conn, fetch).(*kmsg.OffsetFetchResponse).Topics[0].Partitions[0]; p.ErrorCode != 0 || p.Offset != 7 {
 		t.Fatalf("OffsetFetch v0 via broker %d: offset %d, error %d; want 7", other.NodeID, p.Offset, p.ErrorCode)
+	}
+}
+
+// TestVersionBridgeLargeProduceSmallBudget: a legacy client's Produce as
+// large as limits.max_buffered_bytes allows a frame to be is still
+// bridged. The translation's reservation is held to the rule a frame is
+// read by (a session's share, past the frame itself), so it never waits for
+// more than the budget could give.
+func TestVersionBridgeLargeProduceSmallBudget(t *testing.T) {
+	env := proxytest.Start(t, proxytest.Options{Brokers: 1,
+		Kfake:  []kfake.Opt{kfake.SeedTopics(1, "t"), kfake.BrokerConfigs(map[string]string{"message.max.bytes": "8388608"})},
+		Config: func(c *config.Config) { c.Limits.MaxBufferedBytes, c.Limits.MaxFrameBytes = 18<<20, 8<<20 }})
+	conn, err := rawclient.Dial(env.Bootstrap())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	value := make([]byte, 5<<20)
+	msg := kmsg.MessageV1{Magic: 1, Timestamp: 1700000000000, Value: value}
+	msg.MessageSize = int32(len(msg.AppendTo(nil)) - 12)
+	set := msg.AppendTo(nil)
+	binary.BigEndian.PutUint32(set[12:], crc32.ChecksumIEEE(set[16:]))
+	produce := kmsg.NewPtrProduceRequest()
+	produce.SetVersion(2)
+	produce.Acks, produce.TimeoutMillis = 1, 5000
+	produce.Topics = []kmsg.ProduceRequestTopic{{Topic: "t", Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 0, Records: set}}}}
+	if _, err := conn.Send(produce); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.Conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	resp, err := conn.Read()
+	if err != nil {
+		t.Fatalf("a 5 MiB Produce v2 in an 18 MiB budget: %v", err)
+	}
+	if p := resp.Msg.(*kmsg.ProduceResponse).Topics[0].Partitions[0]; p.ErrorCode != 0 {
+		t.Fatalf("Produce v2 answered error %d", p.ErrorCode)
 	}
 }

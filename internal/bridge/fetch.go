@@ -13,6 +13,7 @@ package bridge
 import (
 	"encoding/binary"
 	"errors"
+	"runtime"
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -68,13 +69,22 @@ func (fetch) down(resp kmsg.Response, x *Exchange, maxOut int) error {
 	if parallelDown(parts) {
 		// A consumer's answer holds up to its MaxBytes per partition and
 		// the client waits for all of it: the partitions convert at once,
-		// one goroutine each. Only uncompressed ones: each output is then
-		// bounded by its partition's MaxBytes (one message more at most),
-		// and nothing is inflated on the way.
+		// on as many goroutines as there are processors. Only uncompressed
+		// ones: each output is then bounded by its partition's MaxBytes
+		// (one message more at most), and nothing is inflated on the way.
 		errs := make([]error, len(parts))
 		var wg sync.WaitGroup
-		for i, p := range parts {
-			wg.Go(func() { sets[i], errs[i] = downRecords(x.alloc, p.RecordBatches, magic, limits[i], maxOut) })
+		next := make(chan int, len(parts))
+		for i := range parts {
+			next <- i
+		}
+		close(next)
+		for range min(len(parts), runtime.GOMAXPROCS(0)) {
+			wg.Go(func() {
+				for i := range next {
+					sets[i], errs[i] = downRecords(x.alloc, parts[i].RecordBatches, magic, limits[i], maxOut)
+				}
+			})
 		}
 		wg.Wait()
 		if err := errors.Join(errs...); err != nil {

@@ -236,6 +236,10 @@ func (v *sessionView) clientID() string {
 // Bridged up, they name a group whose offsets only its coordinator keeps,
 // so kproxy sends them on to it, on a lane of their own (session.redirects).
 
+// maxCachedCoordinators bounds a session's cache of group coordinators: a
+// 0.8 client commits for a group or two.
+const maxCachedCoordinators = 64
+
 // coordinatorBound reports whether a bridged request must reach its group's
 // coordinator, whichever broker the client sent it to.
 func coordinatorBound(key, version int16) bool {
@@ -268,8 +272,8 @@ func (s *session) redirect(q *router.Request) (router.Group, bool) {
 		if addr, err = s.srv.brokers.Addr(node); err != nil {
 			return 0, false
 		}
-		if s.coordinators == nil {
-			s.coordinators = map[string]string{}
+		if s.coordinators == nil || len(s.coordinators) >= maxCachedCoordinators {
+			s.coordinators = map[string]string{} // a client naming group after group starts it over
 		}
 		s.coordinators[group] = addr
 	}

@@ -164,3 +164,18 @@ func TestSessionsCommandRefused(t *testing.T) {
 		t.Errorf("nothing listening: exit %d, %q", code, errOut.String())
 	}
 }
+
+// TestSessionsCommandShowsBridged: a session whose client had old versions
+// bridged says which, on a line of its own under the session.
+func TestSessionsCommandShowsBridged(t *testing.T) {
+	page := sessioninfo.Page{Total: 1, Limit: 10, Sessions: []sessioninfo.Session{{
+		Client: "127.0.0.1:4000", Broker: "0", ClientID: "legacy", Ordering: "strict", OrderingReason: "unknown_client",
+		FetchWait: sessioninfo.FetchWait{State: sessioninfo.FetchWaitOff}, Bridged: "Produce v2→v3, Fetch v3→v4",
+		Lanes: []sessioninfo.Lane{{Group: "produce", Upstream: "kafka-0:9092", State: "idle"}},
+	}}}
+	var out bytes.Buffer
+	renderSessions(&out, page)
+	if !regexp.MustCompile(`\n    bridged +Produce v2→v3, Fetch v3→v4 *\n`).MatchString(out.String()) {
+		t.Fatalf("no bridged line under the session:\n%s", out.String())
+	}
+}

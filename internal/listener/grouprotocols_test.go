@@ -96,9 +96,11 @@ func (c *tapConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Write notes an answer before it writes it: once written, kproxy can hand
+// it to the client, which may look at the tap before a note made after the
+// write (a race that a loaded machine lost).
 func (c *tapConn) Write(p []byte) (int, error) {
-	n, err := c.Conn.Write(p)
-	c.wbuf = append(c.wbuf, p[:n]...)
+	c.wbuf = append(c.wbuf, p...)
 	now := time.Now()
 	frames(&c.wbuf, func(head []byte) {
 		corr := int32(binary.BigEndian.Uint32(head))
@@ -109,7 +111,7 @@ func (c *tapConn) Write(p []byte) (int, error) {
 		}
 		c.b.mu.Unlock()
 	})
-	return n, err
+	return c.Conn.Write(p)
 }
 
 // snapshot copies what the tap saw.

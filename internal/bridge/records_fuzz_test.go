@@ -156,7 +156,7 @@ func FuzzDownRecords(f *testing.F) {
 		if len(got) > len(want) {
 			t.Fatalf("%d records converted, franz-go reads %d", len(got), len(want))
 		}
-		timeless := timestampsPastTime(records) || legacyLogAppendWrapper(records)
+		timeless := franzTimestampsDiffer(records)
 		for i := range got {
 			if magic == 0 {
 				want[i].timestamp = -1
@@ -201,44 +201,38 @@ func offsetsGoBack(records []byte) bool {
 	return false
 }
 
-// legacyLogAppendWrapper reports whether records hold a compressed magic 1
-// message stamped LogAppendTime: Kafka gives its inner messages the
-// wrapper's timestamp, franz-go reads their own, so franz-go's reading of
-// the input is no measure of the conversion's timestamps
-// (TestDownRecordsLogAppendTime checks them).
-func legacyLogAppendWrapper(records []byte) bool {
-	for b := records; len(b) > magicAt+2; {
-		size := int64(int32(binary.BigEndian.Uint32(b[8:])))
-		if size < 0 || size > int64(len(b)-legacyLogOverhead) {
-			return false
-		}
-		attributes := int8(b[magicAt+1])
-		if b[magicAt] == 1 && compression(attributes&compressionMask) != compressionNone && attributes&legacyLogAppendTime != 0 {
-			return true
-		}
-		b = b[legacyLogOverhead+size:]
-	}
-	return false
-}
-
-// timestampsPastTime reports whether a batch's timestamps lie past what a
-// time.Time holds in milliseconds (beyond the year 9999): franz-go hands
-// those back wrapped, one way for a batch's base plus delta and another for
-// a message's own timestamp, so they cannot be compared.
-func timestampsPastTime(records []byte) bool {
+// franzTimestampsDiffer reports whether franz-go reads some timestamp of
+// records other than Kafka does, so that its reading of the input is no
+// measure of the conversion's timestamps:
+//   - past what a time.Time holds in milliseconds (beyond the year 9999),
+//     franz-go hands timestamps back wrapped, one way for a batch's base
+//     plus delta and another for a message's own timestamp;
+//   - a batch attribute bit Kafka leaves unused (7) makes franz-go read
+//     the batch as if stamped LogAppendTime;
+//   - a compressed magic 1 message stamped LogAppendTime gives its inner
+//     messages its own timestamp in Kafka, franz-go reads theirs
+//     (TestDownRecordsLogAppendTime checks the conversion's).
+func franzTimestampsDiffer(records []byte) bool {
 	const lastMillis = 253402300799999
-	for b := records; len(b) > recordBatchLogOverhead; {
+	for b := records; len(b) > magicAt+2; {
 		size := int64(int32(binary.BigEndian.Uint32(b[8:])))
 		if size < 0 || size > int64(len(b)-recordBatchLogOverhead) {
 			return false
 		}
 		unit := b[:recordBatchLogOverhead+size]
 		b = b[len(unit):]
-		var rb kmsg.RecordBatch
-		if rb.ReadFrom(unit) != nil || unit[magicAt] != 2 {
+		if unit[magicAt] != 2 {
+			attributes := int8(unit[magicAt+1])
+			if unit[magicAt] == 1 && compression(attributes&compressionMask) != compressionNone && attributes&legacyLogAppendTime != 0 {
+				return true
+			}
 			continue
 		}
-		if abs(rb.FirstTimestamp) > lastMillis || abs(rb.MaxTimestamp) > lastMillis {
+		var rb kmsg.RecordBatch
+		if rb.ReadFrom(unit) != nil {
+			continue
+		}
+		if rb.Attributes&0x80 != 0 || abs(rb.FirstTimestamp) > lastMillis || abs(rb.MaxTimestamp) > lastMillis {
 			return true
 		}
 		raw := rb.Records

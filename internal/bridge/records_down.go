@@ -108,38 +108,81 @@ func (d *downConverter) batch(unit []byte) error {
 	}
 	c := compression(b.Attributes & compressionMask)
 	logAppendTime := b.Attributes&batchTimestampLogAppendTime != 0
-	return d.write(c, logAppendTime, func(fn recordFunc) error {
-		raw := b.Records
-		if c != compressionNone {
-			var err error
-			if raw, err = d.inflate(c, raw, d.budget); err != nil {
-				return err
-			}
-			d.budget -= len(raw)
+	recs := batchRecords{
+		raw: b.Records, left: b.NumRecords, logAppendTime: logAppendTime,
+		firstOffset: b.FirstOffset, firstTimestamp: b.FirstTimestamp, maxTimestamp: b.MaxTimestamp,
+	}
+	if c != compressionNone {
+		var err error
+		if recs.raw, err = d.inflate(c, b.Records, d.budget); err != nil {
+			return err
 		}
-		r := &d.scratchRecord
-		for range b.NumRecords {
-			var n int
-			var err error
-			if *r, n, err = readBatchRecord(raw); err != nil {
+		d.budget -= len(recs.raw)
+	}
+	if d.plain(c) {
+		// Most of what a consumer reads. A loop of its own costs less per
+		// record than the walk by callbacks a wrapper takes: no indirect
+		// call, and the record stays on the stack (no write barriers
+		// while the garbage collector runs).
+		attributes := d.attributes(logAppendTime)
+		var r record
+		for {
+			more, err := recs.next(&r)
+			if !more || err != nil {
 				return err
 			}
-			r.offset += b.FirstOffset
-			if logAppendTime {
-				r.timestamp = b.MaxTimestamp
-			} else {
-				r.timestamp += b.FirstTimestamp
+			if err := d.appendMessage(attributes, &r); err != nil {
+				if errors.Is(err, errMessageSetFull) {
+					return nil
+				}
+				return err
+			}
+		}
+	}
+	return d.appendWrapper(c, d.attributes(logAppendTime), func(fn recordFunc) error {
+		r := &d.scratchRecord
+		for {
+			more, err := recs.next(r)
+			if !more || err != nil {
+				return err
 			}
 			if err := fn(r); err != nil {
 				return err
 			}
-			raw = raw[n:]
 		}
-		if len(raw) != 0 {
-			return corruptf("%d bytes after the %d records of a batch", len(raw), b.NumRecords)
-		}
-		return nil
 	})
+}
+
+// batchRecords reads the records of a RecordBatch v2 in order.
+type batchRecords struct {
+	raw            []byte // the records not yet read, decompressed
+	left           int32  // records not yet read
+	firstOffset    int64
+	firstTimestamp int64
+	maxTimestamp   int64
+	logAppendTime  bool
+}
+
+// next reads the next record into r; false when there is none left.
+func (it *batchRecords) next(r *record) (bool, error) {
+	if it.left == 0 {
+		if len(it.raw) != 0 {
+			return false, corruptf("%d bytes after the last record of a batch", len(it.raw))
+		}
+		return false, nil
+	}
+	n, err := readBatchRecord(it.raw, r)
+	if err != nil {
+		return false, err
+	}
+	it.raw, it.left = it.raw[n:], it.left-1
+	r.offset += it.firstOffset
+	if it.logAppendTime {
+		r.timestamp = it.maxTimestamp
+	} else {
+		r.timestamp += it.firstTimestamp
+	}
+	return true, nil
 }
 
 func (d *downConverter) legacy(unit []byte) error {
@@ -156,11 +199,8 @@ func (d *downConverter) legacy(unit []byte) error {
 // write appends the records walk hands on: as plain messages when c is none
 // or a codec magic 0/1 lacks, else as one wrapper compressed with c.
 func (d *downConverter) write(c compression, logAppendTime bool, walk func(recordFunc) error) error {
-	var attributes int8
-	if d.magic == 1 && logAppendTime {
-		attributes = legacyLogAppendTime
-	}
-	if c == compressionNone || c > compressionLz4 {
+	attributes := d.attributes(logAppendTime)
+	if d.plain(c) {
 		err := walk(func(r *record) error { return d.appendMessage(attributes, r) })
 		if errors.Is(err, errMessageSetFull) {
 			return nil
@@ -168,6 +208,21 @@ func (d *downConverter) write(c compression, logAppendTime bool, walk func(recor
 		return err
 	}
 	return d.appendWrapper(c, attributes, walk)
+}
+
+// plain reports whether records compressed with c are written as plain
+// messages: c is none, or a codec magic 0/1 lacks (zstd).
+func (d *downConverter) plain(c compression) bool {
+	return c == compressionNone || c > compressionLz4
+}
+
+// attributes are the attributes of the messages written for records of
+// the given timestamp type.
+func (d *downConverter) attributes(logAppendTime bool) int8 {
+	if d.magic == 1 && logAppendTime {
+		return legacyLogAppendTime
+	}
+	return 0
 }
 
 func (d *downConverter) appendMessage(attributes int8, r *record) error {
@@ -235,15 +290,16 @@ func (d *downConverter) appendWrapper(c compression, attributes int8, walk func(
 }
 
 // readBatchRecord reads the record at the start of in, a RecordBatch v2's
-// records, with its offset and timestamp deltas; headers are skipped.
-func readBatchRecord(in []byte) (record, int, error) {
+// records, into r with its offset and timestamp deltas, and returns the bytes
+// it took; headers are skipped.
+func readBatchRecord(in []byte, r *record) (int, error) {
 	length, n := binary.Varint(in)
 	if n <= 0 || length < 0 || length > int64(len(in)-n) {
-		return record{}, 0, corruptf("record length in %d bytes", len(in))
+		return 0, corruptf("record length in %d bytes", len(in))
 	}
 	rd := varintReader{b: in[n : n+int(length)], ok: true}
 	rd.skip(1) // attributes, unused
-	r := record{timestamp: rd.varint(math.MinInt64, math.MaxInt64)}
+	r.timestamp = rd.varint(math.MinInt64, math.MaxInt64)
 	r.offset = rd.varint(math.MinInt32, math.MaxInt32)
 	r.key = rd.bytes()
 	r.value = rd.bytes()
@@ -252,9 +308,9 @@ func readBatchRecord(in []byte) (record, int, error) {
 		rd.bytes()
 	}
 	if !rd.ok || len(rd.b) != 0 {
-		return record{}, 0, corruptf("record of %d bytes", length)
+		return 0, corruptf("record of %d bytes", length)
 	}
-	return r, n + int(length), nil
+	return n + int(length), nil
 }
 
 // varintReader reads the varint fields of a record; the first that does not

@@ -32,7 +32,8 @@ var errMessageSetFull = errors.New("message set full")
 // The broker's batches are trusted: their CRCs are not checked (the client
 // checks the CRCs of what it is sent, which are computed afresh here). A
 // partial batch at the end, which a broker sends when the fetch's bytes end
-// inside it, is left out as a client would skip it.
+// inside it, is left out as a client would skip it. A record at a negative
+// offset, which no broker sends, makes the records corrupt.
 func DownRecords(records []byte, magic int8, maxBytes int32, maxOut int) ([]byte, error) {
 	return downRecords(nil, records, magic, maxBytes, maxOut)
 }
@@ -226,6 +227,9 @@ func (d *downConverter) attributes(logAppendTime bool) int8 {
 }
 
 func (d *downConverter) appendMessage(attributes int8, r *record) error {
+	if r.offset < 0 {
+		return negativeOffset(r)
+	}
 	size := legacyLogOverhead + legacyMessageSize(d.magic, r.key, r.value)
 	if len(d.out) > 0 && len(d.out)+size > d.maxBytes {
 		d.full = true
@@ -248,6 +252,9 @@ func (d *downConverter) appendWrapper(c compression, attributes int8, walk func(
 	var first, last int64
 	maxTimestamp := int64(-1)
 	err := walk(func(r *record) error {
+		if r.offset < 0 {
+			return negativeOffset(r)
+		}
 		if count == 0 {
 			first = r.offset
 		}
@@ -287,6 +294,13 @@ func (d *downConverter) appendWrapper(c compression, attributes int8, walk func(
 	// AppendTo then copies onto itself.
 	d.out = appendLegacyMessage(out[:start], d.magic, last, int8(c)|attributes, maxTimestamp, nil, value)
 	return nil
+}
+
+// negativeOffset is the error for a record at an offset below 0, which no
+// broker sends: a magic 1 wrapper could not name it (its offset, the last
+// inner one, must not be below the inner offsets, which count from 0).
+func negativeOffset(r *record) error {
+	return corruptf("record at offset %d", r.offset)
 }
 
 // readBatchRecord reads the record at the start of in, a RecordBatch v2's

@@ -264,6 +264,12 @@ func TestDownRecordsFails(t *testing.T) {
 	if _, err := DownRecords(badCount, 1, 1<<20, 1<<20); !errors.Is(err, ErrCorruptRecords) {
 		t.Fatalf("records short of NumRecords: err = %v, want ErrCorruptRecords", err)
 	}
+	for _, codec := range []compression{compressionNone, compressionGzip} {
+		negative := recordBatch(t, batchSpec{codec: codec, baseOffset: -5}, recs)
+		if _, err := DownRecords(negative, 1, 1<<20, 1<<20); !errors.Is(err, ErrCorruptRecords) {
+			t.Fatalf("%v batch at offset -5: err = %v, want ErrCorruptRecords", codec, err)
+		}
+	}
 	badMagic := bytes.Clone(batch)
 	badMagic[16] = 7
 	if _, err := DownRecords(badMagic, 1, 1<<20, 1<<20); !errors.Is(err, ErrCorruptRecords) {

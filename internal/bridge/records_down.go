@@ -123,8 +123,8 @@ func (d *downConverter) batch(unit []byte) error {
 	if d.plain(c) {
 		// Most of what a consumer reads. A loop of its own costs less per
 		// record than the walk by callbacks a wrapper takes: no indirect
-		// call, and the record stays on the stack (no write barriers
-		// while the garbage collector runs).
+		// call per record, and the record and the batch stay on the
+		// stack.
 		attributes := d.attributes(logAppendTime)
 		var r record
 		for {

@@ -72,6 +72,9 @@ type answerOwner interface {
 type slot struct {
 	key, version int16
 	group        router.Group
+	// lane is the lane the request went on: its group's, or a group
+	// coordinator's past the classifier's groups (bridge.go).
+	lane         router.Group
 	sent, doneAt time.Time
 	frame        *bufpool.Buf
 	done         bool
@@ -99,10 +102,10 @@ func newAnswerQueue(conn net.Conn, pool *bufpool.Pool, acct *budget.Account, ins
 // push reserves the client's next answer; frame is set for answers the
 // proxy makes itself. It returns nil once the queue is closed: nothing may
 // be owed on a session that has gone.
-func (q *answerQueue) push(h router.RequestHeader, g router.Group, frame *bufpool.Buf, wait time.Duration, scopes router.Scopes) *slot {
+func (q *answerQueue) push(h router.RequestHeader, g, lane router.Group, frame *bufpool.Buf, wait time.Duration, scopes router.Scopes) *slot {
 	sl := slotPool.Get().(*slot)
 	now := time.Now()
-	*sl = slot{key: h.Key, version: h.Version, group: g, sent: now, doneAt: now, frame: frame, done: frame != nil, snap: sl.snap, wait: wait, scopes: scopes}
+	*sl = slot{key: h.Key, version: h.Version, group: g, lane: lane, sent: now, doneAt: now, frame: frame, done: frame != nil, snap: sl.snap, wait: wait, scopes: scopes}
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()

@@ -93,7 +93,7 @@ func newQueueEnv(t *testing.T, tcp, relaxed bool, writeTimeout time.Duration) *q
 // push owes one answer, taking its token as the session reader does.
 func (e *queueEnv) push(corr int32) *slot {
 	e.q.tokens <- struct{}{}
-	return e.q.push(router.RequestHeader{Key: router.KeyMetadata, CorrelationID: corr}, 0, nil, 0, router.Scopes{})
+	return e.q.push(router.RequestHeader{Key: router.KeyMetadata, CorrelationID: corr}, 0, 0, nil, 0, router.Scopes{})
 }
 
 // answer completes sl with a frame of n body bytes carrying corr.
@@ -223,7 +223,7 @@ func TestAnswerQueueClose(t *testing.T) {
 	if owed := e.q.close(); owed != 2 {
 		t.Fatalf("owed %d at close, want 2", owed)
 	}
-	if e.q.push(router.RequestHeader{}, 0, nil, 0, router.Scopes{}) != nil {
+	if e.q.push(router.RequestHeader{}, 0, 0, nil, 0, router.Scopes{}) != nil {
 		t.Fatal("push on a closed queue")
 	}
 	if got := testutil.ToFloat64(e.instr.inflight[0]); got != 0 || e.budget.Used() != 0 {

@@ -16,6 +16,7 @@ import (
 	"github.com/kproxy/kproxy/config"
 	"github.com/kproxy/kproxy/internal/proxytest"
 	"github.com/kproxy/kproxy/internal/rawclient"
+	"github.com/kproxy/kproxy/internal/sessioninfo"
 )
 
 // TestVersionBridgeThroughKproxy: requests of versions Kafka 4.0 removed
@@ -178,6 +179,20 @@ func TestVersionBridgeOffsetsGoToCoordinator(t *testing.T) {
 	fetch.Topics = []kmsg.OffsetFetchRequestTopic{{Topic: "t", Partitions: []int32{0}}}
 	if p := roundTrip(conn, fetch).(*kmsg.OffsetFetchResponse).Topics[0].Partitions[0]; p.ErrorCode != 0 || p.Offset != 7 {
 		t.Fatalf("OffsetFetch v0 via broker %d: offset %d, error %d; want 7", other.NodeID, p.Offset, p.ErrorCode)
+	}
+	// Operators see the coordinator's lane beside the session's own.
+	coordinatorAddr := env.Cluster.ListenAddrs()[coordinator]
+	sessions, _ := env.Proxy.Sessions(10)
+	var rows []sessioninfo.Lane
+	for _, sess := range sessions {
+		for _, l := range sess.Lanes {
+			if strings.HasSuffix(l.Group, "(group coordinator)") {
+				rows = append(rows, l)
+			}
+		}
+	}
+	if len(rows) != 1 || rows[0].Group != "coordination (group coordinator)" || rows[0].Upstream != coordinatorAddr || rows[0].State != sessioninfo.LaneIdle {
+		t.Fatalf("coordinator lanes in the sessions view: %+v, want one idle \"coordination (group coordinator)\" lane to %s", rows, coordinatorAddr)
 	}
 }
 

@@ -270,7 +270,7 @@ func (s *session) route(frame *bufpool.Buf) (string, error) {
 			s.srv.pool.Put(frame)
 			return reasonClosed, nil
 		}
-		if owner = s.answers.push(h, v.group, nil, v.wait, v.scopes); owner == nil {
+		if owner = s.answers.push(h, v.group, lane, nil, v.wait, v.scopes); owner == nil {
 			s.srv.pool.Put(frame)
 			return reasonClosed, nil
 		}
@@ -378,7 +378,7 @@ func (s *session) answerLocally(h router.RequestHeader, resp []byte) (string, er
 	g := s.pol.classifier.Classify(h.Key)
 	s.pol.instr.request(h.Key, g) // counted, but no upstream latency to observe
 	s.view.countRequest(g)
-	if s.answers.push(h, g, bufpool.Wrap(resp), 0, router.Scopes{}) == nil {
+	if s.answers.push(h, g, g, bufpool.Wrap(resp), 0, router.Scopes{}) == nil {
 		return reasonClosed, nil
 	}
 	s.answers.deliver()

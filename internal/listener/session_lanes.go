@@ -66,13 +66,12 @@ func (s *session) lane(g router.Group) (*upstream.Lane[*slot], error) {
 	if l != nil {
 		return l, nil
 	}
-	named := g
+	named, coordinator := s.laneGroup(g)
 	var conn net.Conn
 	var addr string
 	var err error
-	if redirect := int(g) - s.pol.classifier.Len(); redirect >= 0 {
-		named = s.pol.classifier.Classify(int16(kmsg.OffsetCommit))
-		conn, addr, err = s.dialRedirect(s.redirects[redirect])
+	if coordinator {
+		conn, addr, err = s.dialRedirect(s.redirects[int(g)-s.pol.classifier.Len()])
 	} else {
 		conn, addr, err = s.dial()
 	}
@@ -94,6 +93,16 @@ func (s *session) lane(g router.Group) (*upstream.Lane[*slot], error) {
 	s.mu.Unlock()
 	s.log.Debug("lane dialed", zap.String("group", s.pol.classifier.Name(named)), zap.String("upstream", addr))
 	return l, nil
+}
+
+// laneGroup is the group whose requests lane g carries: g itself, or, for a
+// group coordinator's lane past the classifier's groups, the group of
+// OffsetCommit and OffsetFetch (the requests sent there).
+func (s *session) laneGroup(g router.Group) (named router.Group, coordinator bool) {
+	if int(g) < s.pol.classifier.Len() {
+		return g, false
+	}
+	return s.pol.classifier.Classify(int16(kmsg.OffsetCommit)), true
 }
 
 func (s *session) dial() (net.Conn, string, error) {

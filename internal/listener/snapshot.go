@@ -135,12 +135,11 @@ func (s *session) snapshot(now time.Time) sessioninfo.Session {
 	}
 	out.FetchWait = s.fetchWaitState(now)
 
-	groups := s.pol.classifier.Len()
-	lanes := make([]sessioninfo.Lane, groups)
 	var laneConns []*upstream.Lane[*slot]
 	s.mu.Lock()
-	laneConns = append(laneConns, s.lanes...)
+	laneConns = append(laneConns, s.lanes...) // one per group, then coordinators' (bridge.go)
 	s.mu.Unlock()
+	lanes := make([]sessioninfo.Lane, len(laneConns))
 	s.answers.walkOwed(func(sl *slot) {
 		if sl.done {
 			out.Held.Answers++
@@ -148,7 +147,11 @@ func (s *session) snapshot(now time.Time) sessioninfo.Session {
 			return
 		}
 		out.InFlight++
-		l := &lanes[sl.group]
+		lane := sl.lane
+		if int(lane) >= len(lanes) {
+			lane = sl.group // on a coordinator's lane dialed since the copy
+		}
+		l := &lanes[lane]
 		l.InFlight++
 		if l.Oldest == nil {
 			age, timeout := now.Sub(sl.sent).Milliseconds(), sl.wait.Milliseconds()
@@ -157,9 +160,13 @@ func (s *session) snapshot(now time.Time) sessioninfo.Session {
 		}
 	})
 
-	for g := range groups {
+	for g := range lanes {
 		l := &lanes[g]
-		l.Group = s.pol.classifier.Name(router.Group(g))
+		named, coordinator := s.laneGroup(router.Group(g))
+		l.Group = s.pol.classifier.Name(named)
+		if coordinator {
+			l.Group += " (group coordinator)"
+		}
 		switch conn := laneConns[g]; {
 		case conn != nil:
 			info := conn.Info()

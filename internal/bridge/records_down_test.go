@@ -106,7 +106,16 @@ func TestDownRecordsBatches(t *testing.T) {
 	}
 	want = append(want, downExpected(1, 25, recs[8:])...)
 	requireRecords(t, mustKgoRead(t, in), want)
-	for _, magic := range []int8{0, 1} {
+	requireDown(t, in, want)
+}
+
+// requireDown converts in to magic 0 and to magic 1 and requires of each
+// the records want at their own offsets (without timestamps at magic 0);
+// it returns the two sets, by magic.
+func requireDown(t *testing.T, in []byte, want []testRecord) [2][]byte {
+	t.Helper()
+	var sets [2][]byte
+	for magic := range int8(2) {
 		set, err := DownRecords(in, magic, 1<<20, 1<<20)
 		if err != nil {
 			t.Fatal(err)
@@ -116,7 +125,9 @@ func TestDownRecordsBatches(t *testing.T) {
 			wantMagic[i].offset = want[i].offset
 		}
 		requireRecords(t, readDown(t, set), wantMagic)
+		sets[magic] = set
 	}
+	return sets
 }
 
 // LogAppendTime batches give every record the batch's max timestamp, and

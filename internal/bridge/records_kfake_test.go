@@ -70,16 +70,7 @@ func TestRecordsThroughBroker(t *testing.T) {
 	if err := kerr.ErrorForCode(fp.ErrorCode); err != nil {
 		t.Fatal(err)
 	}
-	for _, magic := range []int8{0, 1} {
-		set, err := DownRecords(fp.RecordBatches, magic, 1<<20, 1<<20)
-		if err != nil {
-			t.Fatal(err)
-		}
-		wantMagic := downExpected(magic, 0, want)
-		for i := range wantMagic {
-			wantMagic[i].offset = want[i].offset
-		}
-		requireRecords(t, readDown(t, set), wantMagic)
+	for magic, set := range requireDown(t, fp.RecordBatches, want) {
 		codecs := map[compression]int{}
 		for _, m := range topMessages(t, set) {
 			codecs[compression(m.attributes&compressionMask)]++

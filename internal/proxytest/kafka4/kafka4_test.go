@@ -34,12 +34,20 @@ func roundTrip(t *testing.T, addr string, req kmsg.Request) ([]byte, error) {
 	return body, err
 }
 
-func TestFloorsCloseRemovedVersionsAndAdvertiseKafka4Minimums(t *testing.T) {
+// oneBroker is a kfake cluster of one broker with topic "t", closed when
+// the test ends.
+func oneBroker(t *testing.T) *kfake.Cluster {
+	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(c.Close)
+	return c
+}
+
+func TestFloorsCloseRemovedVersionsAndAdvertiseKafka4Minimums(t *testing.T) {
+	c := oneBroker(t)
 	b, err := Floors(c)
 	if err != nil {
 		t.Fatal(err)
@@ -102,11 +110,7 @@ func TestFloorsCloseRemovedVersionsAndAdvertiseKafka4Minimums(t *testing.T) {
 }
 
 func TestObserveCountsWithoutRejecting(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := oneBroker(t)
 	b := Observe(c)
 	lo := kmsg.NewPtrListOffsetsRequest()
 	lo.Version = 0
@@ -123,11 +127,7 @@ func TestObserveCountsWithoutRejecting(t *testing.T) {
 // asks v0 with an empty list and takes an answer without its subscribed
 // topic for the topic not existing.
 func TestFloorsMetadataV0EmptyListsEveryTopic(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := oneBroker(t)
 	b, err := Floors(c)
 	if err != nil {
 		t.Fatal(err)

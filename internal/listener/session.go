@@ -66,7 +66,8 @@ type session struct {
 	draining   bool
 	closed     bool
 
-	closedCh chan struct{}
+	closedCh chan struct{} // closed as the session's close begins: waits end
+	endedCh  chan struct{} // closed once it is done: the session has ended
 }
 
 func newSession(server *Server, conn net.Conn, broker int32) *session {
@@ -87,6 +88,7 @@ func newSession(server *Server, conn net.Conn, broker int32) *session {
 		acct:        srv.budget.NewAccount(),
 		lanes:       make([]*upstream.Lane[*slot], pol.classifier.Len()),
 		closedCh:    make(chan struct{}),
+		endedCh:     make(chan struct{}),
 		ord:         sessionOrdering{acc: make([]uint64, 2*pol.classifier.Len())},
 		bar:         newSessionBarriers(pol.barriers),
 	}
@@ -111,7 +113,7 @@ func (s *session) run() {
 	} else {
 		s.close(reason, err)
 	}
-	<-s.closedCh
+	<-s.endedCh // whoever closes it: a drained session closes from the lane with its last answer
 }
 
 // read loops over client frames until the client goes away, sends bad
@@ -448,4 +450,5 @@ func (s *session) close(reason string, err error) {
 	}
 	owed := s.answers.close()
 	s.logClosed(reason, err, owed)
+	close(s.endedCh)
 }

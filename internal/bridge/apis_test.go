@@ -299,22 +299,19 @@ func TestListOffsetsUpDown(t *testing.T) {
 }
 
 func TestParallelDown(t *testing.T) {
-	part := func(b []byte) *kmsg.FetchResponseTopicPartition {
-		return &kmsg.FetchResponseTopicPartition{RecordBatches: b}
-	}
 	plain := recordBatch(t, batchSpec{}, testRecords(2))
 	gzipped := recordBatch(t, batchSpec{codec: compressionGzip}, testRecords(2))
 	for _, c := range []struct {
-		name  string
-		parts []*kmsg.FetchResponseTopicPartition
-		want  bool
+		name   string
+		pieces []setPiece
+		want   bool
 	}{
-		{"two plain partitions", []*kmsg.FetchResponseTopicPartition{part(plain), part(plain)}, true},
-		{"one busy partition", []*kmsg.FetchResponseTopicPartition{part(plain), part(nil)}, false},
-		{"a compressed batch", []*kmsg.FetchResponseTopicPartition{part(plain), part(gzipped)}, false},
-		{"a partial batch at the end", []*kmsg.FetchResponseTopicPartition{part(plain), part(append(plain[:len(plain):len(plain)], plain[:20]...))}, true},
+		{"two plain partitions", []setPiece{{records: plain}, {records: plain}}, true},
+		{"one busy partition", []setPiece{{records: plain}}, false},
+		{"a compressed batch", []setPiece{{records: plain}, {records: gzipped}}, false},
+		{"a partial batch at the end", []setPiece{{records: plain}, {records: append(plain[:len(plain):len(plain)], plain[:20]...)}}, true},
 	} {
-		if got := parallelDown(c.parts); got != c.want {
+		if got := parallelDown(c.pieces); got != c.want {
 			t.Errorf("%s: parallel %v, want %v", c.name, got, c.want)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -37,10 +38,6 @@ type Exchange struct {
 	// has no field for: Fetch's PartitionMaxBytes (the bound of the message
 	// set it gets back), ListOffsets v0's MaxNumOffsets.
 	limit map[partition]int32
-	// grown is what the answer's down-conversion added to its size (Fetch
-	// message sets are larger than the batches they came from), so that
-	// its encoding is sized once instead of grown by copying.
-	grown int
 	// alloc lends the translation memory for what it builds on the way
 	// (message sets, record batches), as for the frame.
 	alloc Allocator
@@ -65,6 +62,13 @@ type translation interface {
 	// topic, partition or resource asked for, so the error codes that
 	// UnsupportedVersion sets reach every one of them.
 	refuse(req kmsg.Request, resp kmsg.Response)
+}
+
+// answerWriter is a translation that writes its answer itself, after down,
+// in pieces that are sent in order (fetch: message sets converted each in a
+// buffer of its own); false: kmsg encodes it, in one piece.
+type answerWriter interface {
+	writeAnswer(resp kmsg.Response, x *Exchange, correlation uint32, maxOut int) (frame [][]byte, ok bool, err error)
 }
 
 func translationFor(key int16) translation {
@@ -163,11 +167,16 @@ func UpAlloc(alloc Allocator, req []byte, key, from, to int16, maxOut int) (fram
 // and the response header of version x.To, to a whole frame at version
 // x.From with its header.
 func (x *Exchange) Down(resp []byte, maxOut int) ([]byte, error) {
-	return x.DownAlloc(nil, resp, maxOut)
+	pieces, err := x.DownAlloc(nil, resp, maxOut)
+	if err != nil {
+		return nil, err
+	}
+	return slices.Concat(pieces...), nil
 }
 
-// DownAlloc is Down writing the frame into memory from alloc.
-func (x *Exchange) DownAlloc(alloc Allocator, resp []byte, maxOut int) ([]byte, error) {
+// DownAlloc is Down writing the frame into memory from alloc, in pieces to
+// be sent in order: the first holds the size prefix and the header.
+func (x *Exchange) DownAlloc(alloc Allocator, resp []byte, maxOut int) ([][]byte, error) {
 	if len(resp)-4 > maxOut {
 		return nil, ErrTooLarge
 	}
@@ -196,7 +205,16 @@ func (x *Exchange) DownAlloc(alloc Allocator, resp []byte, maxOut int) ([]byte, 
 	if err := t.down(r, x, maxOut); err != nil {
 		return nil, err
 	}
-	return encodeResponse(alloc, r, x.From, correlation, maxOut, len(resp)+x.grown)
+	if w, ok := t.(answerWriter); ok {
+		if frame, ok, err := w.writeAnswer(r, x, correlation, maxOut); ok || err != nil {
+			return frame, err
+		}
+	}
+	frame, err := encodeResponse(alloc, r, x.From, correlation, maxOut, len(resp))
+	if err != nil {
+		return nil, err
+	}
+	return [][]byte{frame}, nil
 }
 
 // UnsupportedVersion is the answer to a request of an old version that

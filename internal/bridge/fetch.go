@@ -48,81 +48,151 @@ func (fetch) down(resp kmsg.Response, x *Exchange, maxOut int) error {
 		r.Topics = fetchTopics(x.asked)
 		setErrorCodes(r.Topics, r.ErrorCode)
 	}
-	magic := int8(1)
-	if x.From < 2 {
-		magic = 0
-	}
-	var parts []*kmsg.FetchResponseTopicPartition
-	var limits []int32
 	for i := range r.Topics {
-		t := &r.Topics[i]
-		for j := range t.Partitions {
-			p := &t.Partitions[j]
+		for j := range r.Topics[i].Partitions {
+			p := &r.Topics[i].Partitions[j]
 			p.ErrorCode = x.code(p.ErrorCode)
-			if x.From <= 3 {
-				parts = append(parts, p)
-				limits = append(limits, x.limit[partition{t.Topic, p.Partition}])
-			}
 		}
-	}
-	sets := make([][]byte, len(parts))
-	if parallelDown(parts) {
-		// A consumer's answer holds up to its MaxBytes per partition and
-		// the client waits for all of it: the partitions convert at once,
-		// on as many goroutines as there are processors. Only uncompressed
-		// ones: each output is then bounded by its partition's MaxBytes
-		// (one message more at most), and nothing is inflated on the way.
-		errs := make([]error, len(parts))
-		var wg sync.WaitGroup
-		next := make(chan int, len(parts))
-		for i := range parts {
-			next <- i
-		}
-		close(next)
-		for range min(len(parts), runtime.GOMAXPROCS(0)) {
-			wg.Go(func() {
-				for i := range next {
-					sets[i], errs[i] = downRecords(x.alloc, parts[i].RecordBatches, magic, limits[i], maxOut)
-				}
-			})
-		}
-		wg.Wait()
-		if err := errors.Join(errs...); err != nil {
-			return err
-		}
-	} else {
-		budget := maxOut
-		for i, p := range parts {
-			set, err := downRecords(x.alloc, p.RecordBatches, magic, limits[i], budget)
-			if err != nil {
-				return err
-			}
-			sets[i] = set
-			budget -= len(set)
-		}
-	}
-	total := 0
-	for i, p := range parts {
-		total += len(sets[i])
-		x.grown += len(sets[i]) - len(p.RecordBatches)
-		p.RecordBatches = sets[i]
-	}
-	if total > maxOut {
-		return tooLarge("converted fetch answer", maxOut)
 	}
 	return nil
 }
 
-// parallelDown reports whether parts are worth converting at once: more
-// than one holds a batch, and no batch is compressed (or of another magic,
-// which the converter reads as a set of its own).
-func parallelDown(parts []*kmsg.FetchResponseTopicPartition) bool {
-	busy := 0
-	for _, p := range parts {
-		if len(p.RecordBatches) > 0 {
-			busy++
+// writeAnswer writes a Fetch v0–3 answer, whose record batches become
+// message sets, in pieces: one per partition with records, holding its
+// message set converted straight into a buffer of its own, behind the
+// answer's bytes that precede it (the frame's head, a topic's name, the
+// partition's fields). The client is sent the pieces in order, so no set is
+// copied again into one frame: a consumer's answer is mostly its sets, of
+// up to its MaxBytes per partition.
+func (fetch) writeAnswer(resp kmsg.Response, x *Exchange, correlation uint32, maxOut int) ([][]byte, bool, error) {
+	if x.From > 3 {
+		return nil, false, nil // no record format to convert: kmsg encodes it
+	}
+	r := resp.(*kmsg.FetchResponse)
+	magic := int8(1)
+	if x.From < 2 {
+		magic = 0
+	}
+	// The answer's layout at v0–3, cut before each set to convert. Fixed
+	// widths (binary.BigEndian) are kmsg's encoding at these versions,
+	// which TestFetchAnswerLayout holds it to.
+	var pieces []setPiece
+	head := make([]byte, 8, 64) // the frame's size, set last, and correlation id
+	binary.BigEndian.PutUint32(head[4:], correlation)
+	if x.From >= 1 {
+		head = binary.BigEndian.AppendUint32(head, uint32(r.ThrottleMillis))
+	}
+	head = binary.BigEndian.AppendUint32(head, uint32(len(r.Topics)))
+	for i := range r.Topics {
+		t := &r.Topics[i]
+		head = binary.BigEndian.AppendUint16(head, uint16(len(t.Topic)))
+		head = append(head, t.Topic...)
+		head = binary.BigEndian.AppendUint32(head, uint32(len(t.Partitions)))
+		for j := range t.Partitions {
+			p := &t.Partitions[j]
+			head = binary.BigEndian.AppendUint32(head, uint32(p.Partition))
+			head = binary.BigEndian.AppendUint16(head, uint16(p.ErrorCode))
+			head = binary.BigEndian.AppendUint64(head, uint64(p.HighWatermark))
+			if len(p.RecordBatches) == 0 {
+				length := int32(-1) // kmsg's nullable bytes: nil is null
+				if p.RecordBatches != nil {
+					length = 0
+				}
+				head = binary.BigEndian.AppendUint32(head, uint32(length))
+				continue
+			}
+			head = binary.BigEndian.AppendUint32(head, 0) // the set's length, once converted
+			pieces = append(pieces, setPiece{head: head, records: p.RecordBatches, limit: x.limit[partition{t.Topic, p.Partition}]})
+			head = nil
 		}
-		for b := p.RecordBatches; len(b) > recordBatchAttrsAt+1; {
+	}
+	if err := convertSets(x.alloc, pieces, magic, maxOut); err != nil {
+		return nil, true, err
+	}
+	frame := make([][]byte, 0, len(pieces)+1)
+	size := -4
+	for _, p := range pieces {
+		frame = append(frame, p.out)
+		size += len(p.out)
+	}
+	if len(head) > 0 || len(frame) == 0 {
+		frame = append(frame, append(x.alloc.get(len(head)), head...))
+		size += len(head)
+	}
+	if size > maxOut {
+		return nil, true, tooLarge("converted fetch answer", maxOut)
+	}
+	binary.BigEndian.PutUint32(frame[0], uint32(size))
+	return frame, true, nil
+}
+
+// setPiece is one partition's piece of a Fetch v0–3 answer.
+type setPiece struct {
+	head    []byte // the answer's bytes before the set, its length last
+	records []byte // the broker's record batches
+	limit   int32  // the partition's MaxBytes
+	out     []byte // head, then the message set
+}
+
+// convertSets converts each piece's records to a message set of magic
+// into its out, behind its head.
+func convertSets(alloc Allocator, pieces []setPiece, magic int8, maxOut int) error {
+	if !parallelDown(pieces) {
+		budget := maxOut
+		for i := range pieces {
+			if err := pieces[i].convert(alloc, magic, budget); err != nil {
+				return err
+			}
+			budget -= len(pieces[i].out) - len(pieces[i].head)
+		}
+		return nil
+	}
+	// A consumer's answer holds up to its MaxBytes per partition and the
+	// client waits for all of it: the partitions convert at once, on as
+	// many goroutines as there are processors. Only uncompressed ones:
+	// each output is then bounded by its partition's MaxBytes (one
+	// message more at most), and nothing is inflated on the way.
+	errs := make([]error, len(pieces))
+	var wg sync.WaitGroup
+	next := make(chan int, len(pieces))
+	for i := range pieces {
+		next <- i
+	}
+	close(next)
+	for range min(len(pieces), runtime.GOMAXPROCS(0)) {
+		wg.Go(func() {
+			for i := range next {
+				errs[i] = pieces[i].convert(alloc, magic, maxOut)
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (p *setPiece) convert(alloc Allocator, magic int8, maxOut int) error {
+	n := len(p.head)
+	out := append(alloc.get(n+setSizeHint(p.records, p.limit, maxOut)), p.head...)
+	set, err := downRecords(alloc, out[n:n], p.records, magic, p.limit, maxOut)
+	if err != nil {
+		return err
+	}
+	if cap(set) == cap(out)-n {
+		out = out[:n+len(set)] // converted in place
+	} else {
+		out = append(append(alloc.get(n+len(set)), p.head...), set...) // it outgrew its buffer
+	}
+	binary.BigEndian.PutUint32(out[n-4:], uint32(len(set)))
+	p.out = out
+	return nil
+}
+
+// parallelDown reports whether pieces are worth converting at once: more
+// than one, and no batch is compressed (or of another magic, which the
+// converter reads as a set of its own).
+func parallelDown(pieces []setPiece) bool {
+	for _, p := range pieces {
+		for b := p.records; len(b) > recordBatchAttrsAt+1; {
 			size := int(int32(binary.BigEndian.Uint32(b[8:])))
 			if size < 0 || size > len(b)-recordBatchLogOverhead {
 				break // a partial batch at the end: left out
@@ -133,7 +203,7 @@ func parallelDown(parts []*kmsg.FetchResponseTopicPartition) bool {
 			b = b[recordBatchLogOverhead+size:]
 		}
 	}
-	return busy > 1
+	return len(pieces) > 1
 }
 
 func (fetch) refuse(req kmsg.Request, resp kmsg.Response) {

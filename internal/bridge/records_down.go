@@ -35,15 +35,21 @@ var errMessageSetFull = errors.New("message set full")
 // inside it, is left out as a client would skip it. A record at a negative
 // offset, which no broker sends, makes the records corrupt.
 func DownRecords(records []byte, magic int8, maxBytes int32, maxOut int) ([]byte, error) {
-	return downRecords(nil, records, magic, maxBytes, maxOut)
+	return downRecords(nil, nil, records, magic, maxBytes, maxOut)
 }
 
-func downRecords(alloc Allocator, records []byte, magic int8, maxBytes int32, maxOut int) ([]byte, error) {
+// downRecords is DownRecords writing the set into into, of length 0, while
+// it has room (a Fetch answer's piece, behind the bytes that precede the
+// set); nil: into memory from alloc.
+func downRecords(alloc Allocator, into, records []byte, magic int8, maxBytes int32, maxOut int) ([]byte, error) {
 	if magic != 0 && magic != 1 {
 		return nil, fmt.Errorf("bridge: no message format v%d to convert records to", magic)
 	}
 	if len(records) == 0 {
 		return records, nil
+	}
+	if into == nil {
+		into = alloc.get(setSizeHint(records, maxBytes, maxOut))
 	}
 	d := &downConverter{
 		codecs:   codecs{maxOut: maxOut},
@@ -51,7 +57,7 @@ func downRecords(alloc Allocator, records []byte, magic int8, maxBytes int32, ma
 		maxBytes: int(max(maxBytes, 0)),
 		maxOut:   maxOut,
 		budget:   maxOut,
-		out:      alloc.get(max(0, min(len(records)+len(records)/4+64, maxOut, max(int(maxBytes), 1<<10)))),
+		out:      into,
 	}
 	defer d.close()
 	for in := records; len(in) > magicAt && !d.full; {
@@ -81,6 +87,13 @@ func downRecords(alloc Allocator, records []byte, magic int8, maxBytes int32, ma
 		}
 	}
 	return d.out, nil
+}
+
+// setSizeHint is about how large the message set converted from records
+// is: message format v1 frames a small record with about 24 bytes more than
+// v2 does, and the set holds at most about maxBytes.
+func setSizeHint(records []byte, maxBytes int32, maxOut int) int {
+	return max(0, min(len(records)+len(records)/4+64, maxOut, max(int(maxBytes), 1<<10)))
 }
 
 // downConverter writes the message set of one partition.

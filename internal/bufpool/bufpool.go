@@ -26,7 +26,12 @@ const (
 
 // Buf is a pooled byte slice. B has the length asked for.
 type Buf struct {
-	B     []byte
+	B []byte
+	// More is the rest of a frame made in pieces, written after B in
+	// order: a frame whose parts are built at once in buffers of their own
+	// (a bridged Fetch answer's message sets) is never copied into one.
+	// Put puts them back with B.
+	More  []*Buf
 	class int8 // -1: not pooled
 
 	// meter is credited charged bytes when the Buf goes back (Put): the
@@ -104,6 +109,11 @@ func (p *Pool) Put(b *Buf) {
 		b.meter.Release(b.charged)
 		b.meter, b.charged = nil, 0
 	}
+	for _, m := range b.More {
+		p.Put(m)
+	}
+	clear(b.More)
+	b.More = b.More[:0]
 	if b.class < 0 {
 		return
 	}

@@ -247,6 +247,9 @@ func (q *answerQueue) writeReady(blocking bool) {
 		q.iov = q.iov[:0]
 		for _, sl := range q.batch {
 			q.iov = append(q.iov, sl.frame.B)
+			for _, b := range sl.frame.More {
+				q.iov = append(q.iov, b.B)
+			}
 		}
 		q.out = q.iov
 		if !blocking {

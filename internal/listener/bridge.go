@@ -119,7 +119,7 @@ func (s *session) bridgeDown(sl *slot, frame *bufpool.Buf) (*bufpool.Buf, bool) 
 		return nil, false
 	}
 	into := pooledFrame{pool: s.srv.pool}
-	out, err := sl.bridge.DownAlloc(into.get, frame.B, s.srv.cfg.Limits.MaxFrameBytes)
+	pieces, err := sl.bridge.DownAlloc(into.get, frame.B, s.srv.cfg.Limits.MaxFrameBytes)
 	s.acct.Release(decoding)
 	s.srv.pool.Put(frame)
 	if err != nil {
@@ -129,9 +129,16 @@ func (s *session) bridgeDown(sl *slot, frame *bufpool.Buf) (*bufpool.Buf, bool) 
 			s.pol.protocol.Name(sl.key), sl.bridge.To, sl.bridge.From, err))
 		return nil, false
 	}
-	down := into.holding(out)
-	s.settle(reserve, cap(out))
-	down.Charge(s.acct, cap(out))
+	down := into.holdingPieces(pieces)
+	held := cap(down.B)
+	for _, b := range down.More {
+		held += cap(b.B)
+	}
+	s.settle(reserve, held)
+	down.Charge(s.acct, cap(down.B))
+	for _, b := range down.More {
+		b.Charge(s.acct, cap(b.B))
+	}
 	return down, true
 }
 
@@ -157,19 +164,35 @@ func (p *pooledFrame) get(n int) []byte {
 // back every other one lent: the pooled Buf when out is still in it, else
 // out wrapped (the translation outgrew what it was lent).
 func (p *pooledFrame) holding(out []byte) *bufpool.Buf {
-	var held *bufpool.Buf
+	return p.holdingPieces([][]byte{out})
+}
+
+// holdingPieces is holding for a frame in pieces: the Buf of the first,
+// with those of the rest in More.
+func (p *pooledFrame) holdingPieces(pieces [][]byte) *bufpool.Buf {
+	held := make([]*bufpool.Buf, len(pieces))
+	at := make(map[*byte]int, len(pieces)) // a piece begins the Buf it is in
+	for i, piece := range pieces {
+		if cap(piece) > 0 {
+			at[&piece[:1][0]] = i
+		}
+	}
 	for _, b := range p.bufs {
-		if held == nil && cap(out) > 0 && cap(out) == cap(b.B) && &out[:1][0] == &b.B[:1][0] {
-			b.B, held = out, b
+		if i, ok := at[&b.B[:1][0]]; ok && held[i] == nil && cap(pieces[i]) == cap(b.B) {
+			b.B, held[i] = pieces[i], b
 			continue
 		}
 		p.pool.Put(b)
 	}
 	p.bufs = nil
-	if held == nil {
-		held = bufpool.Wrap(out)
+	for i := range held {
+		if held[i] == nil {
+			held[i] = bufpool.Wrap(pieces[i])
+		}
 	}
-	return held
+	head := held[0]
+	head.More = append(head.More, held[1:]...)
+	return head
 }
 
 func (p *pooledFrame) drop() {

@@ -297,7 +297,7 @@ func (s *session) LaneResponse(sl *slot, frame *bufpool.Buf) {
 		}
 	}
 	s.pol.instr.throttle(sl.key, sl.version, frame.B[8:])
-	if s.pol.rewriter.NeedsRewrite(sl.key) {
+	if s.pol.rewriter.MayRewrite(sl.key, sl.version) { // never a bridged Fetch, in pieces
 		// The rewrite's memory is taken from the budget before it is
 		// made: the decoded answer while it lives, and the output, about
 		// the input's size, settled after.

@@ -356,6 +356,14 @@ func (r *varintReader) skip(n int) {
 }
 
 func (r *varintReader) varint(lo, hi int64) int64 {
+	if len(r.b) > 0 && r.b[0] < 0x80 {
+		// One byte: most of a small record's fields (its deltas,
+		// lengths below 64, a header count of 0).
+		if v := int64(r.b[0]>>1) ^ -int64(r.b[0]&1); v >= lo && v <= hi {
+			r.b = r.b[1:]
+			return v
+		}
+	}
 	v, n := binary.Varint(r.b)
 	if n <= 0 || v < lo || v > hi {
 		r.b, r.ok = nil, false

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kproxy/kproxy/config"
 	"github.com/kproxy/kproxy/internal/proxytest"
 	"github.com/kproxy/kproxy/internal/rawclient"
 )
@@ -93,6 +94,43 @@ func TestAcksZeroHoldsNoSlot(t *testing.T) {
 	}
 	cl := newClient(t, env.Bootstrap(), kgo.ConsumeTopics("t"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	consumeExactly(t, ctxTimeout(t, 20*time.Second), cl, 3)
+}
+
+// TestAcksZeroLaneIdlesOut: a lane that carried only acks=0 produces is
+// closed by kproxy's idle timer like any quiet lane, before the broker's
+// own idle close (connections.max.idle.ms), which would have failed the
+// session as if a produce had failed; the session lives on, and its next
+// produce dials again. Before, such a lane waited for an answer Kafka never
+// sends, and stayed open.
+func TestAcksZeroLaneIdlesOut(t *testing.T) {
+	t.Parallel()
+	const idle = 300 * time.Millisecond
+	env := proxytest.Start(t, proxytest.Options{Kfake: []kfake.Opt{kfake.SeedTopics(1, "t")},
+		Config: func(c *config.Config) { c.Upstream.IdleTimeout, c.Upstream.Pool.IdleTimeout = idle, idle }})
+	_, addr := leaderAddrs(t, env, "t")
+	c := dialRaw(t, addr, "fire-and-forget")
+	produceLanes := func() float64 {
+		return sample(t, env.Registry, "kproxy_upstream_connections", map[string]string{"group": "produce"})
+	}
+	for i := range 2 {
+		if _, err := c.Send(rawclient.ProduceRequest("t", 0, 0, []byte("record-"+strconv.Itoa(i)))); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the produce lane to open", func() bool { return produceLanes() == 1 })
+		waitFor(t, "the acks=0 produce lane to idle out", func() bool { return produceLanes() == 0 })
+	}
+	corr, err := c.Send(kmsg.NewPtrMetadataRequest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := c.Read(); err != nil || resp.CorrelationID != corr {
+		t.Fatalf("the producer's session after its lane idled out: answer %v, %v", resp.CorrelationID, err)
+	}
+	if got := sample(t, env.Registry, "kproxy_session_closes_total", nil); got != 0 {
+		t.Fatalf("%v sessions closed, want the producer's to live on", got)
+	}
+	cl := newClient(t, env.Bootstrap(), kgo.ConsumeTopics("t"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	consumeExactly(t, ctxTimeout(t, 20*time.Second), cl, 2)
 }
 
 // TestUpstreamDropClosesSessionIdempotentExactlyOnce: kfake drops the

@@ -175,20 +175,33 @@ func (l *Lane[O]) Send(frame *bufpool.Buf, corr int32, expectResponse bool, owne
 // was idle before it.
 func (l *Lane[O]) enlistLocked(corr int32, expectResponse bool, owner O) (idle bool) {
 	idle = l.idleLocked()
-	if idle {
-		// Deadlines only while a request is in flight: the idle timer
-		// stops now.
-		_ = l.conn.SetReadDeadline(time.Time{})
-	}
+	quiet := l.head == len(l.pending) // no answer due: the idle timer may run
 	if expectResponse {
-		if l.head == len(l.pending) {
+		if quiet {
+			// The idle timer, the lane's only read deadline, stops
+			// while an answer is due.
+			_ = l.conn.SetReadDeadline(time.Time{})
 			l.headAt = time.Now()
 		}
 		l.pending = append(l.pending, pending[O]{corr: corr, owner: owner, acks0Before: l.acks0.sent})
 	} else {
-		l.acks0.add(corr)
+		now := time.Now()
+		l.acks0.add(corr, now)
+		if quiet {
+			l.armIdleLocked(now) // restarted, as the broker's idle clock is by a request
+		}
 	}
 	return idle
+}
+
+// armIdleLocked starts the idle timer at now; with nothing but acks=0
+// produces unconfirmed, it ends the lane too (readFull: acks0Settled).
+func (l *Lane[O]) armIdleLocked(now time.Time) {
+	if l.opts.IdleTimeout > 0 {
+		_ = l.conn.SetReadDeadline(now.Add(l.opts.IdleTimeout))
+	} else {
+		_ = l.conn.SetReadDeadline(time.Time{})
+	}
 }
 
 // directWriteMax bounds the frames Send writes itself. A broker with nothing
@@ -452,6 +465,10 @@ func (l *Lane[O]) readFull(r io.Reader, b []byte) error {
 					return errReleasedMidFrame
 				}
 				return errReleased
+			}
+			if !l.acks0SettledLocked() {
+				l.mu.Unlock()
+				continue // an acks=0 produce restarted the idle timer
 			}
 			idle := l.idleLocked()
 			if idle {

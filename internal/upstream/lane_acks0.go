@@ -19,9 +19,10 @@ import (
 // next session's lane would take it for the answer to its own request with
 // that correlation id.
 type acks0Log struct {
-	sent      int     // acks=0 produces enlisted
-	confirmed int     // of them, those sent before the latest answered request
-	owed      []int32 // the correlation ids of the latest acks0Remembered, less those answered
+	sent      int       // acks=0 produces enlisted
+	confirmed int       // of them, those sent before the latest answered request
+	lastSent  time.Time // when the latest was enlisted
+	owed      []int32   // the correlation ids of the latest acks0Remembered, less those answered
 }
 
 // acks0Remembered bounds the correlation ids a lane keeps for answers to
@@ -30,8 +31,9 @@ type acks0Log struct {
 // to one forgotten fails the lane.
 const acks0Remembered = 128
 
-func (a *acks0Log) add(corr int32) {
+func (a *acks0Log) add(corr int32, now time.Time) {
 	a.sent++
+	a.lastSent = now
 	if len(a.owed) == acks0Remembered {
 		copy(a.owed, a.owed[1:])
 		a.owed = a.owed[:len(a.owed)-1]
@@ -42,6 +44,25 @@ func (a *acks0Log) add(corr int32) {
 // unconfirmed counts the acks=0 produces that no answer followed yet: the
 // broker may still close the connection over one of them.
 func (a *acks0Log) unconfirmed() int { return a.sent - a.confirmed }
+
+// acks0SettledLocked is called when the idle timer fires with no answer
+// due. A broker reports an acks=0 produce's failure by closing the
+// connection as it processes the produce, so a lane quiet for the idle
+// timeout since its latest one has nothing left to hear about them: they
+// count as confirmed, and the lane may idle out (the broker itself closes
+// a connection quiet for connections.max.idle.ms, which is no failure).
+// false: a later acks=0 produce restarted the timer, which is re-armed.
+func (l *Lane[O]) acks0SettledLocked() bool {
+	if l.head != len(l.pending) || l.acks0.unconfirmed() == 0 {
+		return true
+	}
+	if since := time.Since(l.acks0.lastSent); since < l.opts.IdleTimeout {
+		l.armIdleLocked(l.acks0.lastSent)
+		return false
+	}
+	l.acks0.confirmed = l.acks0.sent
+	return true
+}
 
 // answered reports whether corr is that of an acks=0 produce still owed an
 // answer, which it no longer is.
@@ -74,8 +95,8 @@ func (l *Lane[O]) match(corr int32) (p pending[O], deliver bool, err error) {
 			}
 			now := time.Now()
 			l.idleSince = now
-			if l.idleLocked() && l.opts.IdleTimeout > 0 {
-				_ = l.conn.SetReadDeadline(now.Add(l.opts.IdleTimeout))
+			if l.reauth == nil || !l.reauth.holding {
+				l.armIdleLocked(now) // with acks=0 produces unconfirmed too
 			}
 			l.retireStaleLocked() // this answer is still delivered; the reader stops at the next read
 		}

@@ -85,26 +85,43 @@ func TestLaneAcks0FailureAfterAnEarlierAnswer(t *testing.T) {
 	}
 }
 
-// TestLaneAcks0IdleTimeout: an acks=0 produce sent after the last answer
-// keeps the idle timer away (the broker may still close over it); the
-// answer to a request sent after it lets the timer run again.
+// TestLaneAcks0IdleTimeout: a lane whose only unconfirmed requests are
+// acks=0 produces idles out once it has been quiet for the idle timeout
+// since the latest of them, and reports nothing lost: a broker closes the
+// connection over a failed one as it processes it, at once. Each acks=0
+// produce restarts the timer. It used to wait for an answer that never
+// comes, until the broker closed the quiet connection
+// (connections.max.idle.ms), which then failed the session as if an
+// acks=0 produce had failed. A close within the timeout still reports one.
 func TestLaneAcks0IdleTimeout(t *testing.T) {
-	l, h, broker, _ := laneOverPipe(t, 20*time.Millisecond)
-	sendAsync(t, l, 1, true)
-	readRequest(t, broker)
-	sendAsync(t, l, 2, false)
-	readRequest(t, broker)
-	answer(t, broker, 1, "x")
-	time.Sleep(60 * time.Millisecond) // past the idle timeout, with the acks=0 produce unconfirmed
-	if h.dones.Load() != 0 {
-		t.Fatalf("lane stopped with an acks=0 produce unconfirmed: %v", <-h.done)
-	}
-	sendAsync(t, l, 3, true)
-	readRequest(t, broker)
-	answer(t, broker, 3, "x")
-	if err := waitDone(t, h); err != nil {
-		t.Fatalf("idle close reported %v", err)
-	}
+	const idle = 200 * time.Millisecond
+	t.Run("idles out", func(t *testing.T) {
+		l, h, broker, _ := laneOverPipe(t, idle)
+		sendAsync(t, l, 1, true)
+		readRequest(t, broker)
+		sendAsync(t, l, 2, false)
+		readRequest(t, broker)
+		answer(t, broker, 1, "x") // confirms nothing sent after request 1
+		time.Sleep(idle / 2)
+		sendAsync(t, l, 3, false)
+		readRequest(t, broker)
+		time.Sleep(3 * idle / 4) // past the timeout from the answer, not from produce 3
+		if h.dones.Load() != 0 {
+			t.Fatalf("the lane stopped before the idle timeout since its latest acks=0 produce: %v", <-h.done)
+		}
+		if err := waitDone(t, h); err != nil {
+			t.Fatalf("idle close reported %v, want nothing lost", err)
+		}
+	})
+	t.Run("a close within it fails", func(t *testing.T) {
+		l, h, broker, _ := laneOverPipe(t, idle)
+		sendAsync(t, l, 1, false)
+		readRequest(t, broker)
+		broker.Close()
+		if err := waitDone(t, h); err == nil || !strings.Contains(err.Error(), "acks=0") {
+			t.Fatalf("close after the acks=0 produce reported %v, want the acks=0 failure", err)
+		}
+	})
 }
 
 // TestAcks0LogBounded: a lane keeps the correlation ids of its latest
@@ -113,7 +130,7 @@ func TestLaneAcks0IdleTimeout(t *testing.T) {
 func TestAcks0LogBounded(t *testing.T) {
 	var a acks0Log
 	for corr := range int32(10 * acks0Remembered) {
-		a.add(corr)
+		a.add(corr, time.Time{})
 	}
 	if len(a.owed) != acks0Remembered || cap(a.owed) > 2*acks0Remembered {
 		t.Fatalf("%d ids kept in room for %d, want %d", len(a.owed), cap(a.owed), acks0Remembered)

@@ -64,6 +64,22 @@ func waitMetric(t *testing.T, admin, sample string, want float64) {
 	}
 }
 
+// waitLogged waits until kproxy's log holds every one of lines: it reaches
+// the test through a pipe, after the metric the test saw move.
+func waitLogged(t *testing.T, p *kproxyProc, lines ...string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		logs := p.logs()
+		missing := slices.DeleteFunc(slices.Clone(lines), func(l string) bool { return strings.Contains(logs, l) })
+		if len(missing) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("kproxy's log does not name %q", missing)
+		}
+	}
+}
+
 // TestReloadKeepsSessions: a consumer group and a producer run through
 // kproxy across a good reload (SIGHUP) and a bad one. No session closes;
 // the consumer keeps consuming; a session opened after the good reload
@@ -161,19 +177,13 @@ func TestReloadKeepsSessions(t *testing.T) {
 	waitMetric(t, p.admin, `kproxy_config_reloads_total{result="success"}`, 1)
 	newSession()
 	waitMetric(t, p.admin, relaxed, 1)
-	if logs := p.logs(); !strings.Contains(logs, "need a restart") || !strings.Contains(logs, "limits.max_frame_bytes") {
-		t.Error("the restart-only change is not reported")
-	}
+	waitLogged(t, p, "need a restart", "limits.max_frame_bytes") // the restart-only change
 	waitConsumed(consumed.Load() + 50)
 
 	write("routing:\n  ordering: sideways\nlimits:\n  max_client_connections: 0\n")
 	p.signal(syscall.SIGHUP)
 	waitMetric(t, p.admin, `kproxy_config_reloads_total{result="failure"}`, 1)
-	for _, key := range []string{"routing.ordering", "limits.max_client_connections"} {
-		if !strings.Contains(p.logs(), key) {
-			t.Errorf("the refused reload does not name %s", key)
-		}
-	}
+	waitLogged(t, p, "routing.ordering", "limits.max_client_connections") // the refused reload's problems
 	newSession()
 	waitMetric(t, p.admin, relaxed, 2) // the good reload's rule still serves
 	waitConsumed(consumed.Load() + 50)
@@ -244,9 +254,7 @@ func TestReloadOnFileChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitMetric(t, p.admin, success, 1)
-	if !strings.Contains(p.logs(), `"applied":["log.level"]`) {
-		t.Error("the log does not say what the reload applied")
-	}
+	waitLogged(t, p, `"applied":["log.level"]`) // what the reload applied
 	// Several more intervals: the same file is not reloaded again.
 	for deadline := time.Now().Add(300 * time.Millisecond); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if got := metricValue(t, p.admin, success); got != 1 {

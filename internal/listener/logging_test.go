@@ -100,6 +100,13 @@ func TestLifecycleLogs(t *testing.T) {
 	if _, err := c.Read(); err != nil {
 		t.Fatal(err)
 	}
+	// The writer counts an answer's bytes once its write returns, which
+	// may be after the client has read them: wait for the count before
+	// the close, which logs it.
+	waitFor(t, "the answer's bytes counted", func() bool {
+		list, _ := env.Proxy.Sessions(10)
+		return len(list) == 1 && list[0].BytesOut >= 8
+	})
 	_ = c.Close()
 	w.want(zapcore.DebugLevel, "session opened", map[string]string{"client": client, "broker": "-1"})
 	w.want(zapcore.DebugLevel, "session ordering", map[string]string{"client": client, "ordering": "strict", "client_id": "log-test-client"})

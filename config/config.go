@@ -48,7 +48,7 @@ type Upstream struct {
 	// DialTimeout bounds one TCP connect to a broker.
 	DialTimeout time.Duration `mapstructure:"dial_timeout" yaml:"dial_timeout"`
 	// IdleTimeout closes a lane with nothing in flight before the broker's
-	// connections.max.idle.ms (9 minutes by default) would.
+	// connections.max.idle.ms (10 minutes by default) would.
 	IdleTimeout time.Duration `mapstructure:"idle_timeout" yaml:"idle_timeout"`
 	// DialBackoffMax caps the wait before dialing a broker again after
 	// failed dials to it: 100ms after the first failure, doubling up to

@@ -130,15 +130,12 @@ func (s *session) bridgeDown(sl *slot, frame *bufpool.Buf) (*bufpool.Buf, bool) 
 		return nil, false
 	}
 	down := into.holdingPieces(pieces)
-	held := cap(down.B)
-	for _, b := range down.More {
+	held := 0
+	for _, b := range append([]*bufpool.Buf{down}, down.More...) {
+		b.Charge(s.acct, cap(b.B)) // credited when Put, which settle does not touch
 		held += cap(b.B)
 	}
 	s.settle(reserve, held)
-	down.Charge(s.acct, cap(down.B))
-	for _, b := range down.More {
-		b.Charge(s.acct, cap(b.B))
-	}
 	return down, true
 }
 

@@ -194,13 +194,12 @@ func (l *Lane[O]) enlistLocked(corr int32, expectResponse bool, owner O) (idle b
 	return idle
 }
 
-// armIdleLocked starts the idle timer at now; with nothing but acks=0
-// produces unconfirmed, it ends the lane too (readFull: acks0Settled).
+// armIdleLocked starts the idle timer at now (none when IdleTimeout is 0:
+// no deadline is then ever set); with nothing but acks=0 produces
+// unconfirmed, it ends the lane too (readFull: acks0Settled).
 func (l *Lane[O]) armIdleLocked(now time.Time) {
 	if l.opts.IdleTimeout > 0 {
 		_ = l.conn.SetReadDeadline(now.Add(l.opts.IdleTimeout))
-	} else {
-		_ = l.conn.SetReadDeadline(time.Time{})
 	}
 }
 

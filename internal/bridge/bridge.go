@@ -113,20 +113,32 @@ func translationFor(key int16) translation {
 // header for version to (same correlation id and client id) and the body
 // translated to version to.
 func Up(req []byte, key, from, to int16, maxOut int) (frame []byte, x *Exchange, err error) {
-	return UpAlloc(nil, req, key, from, to, maxOut)
+	return UpAlloc(Allocator{}, req, key, from, to, maxOut)
 }
 
-// Allocator supplies the memory a translated frame is written into: a
-// slice of length 0 and capacity at least n, from a caller's pool, say.
-// nil: make. It may be called from several goroutines at once (a Fetch
-// answer's partitions convert in parallel).
-type Allocator func(n int) []byte
+// Allocator supplies the memory a translation writes into, from a caller's
+// pool, say, which may charge it to a budget: Get returns a slice of length
+// 0 and capacity at least n; Free takes back one Get returned that the
+// translation no longer uses (a buffer it outgrew, records it decompressed
+// and has written out). A nil Get is make; a nil Free does nothing. Both
+// may be called from several goroutines at once (a Fetch answer's
+// partitions convert in parallel).
+type Allocator struct {
+	Get  func(n int) []byte
+	Free func(b []byte)
+}
 
 func (a Allocator) get(n int) []byte {
-	if a == nil {
+	if a.Get == nil {
 		return make([]byte, 0, n)
 	}
-	return a(n)
+	return a.Get(n)
+}
+
+func (a Allocator) free(b []byte) {
+	if a.Free != nil && cap(b) > 0 {
+		a.Free(b)
+	}
 }
 
 // UpAlloc is Up writing the frame into memory from alloc.
@@ -149,7 +161,7 @@ func UpAlloc(alloc Allocator, req []byte, key, from, to int16, maxOut int) (fram
 	}
 	x = &Exchange{Key: key, From: from, To: to, alloc: alloc}
 	err = t.up(r, x, maxOut)
-	x.alloc = nil // the caller's pool, for this call only
+	x.alloc = Allocator{} // the caller's pool, for this call only
 	if err != nil {
 		return nil, nil, err
 	}
@@ -167,7 +179,7 @@ func UpAlloc(alloc Allocator, req []byte, key, from, to int16, maxOut int) (fram
 // and the response header of version x.To, to a whole frame at version
 // x.From with its header.
 func (x *Exchange) Down(resp []byte, maxOut int) ([]byte, error) {
-	pieces, err := x.DownAlloc(nil, resp, maxOut)
+	pieces, err := x.DownAlloc(Allocator{}, resp, maxOut)
 	if err != nil {
 		return nil, err
 	}
@@ -201,7 +213,7 @@ func (x *Exchange) DownAlloc(alloc Allocator, resp []byte, maxOut int) ([][]byte
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	x.alloc = alloc
-	defer func() { x.alloc = nil }() // the caller's pool, for this call only
+	defer func() { x.alloc = Allocator{} }() // the caller's pool, for this call only
 	if err := t.down(r, x, maxOut); err != nil {
 		return nil, err
 	}
@@ -244,7 +256,7 @@ func UnsupportedVersion(req []byte, key, version int16) ([]byte, error) {
 		}
 	}
 	setErrorCodes(resp, codeUnsupportedVersion)
-	return encodeResponse(nil, resp, version, uint32(h.correlation), math.MaxInt, 64)
+	return encodeResponse(Allocator{}, resp, version, uint32(h.correlation), math.MaxInt, 64)
 }
 
 // encodeResponse encodes r at version behind a response header; sizeHint is

@@ -72,7 +72,8 @@ type codecs struct {
 	lz4Reader  *lz4.Reader
 	lz4Writer  *lz4.Writer
 	zstdReader *zstd.Decoder
-	maxOut     int // what the zstd reader may decode at most
+	maxOut     int       // what the zstd reader may decode at most
+	alloc      Allocator // the memory decompressed data is written into
 }
 
 // close releases the zstd reader, the one codec that must be closed.
@@ -100,7 +101,7 @@ func (cs *codecs) inflate(c compression, src []byte, limit int) ([]byte, error) 
 		}
 		r = cs.gzipReader
 	case compressionSnappy:
-		return inflateSnappy(src, limit)
+		return cs.inflateSnappy(src, limit)
 	case compressionLz4:
 		if cs.lz4Reader == nil {
 			cs.lz4Reader = lz4.NewReader(nil)
@@ -108,11 +109,21 @@ func (cs *codecs) inflate(c compression, src []byte, limit int) ([]byte, error) 
 		cs.lz4Reader.Reset(lz4FrameWithStandardChecksum(src))
 		r = cs.lz4Reader
 	case compressionZstd:
-		return cs.inflateZstd(src, limit)
+		zr, err := cs.zstd(limit)
+		if err != nil {
+			return nil, err
+		}
+		if err := zr.Reset(bytes.NewReader(src)); err != nil {
+			return nil, corruptf("zstd: %v", err)
+		}
+		r = zr
 	default:
 		return nil, corruptf("unknown compression %v", c)
 	}
-	out, err := readBounded(r, limit, inflatedSizeHint(c, src))
+	out, err := cs.alloc.readBounded(r, limit, inflatedSizeHint(c, src))
+	if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
+		return nil, tooLarge("decompressed data", limit)
+	}
 	if err != nil && !errors.Is(err, ErrRecordsTooLarge) {
 		return nil, corruptf("%v: %v", c, err)
 	}
@@ -129,14 +140,14 @@ func inflatedSizeHint(c compression, src []byte) int {
 	return 4 * len(src)
 }
 
-// readBounded reads r to its end into a buffer that starts at sizeHint bytes
-// and never grows past limit bytes. A full buffer grows only once a byte
-// past it proves it must, so an exact hint costs no growth.
-func readBounded(r io.Reader, limit, sizeHint int) ([]byte, error) {
+// readBounded reads r to its end into a buffer from a that starts at
+// sizeHint bytes and never grows past limit bytes. A full buffer grows only
+// once a byte past it proves it must, so an exact hint costs no growth.
+func (a Allocator) readBounded(r io.Reader, limit, sizeHint int) ([]byte, error) {
 	if limit < 0 {
 		return nil, tooLarge("decompressed data", limit)
 	}
-	buf := make([]byte, 0, min(max(sizeHint, 512), limit))
+	buf := a.get(min(max(sizeHint, 512), limit))
 	for {
 		if len(buf) == cap(buf) {
 			var next [1]byte
@@ -147,7 +158,7 @@ func readBounded(r io.Reader, limit, sizeHint int) ([]byte, error) {
 			if err != nil {
 				return nil, err
 			}
-			if buf, err = reserve(buf, 1, limit); err != nil {
+			if buf, err = a.reserve(buf, 1, limit); err != nil {
 				return nil, tooLarge("decompressed data", limit)
 			}
 			buf = append(buf, next[0])
@@ -164,7 +175,9 @@ func readBounded(r io.Reader, limit, sizeHint int) ([]byte, error) {
 	}
 }
 
-func (cs *codecs) inflateZstd(src []byte, limit int) ([]byte, error) {
+// zstd is the conversion's zstd reader, which decodes a frame into at
+// most limit bytes of window and output alike.
+func (cs *codecs) zstd(limit int) (*zstd.Decoder, error) {
 	if limit < 1 {
 		return nil, tooLarge("decompressed data", limit)
 	}
@@ -179,20 +192,13 @@ func (cs *codecs) inflateZstd(src []byte, limit int) ([]byte, error) {
 			return nil, err
 		}
 	}
-	out, err := cs.zstdReader.DecodeAll(src, nil)
-	if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) || len(out) > limit {
-		return nil, tooLarge("decompressed data", limit)
-	}
-	if err != nil {
-		return nil, corruptf("zstd: %v", err)
-	}
-	return out, nil
+	return cs.zstdReader, nil
 }
 
 // inflateSnappy decompresses raw snappy or the xerial framing snappy-java's
 // SnappyOutputStream writes (Kafka's clients and brokers use it for snappy
 // message sets), after adding up the decoded lengths the blocks declare.
-func inflateSnappy(src []byte, limit int) ([]byte, error) {
+func (cs *codecs) inflateSnappy(src []byte, limit int) ([]byte, error) {
 	n, err := snappyDecodedLen(src)
 	if err != nil {
 		return nil, corruptf("snappy: %v", err)
@@ -200,7 +206,7 @@ func inflateSnappy(src []byte, limit int) ([]byte, error) {
 	if n > limit {
 		return nil, tooLarge("decompressed data", limit)
 	}
-	out, err := xerial.DecodeCapped(make([]byte, 0, n), src)
+	out, err := xerial.DecodeCapped(cs.alloc.get(n), src)
 	if err != nil {
 		return nil, corruptf("snappy: %v", err)
 	}
@@ -261,7 +267,7 @@ func xerialMaxLen(n int) int {
 // brokenLz4Checksum its header checksum covers the frame magic too, as magic
 // 0 readers expect (KAFKA-3160). The result may not exceed limit bytes.
 func (cs *codecs) deflate(dst []byte, c compression, src []byte, brokenLz4Checksum bool, limit int) ([]byte, error) {
-	w := &boundedWriter{buf: dst, limit: limit}
+	w := &boundedWriter{buf: dst, limit: limit, alloc: cs.alloc}
 	switch c {
 	case compressionGzip:
 		if cs.gzipWriter == nil {
@@ -280,7 +286,7 @@ func (cs *codecs) deflate(dst []byte, c compression, src []byte, brokenLz4Checks
 		// Given room for the worst case, xerial.Encode writes in place
 		// after the header dst holds (it adds its own header only to an
 		// empty dst), and append copies it onto itself.
-		buf, err := reserve(w.buf, xerialMaxLen(len(src)), limit)
+		buf, err := cs.alloc.reserve(w.buf, xerialMaxLen(len(src)), limit)
 		if err != nil {
 			return nil, err
 		}
@@ -317,10 +323,11 @@ func (cs *codecs) deflate(dst []byte, c compression, src []byte, brokenLz4Checks
 type boundedWriter struct {
 	buf   []byte
 	limit int
+	alloc Allocator
 }
 
 func (w *boundedWriter) Write(p []byte) (int, error) {
-	buf, err := reserve(w.buf, len(p), w.limit)
+	buf, err := w.alloc.reserve(w.buf, len(p), w.limit)
 	if err != nil {
 		return 0, err
 	}
@@ -329,8 +336,8 @@ func (w *boundedWriter) Write(p []byte) (int, error) {
 }
 
 // reserve returns buf with room for n more bytes, growing it geometrically
-// but never past limit bytes (append's growth would).
-func reserve(buf []byte, n, limit int) ([]byte, error) {
+// into memory from a but never past limit bytes (append's growth would).
+func (a Allocator) reserve(buf []byte, n, limit int) ([]byte, error) {
 	need := len(buf) + n
 	if need > limit || need < 0 {
 		return nil, tooLarge("converted records", limit)
@@ -338,8 +345,8 @@ func reserve(buf []byte, n, limit int) ([]byte, error) {
 	if need <= cap(buf) {
 		return buf, nil
 	}
-	grown := make([]byte, len(buf), min(max(need, 2*cap(buf)), limit))
-	copy(grown, buf)
+	grown := append(a.get(min(max(need, 2*cap(buf)), limit)), buf...)
+	a.free(buf)
 	return grown, nil
 }
 

@@ -69,13 +69,13 @@ func TestFetchAnswerLayout(t *testing.T) {
 				}
 				var lent [][]byte
 				var mu sync.Mutex // partitions convert at once
-				alloc := Allocator(func(n int) []byte {
+				alloc := Allocator{Get: func(n int) []byte {
 					b := make([]byte, 0, n)
 					mu.Lock()
 					lent = append(lent, b)
 					mu.Unlock()
 					return b
-				})
+				}}
 				pieces, err := x.DownAlloc(alloc, responseFrame(resp, 4), testMaxOut)
 				if err != nil {
 					t.Fatal(err)
@@ -95,7 +95,7 @@ func TestFetchAnswerLayout(t *testing.T) {
 						}
 					}
 				}
-				wantFrame, err := encodeResponse(nil, want, from, uint32(testCorrelation), testMaxOut, 0)
+				wantFrame, err := encodeResponse(Allocator{}, want, from, uint32(testCorrelation), testMaxOut, 0)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -126,6 +126,7 @@ func eachLegacyRecord(cs *codecs, m *legacyMessage, checkCRC bool, budget *int, 
 		return err
 	}
 	*budget -= len(inner)
+	defer cs.alloc.free(inner[:0]) // fn copies every record out of it
 
 	// A magic 1 wrapper's offset names its last inner message, which is
 	// found before any record is handed on.

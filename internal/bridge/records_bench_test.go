@@ -67,7 +67,7 @@ func BenchmarkDownRecords(b *testing.B) {
 			b.SetBytes(int64(len(c.recs) * len(c.recs[0].value)))
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := downRecords(nil, buf[:0], in, 1, 64<<20, 64<<20); err != nil {
+				if _, err := downRecords(Allocator{}, buf[:0], in, 1, 64<<20, 64<<20); err != nil {
 					b.Fatal(err)
 				}
 			}

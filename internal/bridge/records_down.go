@@ -35,7 +35,7 @@ var errMessageSetFull = errors.New("message set full")
 // inside it, is left out as a client would skip it. A record at a negative
 // offset, which no broker sends, makes the records corrupt.
 func DownRecords(records []byte, magic int8, maxBytes int32, maxOut int) ([]byte, error) {
-	return downRecords(nil, nil, records, magic, maxBytes, maxOut)
+	return downRecords(Allocator{}, nil, records, magic, maxBytes, maxOut)
 }
 
 // downRecords is DownRecords writing the set into into, of length 0, while
@@ -52,7 +52,7 @@ func downRecords(alloc Allocator, into, records []byte, magic int8, maxBytes int
 		into = alloc.get(setSizeHint(records, maxBytes, maxOut))
 	}
 	d := &downConverter{
-		codecs:   codecs{maxOut: maxOut},
+		codecs:   codecs{maxOut: maxOut, alloc: alloc},
 		magic:    magic,
 		maxBytes: int(max(maxBytes, 0)),
 		maxOut:   maxOut,
@@ -132,6 +132,7 @@ func (d *downConverter) batch(unit []byte) error {
 			return err
 		}
 		d.budget -= len(recs.raw)
+		defer d.alloc.free(recs.raw[:0]) // every record is copied out of it
 	}
 	if d.plain(c) {
 		// Most of what a consumer reads. A loop of its own costs less per
@@ -248,7 +249,7 @@ func (d *downConverter) appendMessage(attributes int8, r *record) error {
 		d.full = true
 		return errMessageSetFull
 	}
-	out, err := reserve(d.out, size, d.maxOut)
+	out, err := d.alloc.reserve(d.out, size, d.maxOut)
 	if err != nil {
 		return err
 	}
@@ -276,7 +277,7 @@ func (d *downConverter) appendWrapper(c compression, attributes int8, walk func(
 			offset -= first
 		}
 		var err error
-		if inner, err = reserve(inner, legacyLogOverhead+legacyMessageSize(d.magic, r.key, r.value), d.maxOut); err != nil {
+		if inner, err = d.alloc.reserve(inner, legacyLogOverhead+legacyMessageSize(d.magic, r.key, r.value), d.maxOut); err != nil {
 			return err
 		}
 		inner = appendLegacyMessage(inner, d.magic, offset, 0, r.timestamp, r.key, r.value)
@@ -291,7 +292,7 @@ func (d *downConverter) appendWrapper(c compression, attributes int8, walk func(
 
 	start := len(d.out)
 	headerLen := legacyLogOverhead + legacyMessageSize(d.magic, nil, nil)
-	out, err := reserve(d.out, headerLen, d.maxOut)
+	out, err := d.alloc.reserve(d.out, headerLen, d.maxOut)
 	if err != nil {
 		return err
 	}

@@ -38,7 +38,7 @@ const (
 // compressed with the last one, as Kafka's LogValidator picks its source
 // codec.
 func UpMessageSet(set []byte, maxOut int) ([]byte, error) {
-	return upMessageSet(nil, set, maxOut)
+	return upMessageSet(Allocator{}, set, maxOut)
 }
 
 func upMessageSet(alloc Allocator, set []byte, maxOut int) ([]byte, error) {
@@ -86,7 +86,7 @@ func newBatchBuilder(alloc Allocator, sizeHint, limit int) (*batchBuilder, error
 		return nil, tooLarge("record batch", limit)
 	}
 	buf := alloc.get(min(recordBatchHeaderLen+sizeHint, limit))[:recordBatchHeaderLen] // finish writes the header whole
-	return &batchBuilder{buf: buf, limit: limit}, nil
+	return &batchBuilder{codecs: codecs{alloc: alloc}, buf: buf, limit: limit}, nil
 }
 
 func (b *batchBuilder) add(r *record) error {
@@ -108,7 +108,7 @@ func (b *batchBuilder) add(r *record) error {
 	body := 1 + varintSize(delta) + varintSize(int64(b.count)) +
 		varintBytesSize(r.key) + varintBytesSize(r.value) + varintSize(0)
 	rec.Length = int32(body)
-	buf, err := reserve(b.buf, varintSize(int64(body))+body, b.limit)
+	buf, err := b.alloc.reserve(b.buf, varintSize(int64(body))+body, b.limit)
 	if err != nil {
 		return err
 	}
@@ -123,11 +123,12 @@ func (b *batchBuilder) finish(c compression) ([]byte, error) {
 	out := b.buf
 	if c != compressionNone {
 		records := b.buf[recordBatchHeaderLen:]
-		dst := make([]byte, recordBatchHeaderLen, min(recordBatchHeaderLen+len(records)/2, b.limit))
+		dst := b.alloc.get(min(recordBatchHeaderLen+len(records)/2, b.limit))[:recordBatchHeaderLen]
 		var err error
 		if out, err = b.deflate(dst, c, records, false, b.limit); err != nil {
 			return nil, err
 		}
+		b.alloc.free(b.buf)
 	}
 	if len(out)-recordBatchLogOverhead > math.MaxInt32 {
 		return nil, tooLarge("record batch", math.MaxInt32)

@@ -165,19 +165,13 @@ func (q *answerQueue) buffer(sl *slot, n int) *bufpool.Buf {
 // take takes n bytes of budget for sl's answer, waiting while the budget
 // does not allow it; false if the session closes first.
 func (q *answerQueue) take(sl *slot, n int) bool {
-	kind := func() budget.Kind {
-		if q.isHead(sl) {
-			return budget.Head
-		}
-		return budget.Request
-	}
-	if q.acct.TryTake(n, 0, kind()) {
+	if q.tryTake(sl, n) {
 		return true
 	}
 	q.acct.Hit()
 	for {
 		wake := q.acct.Wait()
-		if q.acct.TryTake(n, 0, kind()) {
+		if q.tryTake(sl, n) {
 			return true
 		}
 		select {
@@ -186,6 +180,16 @@ func (q *answerQueue) take(sl *slot, n int) bool {
 			return false
 		}
 	}
+}
+
+// tryTake takes n bytes of budget for sl's answer if the rule of its place
+// in line allows it now.
+func (q *answerQueue) tryTake(sl *slot, n int) bool {
+	kind := budget.Request
+	if q.isHead(sl) {
+		kind = budget.Head
+	}
+	return q.acct.TryTake(n, 0, kind)
 }
 
 // complete records an upstream answer and delivers what may go.

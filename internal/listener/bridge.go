@@ -66,13 +66,12 @@ func (g *requestGate) bridgeVerdict(q *router.Request) (to int16, answer []byte)
 }
 
 // bridgeUp translates frame (the client's request, read in full) to version
-// to. The translation is charged to the session's budget before it is made
-// (about twice the frame, settled once its size is known): the decoded
-// request while it lives, and the output. The reservation is held to what
-// a frame's growth is (a session's share past the frame itself), so a
-// frame the budget could read is never left waiting for more than the
-// budget can give; what the output takes beyond it exists already and is
-// forced.
+// to. What the translation holds is charged to the session's budget: the
+// decoded request, reserved before it is made (held to what a frame's
+// growth is, a session's share past the frame itself, so a frame the budget
+// could read is never left waiting for more than the budget can give), and
+// every buffer it writes into, decompressed records included, as it is lent
+// (pooledFrame).
 func (s *session) bridgeUp(frame *bufpool.Buf, q *router.Request, to int16) (*bufpool.Buf, *bridge.Exchange, string, error) {
 	if s.tail.lr.N > 0 {
 		var err error
@@ -82,24 +81,23 @@ func (s *session) bridgeUp(frame *bufpool.Buf, q *router.Request, to int16) (*bu
 		}
 	}
 	key, from := q.Key, q.Version
-	reserve := int(min(int64(2*len(frame.B)+rewriteSlack), s.srv.budget.Share()))
+	reserve := int(min(int64(len(frame.B)+rewriteSlack), s.srv.budget.Share()))
 	if !s.acct.Take(reserve, frame.Charged(), budget.Request, s.closedCh) {
 		s.srv.pool.Put(frame)
 		return nil, nil, reasonClosed, nil
 	}
-	into := pooledFrame{pool: s.srv.pool}
-	out, x, err := bridge.UpAlloc(into.get, frame.B[4:], key, from, to, s.srv.cfg.Limits.MaxFrameBytes)
+	own := frame.Charged() + reserve
+	into := s.lend(s.closedCh, func(n, lent int) bool { return s.acct.TryTake(n, own+lent, budget.Request) })
+	out, x, err := bridge.UpAlloc(into.allocator(), frame.B[4:], key, from, to, s.srv.cfg.Limits.MaxFrameBytes)
 	s.srv.pool.Put(frame) // q aliased it: read nothing of q below
+	s.acct.Release(reserve)
 	if err != nil {
 		into.drop()
-		s.acct.Release(reserve)
 		s.pol.instr.frameError(frameMalformed)
 		return nil, nil, reasonBadFrame, fmt.Errorf("client sent %s v%d (api key %d) that the version bridge cannot translate to v%d: %w",
 			s.pol.protocol.Name(key), from, key, to, err)
 	}
 	up := into.holding(out)
-	s.settle(reserve, cap(out))
-	up.Charge(s.acct, cap(out))
 	s.pol.instr.bridged(key, from, to)
 	if s.view.noteBridged(key, from, to) {
 		s.log.Info("version bridged", zap.String("client_id", s.view.clientID()), zap.String("api", s.pol.protocol.Name(key)),
@@ -110,56 +108,111 @@ func (s *session) bridgeUp(frame *bufpool.Buf, q *router.Request, to int16) (*bu
 
 // bridgeDown translates a bridged request's answer back to the version the
 // client sent; false: the session is closing (it closed it, or the budget
-// wait ended with it).
+// wait ended with it). Its budget is charged as bridgeUp's is, under the
+// rule of the answer's place in line.
 func (s *session) bridgeDown(sl *slot, frame *bufpool.Buf) (*bufpool.Buf, bool) {
-	decoding := s.decodeCost(sl.key, len(frame.B))
-	reserve := len(frame.B) + rewriteSlack
-	if !s.answers.take(sl, decoding+reserve) {
+	decoding := s.decodeCost(sl.key, len(frame.B)) + rewriteSlack
+	if !s.answers.take(sl, decoding) {
 		s.srv.pool.Put(frame)
 		return nil, false
 	}
-	into := pooledFrame{pool: s.srv.pool}
-	pieces, err := sl.bridge.DownAlloc(into.get, frame.B, s.srv.cfg.Limits.MaxFrameBytes)
+	into := s.lend(s.closedCh, func(n, _ int) bool { return s.answers.tryTake(sl, n) })
+	pieces, err := sl.bridge.DownAlloc(into.allocator(), frame.B, s.srv.cfg.Limits.MaxFrameBytes)
 	s.acct.Release(decoding)
 	s.srv.pool.Put(frame)
 	if err != nil {
 		into.drop()
-		s.acct.Release(reserve)
 		s.close(reasonRewriteFailed, fmt.Errorf("version bridge: %s v%d answer to the client's v%d: %w",
 			s.pol.protocol.Name(sl.key), sl.bridge.To, sl.bridge.From, err))
 		return nil, false
 	}
-	down := into.holdingPieces(pieces)
-	held := 0
-	for _, b := range append([]*bufpool.Buf{down}, down.More...) {
-		b.Charge(s.acct, cap(b.B)) // credited when Put, which settle does not touch
-		held += cap(b.B)
-	}
-	s.settle(reserve, held)
-	return down, true
+	return into.holdingPieces(pieces), true
 }
 
 // pooledFrame lends a translation the pool's memory, for its frame and
-// for what it builds on the way, so that a bridged frame costs no fresh
-// (zeroed, then collected) allocation. Once the translation has returned,
-// only the frame is still in use.
+// for what it builds on the way (decompressed records, a buffer it
+// outgrew), so that a bridged frame costs no fresh (zeroed, then collected)
+// allocation; and it charges every byte lent to the session's budget as it
+// lends it: a small compressed frame can inflate to limits.max_frame_bytes,
+// and a client must not make kproxy hold more than the budget by sending a
+// few. Once the translation has returned, only the frame is still in use.
+//
+// A translation cannot wait for budget while it holds part of what it
+// needs: translations that each hold part would wait on one another for
+// ever. So it takes what the budget's rules give at once, and past that
+// holds the server's overdraft, which one translation at a time may hold,
+// and is lent the rest beyond the budget. What kproxy holds for clients is
+// thus the budget, plus one translation at most.
 type pooledFrame struct {
 	pool *bufpool.Pool
-	mu   sync.Mutex // a Fetch answer's partitions convert at once
-	bufs []*bufpool.Buf
+	acct *budget.Account
+	// try takes n more bytes of budget for a translation that holds lent
+	// already, if the budget's rules allow it now.
+	try       func(n, lent int) bool
+	overdraft chan struct{} // the server's
+	done      <-chan struct{}
+	mu        sync.Mutex // a Fetch answer's partitions convert at once
+	bufs      []*bufpool.Buf
+	lent      int
+	indebted  bool // holds the overdraft
+}
+
+func (s *session) lend(done <-chan struct{}, try func(n, lent int) bool) *pooledFrame {
+	return &pooledFrame{pool: s.srv.pool, acct: s.acct, try: try, overdraft: s.srv.overdraft, done: done}
 }
 
 func (p *pooledFrame) get(n int) []byte {
-	b := p.pool.Get(n)
+	c := bufpool.Cap(n)
 	p.mu.Lock()
+	if p.indebted || !p.try(c, p.lent) {
+		if !p.indebted {
+			select {
+			case p.overdraft <- struct{}{}:
+				p.indebted = true
+			case <-p.done: // the translation is dropped when it returns
+			}
+		}
+		p.acct.Force(c)
+	}
+	p.lent += c
+	b := p.pool.Get(n)
+	b.Charge(p.acct, c)
 	p.bufs = append(p.bufs, b)
 	p.mu.Unlock()
 	return b.B[:0]
 }
 
+// free puts back a Buf the translation no longer uses, crediting its charge
+// at once: a 64 MiB inflation grows through buffers of 32 and 16 MiB.
+func (p *pooledFrame) free(b []byte) {
+	start := &b[:1][0]
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, lent := range p.bufs {
+		if &lent.B[:1][0] == start && cap(lent.B) == cap(b) {
+			p.lent -= cap(b)
+			p.bufs = slices.Delete(p.bufs, i, i+1)
+			p.pool.Put(lent)
+			return
+		}
+	}
+}
+
+func (p *pooledFrame) allocator() bridge.Allocator {
+	return bridge.Allocator{Get: p.get, Free: p.free}
+}
+
+// repay gives the overdraft back, once the translation is done.
+func (p *pooledFrame) repay() {
+	if p.indebted {
+		p.indebted = false
+		<-p.overdraft
+	}
+}
+
 // holding returns the Buf that holds out, the translated frame, and puts
 // back every other one lent: the pooled Buf when out is still in it, else
-// out wrapped (the translation outgrew what it was lent).
+// out wrapped and charged (the translation outgrew what it was lent).
 func (p *pooledFrame) holding(out []byte) *bufpool.Buf {
 	return p.holdingPieces([][]byte{out})
 }
@@ -182,9 +235,12 @@ func (p *pooledFrame) holdingPieces(pieces [][]byte) *bufpool.Buf {
 		p.pool.Put(b)
 	}
 	p.bufs = nil
+	p.repay()
 	for i := range held {
 		if held[i] == nil {
 			held[i] = bufpool.Wrap(pieces[i])
+			p.acct.Force(cap(pieces[i])) // it exists already
+			held[i].Charge(p.acct, cap(pieces[i]))
 		}
 	}
 	head := held[0]
@@ -197,16 +253,7 @@ func (p *pooledFrame) drop() {
 		p.pool.Put(b)
 	}
 	p.bufs = nil
-}
-
-// settle turns a reservation into the size actually held: the bytes exist
-// already, so anything beyond the reservation is forced.
-func (s *session) settle(reserved, held int) {
-	if held > reserved {
-		s.acct.Force(held - reserved)
-	} else {
-		s.acct.Release(reserved - held)
-	}
+	p.repay()
 }
 
 // bridgedVersions is what a session's client had bridged, for operators:

@@ -1,11 +1,10 @@
 package listener_test
 
 import (
-	"encoding/binary"
-	"hash/crc32"
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -210,11 +209,7 @@ func TestVersionBridgeLargeProduceSmallBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	value := make([]byte, 5<<20)
-	msg := kmsg.MessageV1{Magic: 1, Timestamp: 1700000000000, Value: value}
-	msg.MessageSize = int32(len(msg.AppendTo(nil)) - 12)
-	set := msg.AppendTo(nil)
-	binary.BigEndian.PutUint32(set[12:], crc32.ChecksumIEEE(set[16:]))
+	set := rawclient.MessageV1(nil, 0, 0, make([]byte, 5<<20))
 	produce := kmsg.NewPtrProduceRequest()
 	produce.SetVersion(2)
 	produce.Acks, produce.TimeoutMillis = 1, 5000
@@ -229,5 +224,64 @@ func TestVersionBridgeLargeProduceSmallBudget(t *testing.T) {
 	}
 	if p := resp.Msg.(*kmsg.ProduceResponse).Topics[0].Partitions[0]; p.ErrorCode != 0 {
 		t.Fatalf("Produce v2 answered error %d", p.ErrorCode)
+	}
+}
+
+// TestVersionBridgeChargesDecompression: legacy Produces whose gzip
+// wrappers are small on the wire but inflate to 24 MiB each are bridged
+// with what they inflate to charged to limits.max_buffered_bytes, as every
+// other byte kproxy holds for a client is; uncharged, a few small frames
+// made kproxy hold many times the budget. Six at once in a 96 MiB budget
+// all complete (a translation that waited for budget while holding part of
+// what it needs would wait on the others for ever), and the budget holds
+// at most itself and one translation past it.
+func TestVersionBridgeChargesDecompression(t *testing.T) {
+	const limit, maxFrame = 96 << 20, 32 << 20
+	env := proxytest.Start(t, proxytest.Options{Brokers: 1,
+		Kfake:  []kfake.Opt{kfake.SeedTopics(1, "t")},
+		Config: func(c *config.Config) { c.Limits.MaxBufferedBytes, c.Limits.MaxFrameBytes = limit, maxFrame }})
+	const inflated = 24 << 20
+	set := rawclient.GzipMessageSet(inflated/(1<<20), 1<<20)
+	if len(set) > 1<<20 {
+		t.Fatalf("the wrapper takes %d bytes: not a small frame", len(set))
+	}
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Go(func() {
+			conn, err := rawclient.Dial(env.Bootstrap())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer conn.Close()
+			produce := kmsg.NewPtrProduceRequest()
+			produce.SetVersion(2)
+			produce.Acks, produce.TimeoutMillis = 1, 5000
+			produce.Topics = []kmsg.ProduceRequestTopic{{Topic: "t", Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 0, Records: set}}}}
+			if _, err := conn.Send(produce); err != nil {
+				t.Error(err)
+				return
+			}
+			_ = conn.Conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+			resp, err := conn.Read()
+			if err != nil {
+				t.Errorf("a Produce v2 inflating to 24 MiB: %v", err)
+				return
+			}
+			if p := resp.Msg.(*kmsg.ProduceResponse).Topics[0].Partitions[0]; p.ErrorCode != 0 {
+				t.Errorf("Produce v2 answered error %d", p.ErrorCode)
+			}
+		})
+	}
+	wg.Wait()
+	peak := env.Proxy.BufferedPeakForTest()
+	if peak < inflated {
+		t.Fatalf("the budget held at most %d bytes while %d-byte frames inflated to %d: the inflated records went uncharged", peak, len(set), inflated)
+	}
+	// One translation holds its input, its inflated records, the batch
+	// they are written into and a buffer each is growing into: under four
+	// frames.
+	if most := int64(limit + 4*maxFrame); peak > most {
+		t.Fatalf("the budget held %d bytes, past itself and one translation (%d): translations overdrew at once", peak, most)
 	}
 }

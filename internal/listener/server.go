@@ -34,10 +34,13 @@ type Server struct {
 	dialer  *upstream.Dialer
 	brokers *upstream.Brokers
 	// policy is what new sessions take (request_policy.go, reload.go).
-	policy    atomic.Pointer[requestPolicy]
-	ordering  atomic.Pointer[orderingPolicy] // replaced by Reload (reload.go)
-	pool      *bufpool.Pool
-	budget    *budget.Budget // limits.max_buffered_bytes
+	policy   atomic.Pointer[requestPolicy]
+	ordering atomic.Pointer[orderingPolicy] // replaced by Reload (reload.go)
+	pool     *bufpool.Pool
+	budget   *budget.Budget // limits.max_buffered_bytes
+	// overdraft is held by the one version-bridge translation that may
+	// hold more than the budget gives it (pooledFrame).
+	overdraft chan struct{}
 	laneOpts  upstream.LaneOptions
 	upstreams *upstream.Pool // ready upstream connections of closed sessions; nil: off
 	lim       *limits
@@ -126,6 +129,7 @@ func New(cfg config.Config, log *zap.Logger, m *metrics.Metrics) (*Server, error
 	s.liveLimits.Store(&cfg.Limits)
 	s.upstreamSec = upstreamSecurity{cfg.Upstream.TLS, cfg.Upstream.SASL}
 	dialer.OnFailure = s.wantRefresh
+	s.overdraft = make(chan struct{}, 1)
 	s.budget = budget.New(int64(cfg.Limits.MaxBufferedBytes), m.BufferedBytes, func() {
 		s.lim.hit(metrics.LimitMaxBufferedBytes, zap.Int("max_buffered_bytes", cfg.Limits.MaxBufferedBytes))
 	})

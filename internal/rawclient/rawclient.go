@@ -5,6 +5,8 @@
 package rawclient
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
@@ -177,4 +179,29 @@ func recordBatch(value []byte, producerID int64, epoch int16, seq int32, attrs i
 	raw = batch.AppendTo(nil)
 	batch.CRC = int32(crc32.Checksum(raw[21:], crc32.MakeTable(crc32.Castagnoli)))
 	return batch.AppendTo(nil)
+}
+
+// MessageV1 appends a message of format v1 (Kafka 0.10) with its CRC.
+func MessageV1(dst []byte, offset int64, attributes int8, value []byte) []byte {
+	msg := kmsg.MessageV1{Offset: offset, Magic: 1, Attributes: attributes, Timestamp: 1700000000000, Value: value}
+	msg.MessageSize = int32(len(msg.AppendTo(nil)) - 12)
+	start := len(dst)
+	dst = msg.AppendTo(dst)
+	binary.BigEndian.PutUint32(dst[start+12:], crc32.ChecksumIEEE(dst[start+16:]))
+	return dst
+}
+
+// GzipMessageSet is a message set of format v1 holding one gzip wrapper
+// around n messages of size zero bytes each: small on the wire, n×size
+// once inflated.
+func GzipMessageSet(n, size int) []byte {
+	var inner []byte
+	for i := range n {
+		inner = MessageV1(inner, int64(i), 0, make([]byte, size))
+	}
+	var z bytes.Buffer
+	w := gzip.NewWriter(&z)
+	_, _ = w.Write(inner) // a bytes.Buffer takes every write
+	_ = w.Close()
+	return MessageV1(nil, int64(n-1), 1, z.Bytes()) // attributes 1: gzip
 }

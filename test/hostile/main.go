@@ -21,12 +21,14 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kproxy/kproxy/internal/proxytest/kafka4"
 	"github.com/kproxy/kproxy/internal/rawclient"
 )
 
@@ -44,7 +46,7 @@ type hostileCase struct {
 
 func main() {
 	bin := flag.String("kproxy", "", "kproxy binary to measure (required)")
-	only := flag.String("case", "", "run only this case: declared, hoard or produce")
+	only := flag.String("case", "", "run only this case: declared, hoard, produce or inflate")
 	flag.Parse()
 	if *bin == "" {
 		flag.Usage()
@@ -57,6 +59,8 @@ func main() {
 			[]kfake.Opt{kfake.SeedTopics(1, "t"), kfake.SeedTopics(20000, "wide")}, hoardAnswers},
 		{"produce", "2 connections each pipelining 256 Produce requests of 1 MiB to a broker taking 30ms per request",
 			[]kfake.Opt{kfake.SeedTopics(1, "t")}, largeProduces},
+		{"inflate", "32 connections x 3 rounds: a legacy Produce v2 of 66 KB whose gzip wrapper inflates to 64 MiB, to a broker refusing Produce v2 (Kafka 4), so kproxy bridges it",
+			[]kfake.Opt{kfake.SeedTopics(1, "t")}, inflatingProduces},
 	}
 	for _, c := range cases {
 		if *only != "" && c.name != *only {
@@ -303,6 +307,43 @@ func largeProduces(cluster *kfake.Cluster, addr string) string {
 	}
 	wg.Wait()
 	return fmt.Sprintf("%d of %d produces answered in %v", answered[0]+answered[1], conns*produces, time.Since(start).Round(time.Second))
+}
+
+// inflatingProduces: case 4.
+func inflatingProduces(cluster *kfake.Cluster, addr string) string {
+	if _, err := kafka4.Floors(cluster); err != nil {
+		return err.Error()
+	}
+	set := rawclient.GzipMessageSet(64, 1<<20)
+	const conns, rounds = 32, 3
+	start := time.Now()
+	var answered atomic.Int32
+	var wg sync.WaitGroup
+	for range conns {
+		wg.Go(func() {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			for j := range rounds {
+				produce := kmsg.NewPtrProduceRequest()
+				produce.SetVersion(2)
+				produce.Acks, produce.TimeoutMillis = 1, 30000
+				produce.Topics = []kmsg.ProduceRequestTopic{{Topic: "t", Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 0, Records: set}}}}
+				if _, err := c.Write(rawclient.EncodeRequest(produce, int32(j), "legacy")); err != nil {
+					return
+				}
+				_ = c.SetReadDeadline(time.Now().Add(120 * time.Second))
+				if _, err := readFrame(c); err != nil {
+					return
+				}
+				answered.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	return fmt.Sprintf("%d of %d produces answered in %v", answered.Load(), conns*rounds, time.Since(start).Round(time.Second))
 }
 
 func readFrame(c net.Conn) ([]byte, error) {

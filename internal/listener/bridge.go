@@ -87,7 +87,7 @@ func (s *session) bridgeUp(frame *bufpool.Buf, q *router.Request, to int16) (*bu
 		return nil, nil, reasonClosed, nil
 	}
 	own := frame.Charged() + reserve
-	into := s.lend(s.closedCh, func(n, lent int) bool { return s.acct.TryTake(n, own+lent, budget.Request) })
+	into := s.lend(func(n, lent int) bool { return s.acct.TryTake(n, own+lent, budget.Request) })
 	out, x, err := bridge.UpAlloc(into.allocator(), frame.B[4:], key, from, to, s.srv.cfg.Limits.MaxFrameBytes)
 	s.srv.pool.Put(frame) // q aliased it: read nothing of q below
 	s.acct.Release(reserve)
@@ -116,7 +116,7 @@ func (s *session) bridgeDown(sl *slot, frame *bufpool.Buf) (*bufpool.Buf, bool) 
 		s.srv.pool.Put(frame)
 		return nil, false
 	}
-	into := s.lend(s.closedCh, func(n, _ int) bool { return s.answers.tryTake(sl, n) })
+	into := s.lend(func(n, _ int) bool { return s.answers.tryTake(sl, n) })
 	pieces, err := sl.bridge.DownAlloc(into.allocator(), frame.B, s.srv.cfg.Limits.MaxFrameBytes)
 	s.acct.Release(decoding)
 	s.srv.pool.Put(frame)
@@ -150,15 +150,14 @@ type pooledFrame struct {
 	// already, if the budget's rules allow it now.
 	try       func(n, lent int) bool
 	overdraft chan struct{} // the server's
-	done      <-chan struct{}
-	mu        sync.Mutex // a Fetch answer's partitions convert at once
+	mu        sync.Mutex    // a Fetch answer's partitions convert at once
 	bufs      []*bufpool.Buf
 	lent      int
 	indebted  bool // holds the overdraft
 }
 
-func (s *session) lend(done <-chan struct{}, try func(n, lent int) bool) *pooledFrame {
-	return &pooledFrame{pool: s.srv.pool, acct: s.acct, try: try, overdraft: s.srv.overdraft, done: done}
+func (s *session) lend(try func(n, lent int) bool) *pooledFrame {
+	return &pooledFrame{pool: s.srv.pool, acct: s.acct, try: try, overdraft: s.srv.overdraft}
 }
 
 func (p *pooledFrame) get(n int) []byte {
@@ -166,11 +165,11 @@ func (p *pooledFrame) get(n int) []byte {
 	p.mu.Lock()
 	if p.indebted || !p.try(c, p.lent) {
 		if !p.indebted {
-			select {
-			case p.overdraft <- struct{}{}:
-				p.indebted = true
-			case <-p.done: // the translation is dropped when it returns
-			}
+			// Even when the session is closing: translations of
+			// sessions that close would overdraw all at once. The
+			// wait ends, as the holder waits for nothing.
+			p.overdraft <- struct{}{}
+			p.indebted = true
 		}
 		p.acct.Force(c)
 	}

@@ -49,6 +49,20 @@ func NewBroker(keys []kmsg.ApiVersionsResponseApiKey) *Broker {
 	return b
 }
 
+// EnforcesFloors reports whether b refuses what Kafka 4.0 removed.
+func (b *Broker) EnforcesFloors() bool { return b.enforcesFloors }
+
+// WithFloors is b for a cluster some broker of which refuses what Kafka
+// 4.0 removed, whatever b itself lists: during a rolling upgrade to 4.x the
+// broker that answered ApiVersions may be one not yet upgraded. Bridging
+// for a broker that still accepts the old versions is harmless: it
+// accepts the ones bridged to as well.
+func (b *Broker) WithFloors() *Broker {
+	c := *b
+	c.enforcesFloors = true
+	return &c
+}
+
 // Target is the version a request of key at version from goes upstream at,
 // and whether it must be bridged at all. The broker accepts versions from
 // max(its advertised min, Floor(key) when it enforces floors); a request

@@ -65,6 +65,28 @@ func (g *requestGate) bridgeVerdict(q *router.Request) (to int16, answer []byte)
 	return 0, nil
 }
 
+// learnFloors is called when the broker closed lane g: if it had a request
+// of a version Kafka 4.0 removed unanswered, sent as is because the broker
+// that answered kproxy's ApiVersions accepts it, the broker is likely a
+// 4.x one that refuses it (a cluster in a rolling upgrade), and from now
+// on kproxy bridges those versions. The client whose request it was sees
+// its connection close, as it would have without kproxy, and its retry is
+// bridged.
+func (s *session) learnFloors(g router.Group) {
+	if !s.pol.bridge {
+		return
+	}
+	var refused *slot
+	s.answers.walkOwed(func(sl *slot) {
+		if refused == nil && sl.lane == g && !sl.done && sl.bridge == nil && sl.version < bridge.Floor(sl.key) {
+			refused = sl
+		}
+	})
+	if refused != nil {
+		s.srv.learnFloors(s.broker, s.pol.protocol.Name(refused.key), refused.version)
+	}
+}
+
 // bridgeUp translates frame (the client's request, read in full) to version
 // to. What the translation holds is charged to the session's budget: the
 // decoded request, reserved before it is made (held to what a frame's

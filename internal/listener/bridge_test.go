@@ -1,6 +1,7 @@
 package listener_test
 
 import (
+	"fmt"
 	"net"
 	"strconv"
 	"strings"
@@ -11,9 +12,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.uber.org/zap"
 
 	"github.com/kproxy/kproxy/config"
+	"github.com/kproxy/kproxy/internal/loopback"
 	"github.com/kproxy/kproxy/internal/proxytest"
+	"github.com/kproxy/kproxy/internal/proxytest/kafka4"
 	"github.com/kproxy/kproxy/internal/rawclient"
 	"github.com/kproxy/kproxy/internal/sessioninfo"
 )
@@ -283,5 +287,93 @@ func TestVersionBridgeChargesDecompression(t *testing.T) {
 	// frames.
 	if most := int64(limit + 4*maxFrame); peak > most {
 		t.Fatalf("the budget held %d bytes, past itself and one translation (%d): translations overdrew at once", peak, most)
+	}
+}
+
+// TestVersionBridgeLearnsFloorsInARollingUpgrade: in a cluster whose
+// broker 1 runs Kafka 4 (it closes the connection on Produce v2) while the
+// ApiVersions answer kproxy reads (from its first seed) lists every
+// version from 0, as a broker not yet upgraded does, a legacy producer's
+// first Produce v2 to broker 1 goes as sent and its connection closes, as
+// it would without kproxy; kproxy learns from it, and the retry is bridged
+// and lands.
+func TestVersionBridgeLearnsFloorsInARollingUpgrade(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(2), kfake.SeedTopics(1, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	if err := c.MoveTopicPartition("t", 0, 1); err != nil {
+		t.Fatal(err)
+	}
+	direct, err := rawclient.Dial(c.ListenAddrs()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := direct.Send(kmsg.NewPtrApiVersionsRequest()); err != nil {
+		t.Fatal(err)
+	}
+	answer, err := direct.Read()
+	direct.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldBroker := answer.Msg.(*kmsg.ApiVersionsResponse).ApiKeys
+	for i := range oldBroker {
+		oldBroker[i].MinVersion = 0
+	}
+	c.ControlKey(int16(kmsg.ApiVersions), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		resp := kmsg.NewPtrApiVersionsResponse()
+		resp.Version, resp.ApiKeys = req.GetVersion(), oldBroker
+		return resp, nil, true
+	})
+	c.Control(func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if c.CurrentNode() == 1 && req.GetVersion() < kafka4.Floor(req.Key()) {
+			return nil, fmt.Errorf("%s v%d was removed in Kafka 4.0", kmsg.NameForKey(req.Key()), req.GetVersion()), true
+		}
+		return nil, nil, false
+	})
+	log, logs := observed(t, zap.WarnLevel)
+	env := proxytest.StartProxy(t, loopback.Config(c.ListenAddrs()), log)
+
+	produce := func() (int16, error) {
+		conn, err := rawclient.Dial(env.Proxy.BrokerAddrs()[1])
+		if err != nil {
+			return 0, err
+		}
+		defer conn.Close()
+		req := kmsg.NewPtrProduceRequest()
+		req.SetVersion(2)
+		req.Acks, req.TimeoutMillis = 1, 5000
+		req.Topics = []kmsg.ProduceRequestTopic{{Topic: "t", Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 0, Records: rawclient.MessageV1(nil, 0, 0, []byte("v"))}}}}
+		if _, err := conn.Send(req); err != nil {
+			return 0, err
+		}
+		_ = conn.Conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := conn.Read()
+		if err != nil {
+			return 0, err
+		}
+		return resp.Msg.(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode, nil
+	}
+	if code, err := produce(); err == nil {
+		t.Fatalf("the first Produce v2 to the Kafka 4 broker was answered (error %d): kproxy bridged it, or the test's broker does not refuse it", code)
+	}
+	code, err := produce()
+	if err != nil || code != 0 {
+		t.Fatalf("the retried Produce v2: error code %d, %v; want it bridged and answered", code, err)
+	}
+	if n := logs.FilterMessageSnippet("kproxy bridges them from now on").Len(); n != 1 {
+		t.Fatalf("%d warnings that kproxy learned the broker's floors, want 1", n)
+	}
+	// The next discovery reads the same ApiVersions answer; what kproxy
+	// learned stays.
+	if err := env.Proxy.DiscoverForTest(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if code, err := produce(); err != nil || code != 0 {
+		t.Fatalf("a Produce v2 after the brokers were fetched again: error code %d, %v; want it still bridged", code, err)
 	}
 }

@@ -98,7 +98,11 @@ func (s *Server) fetchAndListen(ctx context.Context) error {
 	}
 	brokers := found.Brokers
 	if found.APIs != nil {
-		s.brokerAPIs.Store(bridge.NewBroker(found.APIs))
+		b := bridge.NewBroker(found.APIs)
+		s.brokerAPIs.Store(b)
+		if s.floorsSeen.Load() && !b.EnforcesFloors() {
+			s.brokerAPIs.CompareAndSwap(b, b.WithFloors()) // unless learnFloors already did
+		}
 	}
 	if len(brokers) == 0 { // never from Kafka; closing every port on it would be wrong
 		return errors.New("upstream metadata names no broker")
@@ -132,4 +136,25 @@ func (s *Server) closeBrokerPort(id int32) {
 	}
 	_ = ln.Close()
 	s.log.Info("broker left the cluster: its client port is closed", zap.Int32("broker", id), zap.String("addr", ln.Addr().String()))
+}
+
+// learnFloors makes the bridge translate what Kafka 4.0 removed, for good:
+// broker closed a connection with a request of api at version, one 4.0
+// removed, unanswered, although the broker that answered kproxy's
+// ApiVersions (the first seed that answers) accepts that version. During
+// a rolling upgrade to 4.x that broker may be one not upgraded yet; kproxy
+// asks no other, which would cost a connection to every broker at every
+// discovery.
+func (s *Server) learnFloors(broker int32, api string, version int16) {
+	if s.floorsSeen.Swap(true) {
+		return
+	}
+	for {
+		b := s.brokerAPIs.Load()
+		if b == nil || b.EnforcesFloors() || s.brokerAPIs.CompareAndSwap(b, b.WithFloors()) {
+			break
+		}
+	}
+	s.log.Warn("a broker closed the connection on a request of a version Kafka 4.0 removed: it refuses them, so kproxy bridges them from now on",
+		zap.Int32("broker", broker), zap.String("api", api), zap.Int16("version", version))
 }

@@ -1,6 +1,9 @@
 package listener
 
-import "net"
+import (
+	"context"
+	"net"
+)
 
 // ServeForTest serves conn as a client connection accepted on the
 // bootstrap port, without listeners or upstream discovery: the fuzzer
@@ -20,3 +23,6 @@ func (s *Server) BufferedPeakForTest() int64 { return s.budget.Peak() }
 
 // BufferedForTest is what limits.max_buffered_bytes holds now.
 func (s *Server) BufferedForTest() int64 { return s.budget.Used() }
+
+// DiscoverForTest fetches the brokers now, as watchCluster does.
+func (s *Server) DiscoverForTest(ctx context.Context) error { return s.discover(ctx) }

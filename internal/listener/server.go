@@ -74,6 +74,8 @@ type Server struct {
 	// brokerAPIs is what the brokers accept, from the last discovery: the
 	// version bridge's targets (bridge.go).
 	brokerAPIs atomic.Pointer[bridge.Broker]
+	// floorsSeen: a broker refused a version Kafka 4.0 removed (learnFloors).
+	floorsSeen atomic.Bool
 }
 
 // New builds a server from a validated configuration.

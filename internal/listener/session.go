@@ -367,8 +367,11 @@ func (s *session) LaneBuffer(sl *slot, n int) *bufpool.Buf {
 // dialed again on next use; a lane that failed with requests in flight takes
 // the session down, exactly as a broker failure would.
 func (s *session) LaneDone(l *upstream.Lane[*slot], err error) {
-	s.dropLane(l)
+	g, found := s.dropLane(l)
 	if err != nil {
+		if found {
+			s.learnFloors(g)
+		}
 		s.close(reasonUpstreamFailed, err)
 	}
 }

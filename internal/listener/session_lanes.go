@@ -153,12 +153,13 @@ func (s *session) brokerLabel() string {
 	return fmt.Sprint(s.broker)
 }
 
-func (s *session) dropLane(l *upstream.Lane[*slot]) {
+func (s *session) dropLane(l *upstream.Lane[*slot]) (group router.Group, found bool) {
 	s.mu.Lock()
 	for g, cur := range s.lanes {
 		if cur == l {
-			s.lanes[g] = nil
+			s.lanes[g], group, found = nil, router.Group(g), true
 		}
 	}
 	s.mu.Unlock()
+	return group, found
 }

@@ -435,6 +435,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	select {
 	case <-done:
 		s.upstreams.Close()
+		s.dialer.Close()
 		return nil
 	case <-ctx.Done():
 	}
@@ -445,5 +446,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	<-done
 	s.upstreams.Close()
+	s.dialer.Close()
 	return fmt.Errorf("shutdown: %w; sessions with requests still in flight were closed", ctx.Err())
 }

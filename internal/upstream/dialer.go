@@ -36,7 +36,13 @@ type Dialer struct {
 	// OnFailure, when set, is called after a dial that failed on its own
 	// (not cancelled by its caller): the cluster may have changed.
 	OnFailure func(addr string)
+
+	own ownConns // kproxy's own questions to each broker (own.go)
 }
+
+// Close closes the connections kept for kproxy's own questions, and later
+// questions fail; Dial goes on working.
+func (d *Dialer) Close() { d.own.close() }
 
 // NewDialer builds the dialer of cfg, reading the TLS files and checking
 // the SASL secrets once so that a bad path fails at start-up. onTLSFail

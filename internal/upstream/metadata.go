@@ -103,19 +103,15 @@ func roundTrip(ctx context.Context, conn net.Conn, req kmsg.Request, resp kmsg.R
 }
 
 // FindCoordinator asks the broker at addr which broker coordinates group,
-// on a connection of its own: for the old OffsetCommit and OffsetFetch
-// versions whose clients send them to any broker (the version bridge sends
-// them on to the coordinator). It is the proxy's own request.
+// on the connection kept for kproxy's own questions to it (ownConns): for
+// the old OffsetCommit and OffsetFetch versions whose clients send them to
+// any broker (the version bridge sends them on to the coordinator). It is
+// the proxy's own request.
 func (d *Dialer) FindCoordinator(ctx context.Context, addr, group string) (int32, error) {
-	conn, err := d.Dial(ctx, addr)
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Close()
 	req := kmsg.NewPtrFindCoordinatorRequest()
 	req.CoordinatorKey = group
 	resp := kmsg.NewPtrFindCoordinatorResponse()
-	if err := roundTrip(ctx, conn, req, resp, d.Timeout); err != nil {
+	if err := d.own.ask(ctx, d, addr, req, resp); err != nil {
 		return 0, err
 	}
 	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {

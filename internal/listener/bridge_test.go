@@ -3,9 +3,11 @@ package listener_test
 import (
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -291,13 +293,61 @@ func TestVersionBridgeChargesDecompression(t *testing.T) {
 }
 
 // TestVersionBridgeLearnsFloorsInARollingUpgrade: in a cluster whose
-// broker 1 runs Kafka 4 (it closes the connection on Produce v2) while the
-// ApiVersions answer kproxy reads (from its first seed) lists every
-// version from 0, as a broker not yet upgraded does, a legacy producer's
-// first Produce v2 to broker 1 goes as sent and its connection closes, as
-// it would without kproxy; kproxy learns from it, and the retry is bridged
-// and lands.
+// broker 1 runs Kafka 4 (it lists 4.0's floors and closes the connection
+// on Produce v2) while the ApiVersions answer kproxy reads at discovery
+// (its first seed's) lists every version from 0, as a broker not yet
+// upgraded does, a legacy producer's first Produce v2 to broker 1 goes as
+// sent and its connection closes, as it would without kproxy; kproxy asks
+// broker 1 what it accepts, learns, and the retry is bridged and lands,
+// also after the brokers are fetched again.
 func TestVersionBridgeLearnsFloorsInARollingUpgrade(t *testing.T) {
+	log, logs := observed(t, zap.WarnLevel)
+	env, produce, _ := halfUpgraded(t, log, true)
+	if code, err := produce(); err == nil {
+		t.Fatalf("the first Produce v2 to the Kafka 4 broker was answered (error %d): kproxy bridged it, or the test's broker does not refuse it", code)
+	}
+	if code, err := produce(); err != nil || code != 0 {
+		t.Fatalf("the retried Produce v2: error code %d, %v; want it bridged and answered", code, err)
+	}
+	if n := logs.FilterMessageSnippet("kproxy bridges those versions from now on").Len(); n != 1 {
+		t.Fatalf("%d warnings that kproxy learned the broker's floors, want 1", n)
+	}
+	if err := env.Proxy.DiscoverForTest(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if code, err := produce(); err != nil || code != 0 {
+		t.Fatalf("a Produce v2 after the brokers were fetched again: error code %d, %v; want it still bridged", code, err)
+	}
+}
+
+// TestVersionBridgeLearnsNothingFromAnOldBroker: a broker that lists every
+// version from 0 and closes a connection with a Produce v2 in flight (a
+// 3.x broker restarting, say) teaches kproxy nothing: the next Produce v2
+// goes as sent, unconverted.
+func TestVersionBridgeLearnsNothingFromAnOldBroker(t *testing.T) {
+	log, logs := observed(t, zap.WarnLevel)
+	_, produce, received := halfUpgraded(t, log, false)
+	for range 2 {
+		if code, err := produce(); err == nil {
+			t.Fatalf("a Produce v2 to the broker that closes on it was answered (error %d)", code)
+		}
+	}
+	if n := received(); n != 2 {
+		t.Fatalf("the broker received %d Produce v2, want 2: the second was bridged", n)
+	}
+	if n := logs.FilterMessageSnippet("bridges those versions from now on").Len(); n != 0 {
+		t.Fatalf("kproxy learned floors from a broker that lists none")
+	}
+}
+
+// halfUpgraded runs kproxy in front of two brokers whose ApiVersions
+// answers list every version from 0 (broker 1's lists Kafka 4.0's floors
+// when upgraded) and of which broker 1, the leader of t/0, closes the
+// connection on the versions 4.0 removed. produce sends a Produce v2 to
+// t/0 through kproxy on a connection of its own; received counts the
+// Produce v2 broker 1 got.
+func halfUpgraded(t *testing.T, log *zap.Logger, upgraded bool) (env *proxytest.Env, produce func() (int16, error), received func() int) {
+	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(2), kfake.SeedTopics(1, "t"))
 	if err != nil {
 		t.Fatal(err)
@@ -318,27 +368,34 @@ func TestVersionBridgeLearnsFloorsInARollingUpgrade(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	oldBroker := answer.Msg.(*kmsg.ApiVersionsResponse).ApiKeys
-	for i := range oldBroker {
-		oldBroker[i].MinVersion = 0
+	old := answer.Msg.(*kmsg.ApiVersionsResponse).ApiKeys
+	current := slices.Clone(old)
+	for i := range old {
+		old[i].MinVersion = 0
+		current[i].MinVersion = max(current[i].MinVersion, kafka4.Floor(current[i].ApiKey))
 	}
 	c.ControlKey(int16(kmsg.ApiVersions), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
 		resp := kmsg.NewPtrApiVersionsResponse()
-		resp.Version, resp.ApiKeys = req.GetVersion(), oldBroker
+		resp.Version, resp.ApiKeys = req.GetVersion(), old
+		if upgraded && c.CurrentNode() == 1 {
+			resp.ApiKeys = current
+		}
 		return resp, nil, true
 	})
+	var produceV2 atomic.Int32
 	c.Control(func(req kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
-		if c.CurrentNode() == 1 && req.GetVersion() < kafka4.Floor(req.Key()) {
-			return nil, fmt.Errorf("%s v%d was removed in Kafka 4.0", kmsg.NameForKey(req.Key()), req.GetVersion()), true
+		if c.CurrentNode() != 1 || req.GetVersion() >= kafka4.Floor(req.Key()) {
+			return nil, nil, false
 		}
-		return nil, nil, false
+		if req.Key() == int16(kmsg.Produce) {
+			produceV2.Add(1)
+		}
+		return nil, fmt.Errorf("%s v%d was removed in Kafka 4.0", kmsg.NameForKey(req.Key()), req.GetVersion()), true
 	})
-	log, logs := observed(t, zap.WarnLevel)
-	env := proxytest.StartProxy(t, loopback.Config(c.ListenAddrs()), log)
-
-	produce := func() (int16, error) {
+	env = proxytest.StartProxy(t, loopback.Config(c.ListenAddrs()), log)
+	produce = func() (int16, error) {
 		conn, err := rawclient.Dial(env.Proxy.BrokerAddrs()[1])
 		if err != nil {
 			return 0, err
@@ -358,22 +415,5 @@ func TestVersionBridgeLearnsFloorsInARollingUpgrade(t *testing.T) {
 		}
 		return resp.Msg.(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode, nil
 	}
-	if code, err := produce(); err == nil {
-		t.Fatalf("the first Produce v2 to the Kafka 4 broker was answered (error %d): kproxy bridged it, or the test's broker does not refuse it", code)
-	}
-	code, err := produce()
-	if err != nil || code != 0 {
-		t.Fatalf("the retried Produce v2: error code %d, %v; want it bridged and answered", code, err)
-	}
-	if n := logs.FilterMessageSnippet("kproxy bridges them from now on").Len(); n != 1 {
-		t.Fatalf("%d warnings that kproxy learned the broker's floors, want 1", n)
-	}
-	// The next discovery reads the same ApiVersions answer; what kproxy
-	// learned stays.
-	if err := env.Proxy.DiscoverForTest(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if code, err := produce(); err != nil || code != 0 {
-		t.Fatalf("a Produce v2 after the brokers were fetched again: error code %d, %v; want it still bridged", code, err)
-	}
+	return env, produce, func() int { return int(produceV2.Load()) }
 }

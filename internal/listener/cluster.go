@@ -101,7 +101,7 @@ func (s *Server) fetchAndListen(ctx context.Context) error {
 		b := bridge.NewBroker(found.APIs)
 		s.brokerAPIs.Store(b)
 		if s.floorsSeen.Load() && !b.EnforcesFloors() {
-			s.brokerAPIs.CompareAndSwap(b, b.WithFloors()) // unless learnFloors already did
+			s.brokerAPIs.CompareAndSwap(b, b.WithFloors()) // unless checkFloors already did
 		}
 	}
 	if len(brokers) == 0 { // never from Kafka; closing every port on it would be wrong
@@ -138,14 +138,33 @@ func (s *Server) closeBrokerPort(id int32) {
 	s.log.Info("broker left the cluster: its client port is closed", zap.Int32("broker", id), zap.String("addr", ln.Addr().String()))
 }
 
-// learnFloors makes the bridge translate what Kafka 4.0 removed, for good:
-// broker closed a connection with a request of api at version, one 4.0
-// removed, unanswered, although the broker that answered kproxy's
-// ApiVersions (the first seed that answers) accepts that version. During
-// a rolling upgrade to 4.x that broker may be one not upgraded yet; kproxy
-// asks no other, which would cost a connection to every broker at every
-// discovery.
-func (s *Server) learnFloors(broker int32, api string, version int16) {
+// floorCheckTimeout bounds checkFloors, which holds a session's close.
+const floorCheckTimeout = 2 * time.Second
+
+// checkFloors asks the broker at addr, which closed a connection with a
+// request of api at version unanswered, one Kafka 4.0 removed, for its API
+// versions: if it lists 4.0's floors, the bridge translates what 4.0
+// removed from now on, for good. The broker that answered kproxy's
+// ApiVersions at discovery (the first seed that answers) may be one not
+// yet upgraded while others are (a rolling upgrade to 4.x); kproxy asks no
+// other there, which would cost a connection to every broker at every
+// discovery. A broker that closed the connection for another reason (a
+// restart of a 3.x broker) lists no floors, and nothing changes. One check
+// per broker at a time: sessions failing together do not queue on it.
+func (s *Server) checkFloors(addr, api string, version int16) {
+	if s.floorsSeen.Load() {
+		return
+	}
+	if _, busy := s.floorChecks.LoadOrStore(addr, struct{}{}); busy {
+		return
+	}
+	defer s.floorChecks.Delete(addr)
+	ctx, cancel := context.WithTimeout(context.Background(), floorCheckTimeout)
+	defer cancel()
+	keys, err := s.dialer.ApiVersions(ctx, addr)
+	if err != nil || !bridge.NewBroker(keys).EnforcesFloors() {
+		return
+	}
 	if s.floorsSeen.Swap(true) {
 		return
 	}
@@ -155,6 +174,6 @@ func (s *Server) learnFloors(broker int32, api string, version int16) {
 			break
 		}
 	}
-	s.log.Warn("a broker closed the connection on a request of a version Kafka 4.0 removed: it refuses them, so kproxy bridges them from now on",
-		zap.Int32("broker", broker), zap.String("api", api), zap.Int16("version", version))
+	s.log.Warn("a broker refused a request of a version Kafka 4.0 removed and lists Kafka 4's floors: kproxy bridges those versions from now on",
+		zap.String("broker", addr), zap.String("api", api), zap.Int16("version", version))
 }

@@ -74,8 +74,10 @@ type Server struct {
 	// brokerAPIs is what the brokers accept, from the last discovery: the
 	// version bridge's targets (bridge.go).
 	brokerAPIs atomic.Pointer[bridge.Broker]
-	// floorsSeen: a broker refused a version Kafka 4.0 removed (learnFloors).
-	floorsSeen atomic.Bool
+	// floorsSeen: a broker refused a version Kafka 4.0 removed and lists
+	// 4.0's floors (checkFloors); floorChecks: the brokers being asked.
+	floorsSeen  atomic.Bool
+	floorChecks sync.Map
 }
 
 // New builds a server from a validated configuration.

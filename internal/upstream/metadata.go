@@ -102,6 +102,20 @@ func roundTrip(ctx context.Context, conn net.Conn, req kmsg.Request, resp kmsg.R
 	return DecodeResponse(body, req, resp)
 }
 
+// ApiVersions asks the broker at addr which API versions it accepts, on the
+// connection kept for kproxy's own questions to it (ownConns).
+func (d *Dialer) ApiVersions(ctx context.Context, addr string) ([]kmsg.ApiVersionsResponseApiKey, error) {
+	req := kmsg.NewPtrApiVersionsRequest() // v0: every broker since 0.10 answers it
+	resp := kmsg.NewPtrApiVersionsResponse()
+	if err := d.own.ask(ctx, d, addr, req, resp); err != nil {
+		return nil, err
+	}
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+		return nil, fmt.Errorf("api versions of %s: %w", addr, err)
+	}
+	return resp.ApiKeys, nil
+}
+
 // FindCoordinator asks the broker at addr which broker coordinates group,
 // on the connection kept for kproxy's own questions to it (ownConns): for
 // the old OffsetCommit and OffsetFetch versions whose clients send them to

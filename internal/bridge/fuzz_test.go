@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"bytes"
 	"encoding/binary"
 	"testing"
 
@@ -36,17 +37,18 @@ func FuzzUp(f *testing.F) {
 		if frame, err := UnsupportedVersion(req, key, from); err == nil && len(frame) < 8 && frame != nil {
 			t.Fatalf("UnsupportedVersion: %d-byte frame", len(frame))
 		}
-		frame, x, err := Up(req, key, from, to, maxOut)
+		frame, x, err := UpAlloc(poisoning(), req, key, from, to, maxOut)
 		if err != nil {
 			return
 		}
 		if len(frame)-4 > maxOut {
 			t.Fatalf("Up: %d bytes past maxOut %d", len(frame)-4, maxOut)
 		}
-		down, err := x.Down(answer, maxOut)
+		pieces, err := x.DownAlloc(poisoning(), answer, maxOut)
 		if err != nil {
 			return
 		}
+		down := bytes.Join(pieces, nil)
 		if len(down)-4 > maxOut {
 			t.Fatalf("Down: %d bytes past maxOut %d", len(down)-4, maxOut)
 		}

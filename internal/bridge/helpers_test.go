@@ -100,3 +100,15 @@ func decodeResponseFrame(t *testing.T, frame []byte, key, version int16) kmsg.Re
 	}
 	return r
 }
+
+// poisoning is an Allocator that fills every buffer it is given back with
+// 0xAA: a conversion that reads a buffer after freeing it reads garbage,
+// and the fuzzers' oracles see it.
+func poisoning() Allocator {
+	return Allocator{Free: func(b []byte) {
+		b = b[:cap(b)]
+		for i := range b {
+			b[i] = 0xAA
+		}
+	}}
+}

@@ -63,7 +63,7 @@ func withFreshCRCs(set []byte) []byte {
 
 func checkUpMessageSet(t *testing.T, set []byte) {
 	t.Helper()
-	batch, err := UpMessageSet(set, fuzzMaxOut)
+	batch, err := upMessageSet(poisoning(), set, fuzzMaxOut)
 	if err != nil {
 		conversionError(t, err)
 		return
@@ -126,7 +126,7 @@ func FuzzDownRecords(f *testing.F) {
 		if magic1 {
 			magic = 1
 		}
-		set, err := DownRecords(records, magic, int32(maxBytes), fuzzMaxOut)
+		set, err := downRecords(poisoning(), nil, records, magic, int32(maxBytes), fuzzMaxOut)
 		if err != nil {
 			conversionError(t, err)
 			return

@@ -65,15 +65,15 @@ func (g *requestGate) bridgeVerdict(q *router.Request) (to int16, answer []byte)
 	return 0, nil
 }
 
-// learnFloors is called when the broker closed lane g: if it had a request
-// of a version Kafka 4.0 removed unanswered, sent as is because the broker
-// that answered kproxy's ApiVersions accepts it, the broker may be a 4.x
-// one that refuses it (a cluster in a rolling upgrade), and the server
+// learnFloors is called when the broker at addr closed lane g: if it had a
+// request of a version Kafka 4.0 removed unanswered, sent as is because the
+// broker that answered kproxy's ApiVersions accepts it, the broker may be a
+// 4.x one that refuses it (a cluster in a rolling upgrade), and the server
 // checks (Server.checkFloors). The client whose request it was sees its
 // connection close, as it would have without kproxy, and its retry is
 // bridged if the broker was one. An acks=0 Produce is owed no answer and
 // teaches nothing: its client learns nothing of its loss either.
-func (s *session) learnFloors(g router.Group) {
+func (s *session) learnFloors(g router.Group, addr string) {
 	if !s.pol.bridge {
 		return
 	}
@@ -86,9 +86,7 @@ func (s *session) learnFloors(g router.Group) {
 	if refused == nil {
 		return
 	}
-	if addr, err := s.laneAddr(g); err == nil {
-		s.srv.checkFloors(addr, s.pol.protocol.Name(refused.key), refused.version)
-	}
+	s.srv.checkFloors(addr, s.pol.protocol.Name(refused.key), refused.version)
 }
 
 // bridgeUp translates frame (the client's request, read in full) to version
@@ -392,15 +390,6 @@ func (s *session) ownAddr() (string, error) {
 		return seeds[0], nil
 	}
 	return "", errors.New("no seed")
-}
-
-// laneAddr is the upstream address of lane g, one of the session's own
-// broker's; a coordinator's lane (redirects, the reader's) is not asked.
-func (s *session) laneAddr(g router.Group) (string, error) {
-	if int(g) >= s.pol.classifier.Len() {
-		return "", errors.New("a group coordinator's lane")
-	}
-	return s.ownAddr()
 }
 
 // dialRedirect opens a lane's connection to a group coordinator.

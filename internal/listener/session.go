@@ -370,7 +370,7 @@ func (s *session) LaneDone(l *upstream.Lane[*slot], err error) {
 	g, found := s.dropLane(l)
 	if err != nil {
 		if found {
-			s.learnFloors(g)
+			s.learnFloors(g, l.Addr())
 		}
 		s.close(reasonUpstreamFailed, err)
 	}

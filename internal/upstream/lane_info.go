@@ -9,6 +9,9 @@ type LaneInfo struct {
 	Closed         bool
 }
 
+// Addr is the broker address the lane's connection was made to.
+func (l *Lane[O]) Addr() string { return l.addr }
+
 // Info reads the lane's state; it takes the lane's lock briefly and is meant
 // for an occasional look, not for the forward path.
 func (l *Lane[O]) Info() LaneInfo {

@@ -19,11 +19,13 @@ func (produce) up(req kmsg.Request, x *Exchange, maxOut int) error {
 	if x.From >= 3 {
 		return nil
 	}
-	budget := maxOut
+	// Output and decompression each within maxOut, for the whole request:
+	// a frame of many small wrappers must not cost maxOut per partition.
+	budget, inflate := maxOut, maxOut
 	for i := range r.Topics {
 		for j := range r.Topics[i].Partitions {
 			p := &r.Topics[i].Partitions[j]
-			batch, err := upMessageSet(x.alloc, p.Records, budget)
+			batch, err := upMessageSet(x.alloc, p.Records, budget, &inflate)
 			if err != nil {
 				return err
 			}

@@ -63,7 +63,8 @@ func withFreshCRCs(set []byte) []byte {
 
 func checkUpMessageSet(t *testing.T, set []byte) {
 	t.Helper()
-	batch, err := upMessageSet(poisoning(), set, fuzzMaxOut)
+	inflate := fuzzMaxOut
+	batch, err := upMessageSet(poisoning(), set, fuzzMaxOut, &inflate)
 	if err != nil {
 		conversionError(t, err)
 		return

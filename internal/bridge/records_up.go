@@ -38,10 +38,13 @@ const (
 // compressed with the last one, as Kafka's LogValidator picks its source
 // codec.
 func UpMessageSet(set []byte, maxOut int) ([]byte, error) {
-	return upMessageSet(Allocator{}, set, maxOut)
+	inflate := maxOut
+	return upMessageSet(Allocator{}, set, maxOut, &inflate)
 }
 
-func upMessageSet(alloc Allocator, set []byte, maxOut int) ([]byte, error) {
+// upMessageSet is UpMessageSet decompressing at most *inflate bytes, which
+// it takes from *inflate: the partitions of one request share it.
+func upMessageSet(alloc Allocator, set []byte, maxOut int, inflate *int) ([]byte, error) {
 	if len(set) == 0 {
 		return set, nil
 	}
@@ -50,7 +53,6 @@ func upMessageSet(alloc Allocator, set []byte, maxOut int) ([]byte, error) {
 		return nil, err
 	}
 	codec := compressionNone
-	budget := maxOut
 	for in := set; len(in) > 0; {
 		m, n, err := readLegacyMessage(in, true)
 		if err != nil {
@@ -59,7 +61,7 @@ func upMessageSet(alloc Allocator, set []byte, maxOut int) ([]byte, error) {
 		if c := m.compression(); c != compressionNone {
 			codec = c
 		}
-		if err := eachLegacyRecord(&b.codecs, &m, true, &budget, &b.scratch, b.add); err != nil {
+		if err := eachLegacyRecord(&b.codecs, &m, true, inflate, &b.scratch, b.add); err != nil {
 			return nil, err
 		}
 		in = in[n:]

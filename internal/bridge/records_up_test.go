@@ -244,3 +244,28 @@ func TestXXH32(t *testing.T) {
 		}
 	}
 }
+
+// A Produce's partitions decompress within maxOut together, not each: a
+// request of many small wrappers, each inflating to just under maxOut,
+// would otherwise cost a partition's worth of maxOut apiece.
+func TestUpProduceDecompressesWithinMaxOutInAll(t *testing.T) {
+	const maxOut = 10 << 20
+	big := legacyMessageBytes(1, 0, 0, 0, nil, make([]byte, 4<<20))
+	set := legacyMessageBytes(1, 0, int8(compressionGzip), 0, nil, compressIndependently(t, compressionGzip, big, false))
+	produce := func(partitions int) []byte {
+		req := kmsg.NewPtrProduceRequest()
+		req.Acks, req.TimeoutMillis = 1, 5000
+		topic := kmsg.ProduceRequestTopic{Topic: "t"}
+		for i := range partitions {
+			topic.Partitions = append(topic.Partitions, kmsg.ProduceRequestTopicPartition{Partition: int32(i), Records: set})
+		}
+		req.Topics = []kmsg.ProduceRequestTopic{topic}
+		return requestBytes(req, 2, &testClientID)
+	}
+	if _, _, err := Up(produce(2), int16(kmsg.Produce), 2, 3, maxOut); err != nil {
+		t.Fatalf("two partitions inflating to 4 MiB each, within 10 MiB: %v", err)
+	}
+	if _, _, err := Up(produce(3), int16(kmsg.Produce), 2, 3, maxOut); !errors.Is(err, ErrRecordsTooLarge) {
+		t.Fatalf("three partitions inflating to 4 MiB each, past 10 MiB in all: err = %v, want ErrRecordsTooLarge", err)
+	}
+}

@@ -255,6 +255,9 @@ func franzTimestampsDiffer(records []byte) bool {
 		}
 		unit := b[:recordBatchLogOverhead+size]
 		b = b[len(unit):]
+		if len(unit) <= magicAt+1 {
+			continue // too short for a magic and attributes: no records
+		}
 		if unit[magicAt] != 2 {
 			attributes := int8(unit[magicAt+1])
 			if unit[magicAt] == 1 && compression(attributes&compressionMask) != compressionNone && attributes&legacyLogAppendTime != 0 {

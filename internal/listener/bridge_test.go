@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 
@@ -416,4 +417,46 @@ func halfUpgraded(t *testing.T, log *zap.Logger, upgraded bool) (env *proxytest.
 		return resp.Msg.(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode, nil
 	}
 	return env, produce, func() int { return int(produceV2.Load()) }
+}
+
+// TestVersionBridgeChargesFetchDecompression: a legacy consumer's Fetch v3
+// of a gzip batch that inflates to 24 MiB is converted down with what it
+// inflates charged to limits.max_buffered_bytes, as for a Produce.
+func TestVersionBridgeChargesFetchDecompression(t *testing.T) {
+	const inflated = 24 << 20
+	env := proxytest.Start(t, proxytest.Options{Brokers: 1,
+		Kfake:  []kfake.Opt{kfake.SeedTopics(1, "t")},
+		Config: func(c *config.Config) { c.Limits.MaxBufferedBytes, c.Limits.MaxFrameBytes = 96<<20, 32<<20 }})
+	producer, err := kgo.NewClient(kgo.SeedBrokers(env.Cluster.ListenAddrs()...), kgo.DefaultProduceTopic("t"),
+		kgo.ProducerBatchCompression(kgo.GzipCompression()), kgo.ProducerBatchMaxBytes(32<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer producer.Close()
+	if err := producer.ProduceSync(t.Context(), &kgo.Record{Value: make([]byte, inflated)}).FirstErr(); err != nil {
+		t.Fatalf("produce the batch directly: %v", err)
+	}
+	conn, err := rawclient.Dial(env.Bootstrap())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fetch := rawclient.FetchRequest("t", 0, 0)
+	fetch.SetVersion(3)
+	fetch.MaxBytes, fetch.Topics[0].Partitions[0].PartitionMaxBytes = 32<<20, 32<<20
+	if _, err := conn.Send(fetch); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.Conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	resp, err := conn.Read()
+	if err != nil {
+		t.Fatalf("Fetch v3 of a batch inflating to 24 MiB: %v", err)
+	}
+	p := resp.Msg.(*kmsg.FetchResponse).Topics[0].Partitions[0]
+	if p.ErrorCode != 0 || len(p.RecordBatches) == 0 {
+		t.Fatalf("Fetch v3 answered error %d with %d bytes of records", p.ErrorCode, len(p.RecordBatches))
+	}
+	if peak := env.Proxy.BufferedPeakForTest(); peak < inflated {
+		t.Fatalf("the budget held at most %d bytes while a Fetch answer inflated to %d: the inflated records went uncharged", peak, inflated)
+	}
 }

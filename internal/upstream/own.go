@@ -37,7 +37,9 @@ type ownConn struct {
 // ask sends req to the broker at addr on the connection kept for it,
 // dialing one when there is none, and reads its answer into resp. A kept
 // connection that fails (the broker closed it: idle, or its authentication
-// expired) is closed and the question asked once more on a new one.
+// expired) is closed and the question asked once more on a new one. One
+// dialed with TLS or SASL settings a reload replaced is closed unused, as
+// the pool's are: kproxy's questions go as its current identity.
 func (o *ownConns) ask(ctx context.Context, d *Dialer, addr string, req kmsg.Request, resp kmsg.Response) error {
 	c, err := o.conn(addr)
 	if err != nil {
@@ -47,6 +49,10 @@ func (o *ownConns) ask(ctx context.Context, d *Dialer, addr string, req kmsg.Req
 	defer c.mu.Unlock()
 	if c.idle != nil {
 		c.idle.Stop()
+	}
+	if c.conn != nil && isStale(c.conn) {
+		c.conn.Close()
+		c.conn = nil
 	}
 	for kept := c.conn != nil; ; kept = false {
 		if c.conn == nil {

@@ -66,23 +66,36 @@ func coordinatorBroker(t *testing.T, closeAfter int) (addr string, accepted *ato
 	return ln.Addr().String(), accepted
 }
 
+// ownDialer is a dialer of no TLS or SASL whose kept connections close
+// at test cleanup.
+func ownDialer(t *testing.T) *Dialer {
+	t.Helper()
+	d, err := NewDialer(config.Upstream{DialTimeout: 5 * time.Second}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	return d
+}
+
+// askGroups asks d for the coordinators of groups first to first+n-1 at
+// addr, which answers each with the group's number.
+func askGroups(t *testing.T, d *Dialer, addr string, first, n int) {
+	t.Helper()
+	for i := first; i < first+n; i++ {
+		if node, err := d.FindCoordinator(context.Background(), addr, strconv.Itoa(i)); err != nil || node != int32(i) {
+			t.Fatalf("FindCoordinator of group %d: node %d, %v", i, node, err)
+		}
+	}
+}
+
 // TestFindCoordinatorReusesOneConnection: kproxy's own FindCoordinator
 // questions to a broker go over one connection it keeps, so that a client
 // sending old offset requests for ever new groups costs the broker a
 // request each, not a connection (and an authentication) each.
 func TestFindCoordinatorReusesOneConnection(t *testing.T) {
 	addr, accepted := coordinatorBroker(t, 0)
-	d, err := NewDialer(config.Upstream{DialTimeout: 5 * time.Second}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	for i := range 20 {
-		node, err := d.FindCoordinator(context.Background(), addr, strconv.Itoa(i))
-		if err != nil || node != int32(i) {
-			t.Fatalf("FindCoordinator of group %d: node %d, %v", i, node, err)
-		}
-	}
+	askGroups(t, ownDialer(t), addr, 0, 20)
 	if n := accepted.Load(); n != 1 {
 		t.Fatalf("20 FindCoordinator questions opened %d connections to the broker, want 1", n)
 	}
@@ -93,17 +106,24 @@ func TestFindCoordinatorReusesOneConnection(t *testing.T) {
 // question is answered.
 func TestFindCoordinatorRedialsAClosedConnection(t *testing.T) {
 	addr, accepted := coordinatorBroker(t, 1)
-	d, err := NewDialer(config.Upstream{DialTimeout: 5 * time.Second}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	for i := range 3 {
-		if node, err := d.FindCoordinator(context.Background(), addr, strconv.Itoa(i)); err != nil || node != int32(i) {
-			t.Fatalf("FindCoordinator of group %d on a broker that closes after each answer: node %d, %v", i, node, err)
-		}
-	}
+	askGroups(t, ownDialer(t), addr, 0, 3)
 	if n := accepted.Load(); n != 3 {
 		t.Fatalf("%d connections, want 3: one per answer", n)
+	}
+}
+
+// TestOwnConnectionRetiredByReload: after a reload replaced the TLS or
+// SASL settings, the kept connection carries no question again (it would
+// ask as the old identity): the next question dials anew.
+func TestOwnConnectionRetiredByReload(t *testing.T) {
+	addr, accepted := coordinatorBroker(t, 0)
+	d := ownDialer(t)
+	askGroups(t, d, addr, 0, 2)
+	if err := d.Reconfigure(config.Upstream{DialTimeout: 5 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	askGroups(t, d, addr, 2, 2)
+	if n := accepted.Load(); n != 2 {
+		t.Fatalf("%d connections, want 2: one before the reload, one after", n)
 	}
 }

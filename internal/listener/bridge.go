@@ -165,8 +165,11 @@ func (s *session) bridgeDown(sl *slot, frame *bufpool.Buf) (*bufpool.Buf, bool) 
 // needs: translations that each hold part would wait on one another for
 // ever. So it takes what the budget's rules give at once, and past that
 // holds the server's overdraft, which one translation at a time may hold,
-// and is lent the rest beyond the budget. What kproxy holds for clients is
-// thus the budget, plus one translation at most.
+// and is lent the rest beyond the budget. So translations at work hold the
+// budget and one translation past it at most; the translated frame, once
+// made, stays charged as it was lent, past its session's share by at most
+// itself, as a rewritten answer is (the lane reads the session's next
+// answer only within the share).
 type pooledFrame struct {
 	pool *bufpool.Pool
 	acct *budget.Account

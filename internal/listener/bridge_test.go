@@ -217,11 +217,7 @@ func TestVersionBridgeLargeProduceSmallBudget(t *testing.T) {
 	}
 	defer conn.Close()
 	set := rawclient.MessageV1(nil, 0, 0, make([]byte, 5<<20))
-	produce := kmsg.NewPtrProduceRequest()
-	produce.SetVersion(2)
-	produce.Acks, produce.TimeoutMillis = 1, 5000
-	produce.Topics = []kmsg.ProduceRequestTopic{{Topic: "t", Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 0, Records: set}}}}
-	if _, err := conn.Send(produce); err != nil {
+	if _, err := conn.Send(rawclient.LegacyProduceRequest("t", 0, set)); err != nil {
 		t.Fatal(err)
 	}
 	_ = conn.Conn.SetReadDeadline(time.Now().Add(20 * time.Second))
@@ -261,11 +257,7 @@ func TestVersionBridgeChargesDecompression(t *testing.T) {
 				return
 			}
 			defer conn.Close()
-			produce := kmsg.NewPtrProduceRequest()
-			produce.SetVersion(2)
-			produce.Acks, produce.TimeoutMillis = 1, 5000
-			produce.Topics = []kmsg.ProduceRequestTopic{{Topic: "t", Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 0, Records: set}}}}
-			if _, err := conn.Send(produce); err != nil {
+			if _, err := conn.Send(rawclient.LegacyProduceRequest("t", 0, set)); err != nil {
 				t.Error(err)
 				return
 			}
@@ -402,11 +394,7 @@ func halfUpgraded(t *testing.T, log *zap.Logger, upgraded bool) (env *proxytest.
 			return 0, err
 		}
 		defer conn.Close()
-		req := kmsg.NewPtrProduceRequest()
-		req.SetVersion(2)
-		req.Acks, req.TimeoutMillis = 1, 5000
-		req.Topics = []kmsg.ProduceRequestTopic{{Topic: "t", Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 0, Records: rawclient.MessageV1(nil, 0, 0, []byte("v"))}}}}
-		if _, err := conn.Send(req); err != nil {
+		if _, err := conn.Send(rawclient.LegacyProduceRequest("t", 0, rawclient.MessageV1(nil, 0, 0, []byte("v")))); err != nil {
 			return 0, err
 		}
 		_ = conn.Conn.SetReadDeadline(time.Now().Add(10 * time.Second))

@@ -130,15 +130,26 @@ func FetchRequest(topic string, partition int32, maxWait time.Duration) *kmsg.Fe
 
 // ProduceRequest carries one record to one partition.
 func ProduceRequest(topic string, partition int32, acks int16, value []byte) *kmsg.ProduceRequest {
+	return produceRequest(7, topic, partition, acks, RecordBatch(value))
+}
+
+// LegacyProduceRequest is a Produce v2 (Kafka 0.10), acks=1, of set, a
+// message set of format v0 or v1 (MessageV1, GzipMessageSet): a version
+// Kafka 4.0 removed.
+func LegacyProduceRequest(topic string, partition int32, set []byte) *kmsg.ProduceRequest {
+	return produceRequest(2, topic, partition, 1, set)
+}
+
+func produceRequest(version int16, topic string, partition int32, acks int16, records []byte) *kmsg.ProduceRequest {
 	req := kmsg.NewPtrProduceRequest()
-	req.SetVersion(7)
+	req.SetVersion(version)
 	req.Acks = acks
 	req.TimeoutMillis = 5000
 	t := kmsg.NewProduceRequestTopic()
 	t.Topic = topic
 	p := kmsg.NewProduceRequestTopicPartition()
 	p.Partition = partition
-	p.Records = RecordBatch(value)
+	p.Records = records
 	t.Partitions = append(t.Partitions, p)
 	req.Topics = append(req.Topics, t)
 	return req

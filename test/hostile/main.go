@@ -327,11 +327,7 @@ func inflatingProduces(cluster *kfake.Cluster, addr string) string {
 			}
 			defer c.Close()
 			for j := range rounds {
-				produce := kmsg.NewPtrProduceRequest()
-				produce.SetVersion(2)
-				produce.Acks, produce.TimeoutMillis = 1, 30000
-				produce.Topics = []kmsg.ProduceRequestTopic{{Topic: "t", Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 0, Records: set}}}}
-				if _, err := c.Write(rawclient.EncodeRequest(produce, int32(j), "legacy")); err != nil {
+				if _, err := c.Write(rawclient.EncodeRequest(rawclient.LegacyProduceRequest("t", 0, set), int32(j), "legacy")); err != nil {
 					return
 				}
 				_ = c.SetReadDeadline(time.Now().Add(120 * time.Second))

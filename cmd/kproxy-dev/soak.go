@@ -54,6 +54,7 @@ type soak struct {
 	seen         [2]sync.Map
 	seenCount    [2]atomic.Int64
 	faults       sync.Map // kind → *atomic.Int64
+	faultsOver   atomic.Bool
 	peakHeap     atomic.Uint64
 }
 
@@ -117,7 +118,7 @@ func runSoak(args []string, stdout, stderr io.Writer) error {
 	cancel()
 	report.elapsed = time.Since(start)
 	report.goroutines = settledGoroutines()
-	report.print(stdout, s)
+	report.print(stdout, s, err)
 	if err != nil {
 		return err
 	}
@@ -420,7 +421,9 @@ func (r *soakReport) failed() bool {
 	return false
 }
 
-func (r *soakReport) print(w io.Writer, s *soak) {
+// print writes the summary; checkErr is why the soak could not check what
+// landed, if it could not.
+func (r *soakReport) print(w io.Writer, s *soak, checkErr error) {
 	fmt.Fprintf(w, "soak summary (%v)\n", r.elapsed.Round(time.Second))
 	for i, name := range []string{"kgo", "sarama"} {
 		fmt.Fprintf(w, "  %-7s produced %d, acked %d, in topic %d distinct, lost %d, duplicated %d, acked but not consumed by the group %d\n",
@@ -442,7 +445,10 @@ func (r *soakReport) print(w io.Writer, s *soak) {
 	})
 	fmt.Fprintf(w, "  peak heap in use: %.1f MiB; goroutines at end: %d\n", float64(s.peakHeap.Load())/(1<<20), r.goroutines)
 	verdict := "PASS: nothing lost, nothing duplicated"
-	if r.failed() {
+	switch {
+	case checkErr != nil:
+		verdict = "FAIL: not checked: " + checkErr.Error()
+	case r.failed():
 		verdict = "FAIL"
 	}
 	fmt.Fprintf(w, "  %s\n", verdict)

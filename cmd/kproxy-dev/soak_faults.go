@@ -26,10 +26,14 @@ var soakFaults = []struct {
 	{"restart-broker", (*soak).restartBroker},
 }
 
+// injectFaults runs until ctx ends, and then disarms what it armed: the
+// soak reads the topics back straight from the cluster, and a connection
+// drop still waiting for its key would fail that read instead of the load.
 func (s *soak) injectFaults(ctx context.Context) {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 9))
 	t := time.NewTicker(s.faultEvery)
 	defer t.Stop()
+	defer s.faultsOver.Store(true)
 	for i := 0; ; i++ {
 		select {
 		case <-ctx.Done():
@@ -47,7 +51,17 @@ func (s *soak) injectFaults(ctx context.Context) {
 // request of one group's key, with the request in flight.
 func (s *soak) dropConnection(rng *rand.Rand) {
 	keys := []kmsg.Key{kmsg.Produce, kmsg.Fetch, kmsg.JoinGroup, kmsg.SyncGroup, kmsg.OffsetCommit, kmsg.Heartbeat, kmsg.Metadata, kmsg.FindCoordinator}
-	s.cluster.ControlKey(int16(keys[rng.IntN(len(keys))]), func(kmsg.Request) (kmsg.Response, error, bool) {
+	s.dropNext(keys[rng.IntN(len(keys))])
+}
+
+// dropNext arms one connection drop for key; once the faults are over it
+// lets the request through and goes away.
+func (s *soak) dropNext(key kmsg.Key) {
+	s.cluster.ControlKey(int16(key), func(kmsg.Request) (kmsg.Response, error, bool) {
+		if s.faultsOver.Load() {
+			s.cluster.DropControl()
+			return nil, nil, false
+		}
 		return nil, errors.New("soak: injected connection drop"), true
 	})
 }
@@ -67,7 +81,7 @@ func (s *soak) slowBroker(rng *rand.Rand) {
 	until := time.Now().Add(2 * time.Second)
 	var stuck atomic.Bool
 	s.cluster.Control(func(req kmsg.Request) (kmsg.Response, error, bool) {
-		if time.Now().After(until) {
+		if time.Now().After(until) || s.faultsOver.Load() {
 			s.cluster.DropControl()
 			return nil, nil, false
 		}

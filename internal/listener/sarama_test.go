@@ -14,14 +14,24 @@ import (
 )
 
 type countingHandler struct {
-	mu   sync.Mutex
-	seen map[string]int
-	want int
-	done chan struct{}
-	once sync.Once
+	mu          sync.Mutex
+	seen        map[string]int
+	generations map[int32]bool // the group generations this member consumed in
+	want        int
+	done        chan struct{}
+	once        sync.Once
 }
 
-func (h *countingHandler) Setup(sarama.ConsumerGroupSession) error   { return nil }
+func (h *countingHandler) Setup(s sarama.ConsumerGroupSession) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.generations == nil {
+		h.generations = map[int32]bool{}
+	}
+	h.generations[s.GenerationID()] = true
+	return nil
+}
+
 func (h *countingHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
 func (h *countingHandler) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.ConsumerGroupClaim) error {
 	for msg := range c.Messages() {
@@ -103,10 +113,16 @@ func TestSaramaProduceConsumeGroup(t *testing.T) {
 	if len(h.seen) != n {
 		t.Fatalf("consumed %d distinct records, want %d", len(h.seen), n)
 	}
+	// A rebalance before the member commits hands a record out again:
+	// the group's at-least-once contract. In one generation each record
+	// comes once, or kproxy (or a producer retry) doubled it.
 	for v, c := range h.seen {
-		if c != 1 {
-			t.Fatalf("record %s consumed %d times", v, c)
+		if c != 1 && len(h.generations) == 1 {
+			t.Fatalf("record %s consumed %d times in one generation of the group", v, c)
 		}
+	}
+	if len(h.generations) > 1 {
+		t.Logf("the group rebalanced: %d generations", len(h.generations))
 	}
 }
 

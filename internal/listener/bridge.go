@@ -18,6 +18,7 @@ import (
 	"github.com/kproxy/kproxy/internal/budget"
 	"github.com/kproxy/kproxy/internal/bufpool"
 	"github.com/kproxy/kproxy/internal/router"
+	"github.com/kproxy/kproxy/internal/upstream"
 )
 
 // The version bridge (compat.version_bridge, docs/BRIDGE.md): a request of
@@ -71,9 +72,12 @@ func (g *requestGate) bridgeVerdict(q *router.Request) (to int16, answer []byte)
 // 4.x one that refuses it (a cluster in a rolling upgrade), and the server
 // checks (Server.checkFloors). The client whose request it was sees its
 // connection close, as it would have without kproxy, and its retry is
-// bridged if the broker was one. An acks=0 Produce is owed no answer and
-// teaches nothing: its client learns nothing of its loss either.
-func (s *session) learnFloors(g router.Group, addr string) {
+// bridged if the broker was one. An acks=0 Produce is owed no answer, but
+// a lane that closes (err) after one sent as is with no answer since may
+// have been closed over it: the check runs too, so that the producer's
+// next records, on the connection it dials again, are bridged rather than
+// lost one connection at a time.
+func (s *session) learnFloors(g router.Group, addr string, err error) {
 	if !s.pol.bridge {
 		return
 	}
@@ -83,10 +87,14 @@ func (s *session) learnFloors(g router.Group, addr string) {
 			refused = sl
 		}
 	})
-	if refused == nil {
-		return
+	switch {
+	case refused != nil:
+		s.srv.checkFloors(addr, s.pol.protocol.Name(refused.key), refused.version)
+	case errors.Is(err, upstream.ErrClosedAfterAcks0):
+		if v := s.acks0Removed.Load(); v > 0 {
+			s.srv.checkFloors(addr, s.pol.protocol.Name(int16(kmsg.Produce)), int16(v-1))
+		}
 	}
-	s.srv.checkFloors(addr, s.pol.protocol.Name(refused.key), refused.version)
 }
 
 // bridgeUp translates frame (the client's request, read in full) to version

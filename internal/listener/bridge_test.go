@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -330,6 +331,51 @@ func TestVersionBridgeLearnsNothingFromAnOldBroker(t *testing.T) {
 	}
 	if n := logs.FilterMessageSnippet("bridges those versions from now on").Len(); n != 0 {
 		t.Fatalf("kproxy learned floors from a broker that lists none")
+	}
+}
+
+// TestVersionBridgeLearnsFloorsFromAnAcks0Produce: a Kafka 4 broker closes
+// the connection over an acks=0 Produce v2, which is owed no answer. kproxy
+// closes the producer's connection, as the broker would have, and asks the
+// broker what it accepts; the records the producer sends on the
+// connection it dials again are bridged and land, rather than lost one
+// connection at a time until kproxy's seed is upgraded.
+func TestVersionBridgeLearnsFloorsFromAnAcks0Produce(t *testing.T) {
+	log, logs := observed(t, zap.WarnLevel)
+	env, _, received := halfUpgraded(t, log, true)
+	produce := func(value string) net.Conn {
+		conn, err := rawclient.Dial(env.Proxy.BrokerAddrs()[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		req := rawclient.LegacyProduceRequest("t", 0, rawclient.MessageV1(nil, 0, 0, []byte(value)))
+		req.Acks = 0
+		if _, err := conn.Send(req); err != nil {
+			t.Fatal(err)
+		}
+		return conn.Conn
+	}
+	expectClosed(t, produce("lost"))
+	produce("kept")
+	cl, err := kgo.NewClient(kgo.SeedBrokers(env.Bootstrap()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var end int64
+	waitFor(t, "the second acks=0 Produce v2 to land", func() bool {
+		ends, err := kadm.NewClient(cl).ListEndOffsets(t.Context(), "t")
+		if o, ok := ends.Lookup("t", 0); err == nil && ok && o.Err == nil {
+			end = o.Offset
+		}
+		return end == 1
+	})
+	if n := received(); n != 1 {
+		t.Fatalf("the Kafka 4 broker received %d Produce v2, want 1: the second went unbridged", n)
+	}
+	if n := logs.FilterMessageSnippet("kproxy bridges those versions from now on").Len(); n != 1 {
+		t.Fatalf("%d warnings that kproxy learned the broker's floors, want 1", n)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -40,6 +41,10 @@ type session struct {
 	// by i. coordinators caches each group's. Reader goroutine only.
 	redirects    []string
 	coordinators map[string]string
+
+	// acks0Removed is 1 + the version of the latest acks=0 Produce sent as
+	// is at a version Kafka 4.0 removed, 0 if none (learnFloors).
+	acks0Removed atomic.Int32
 
 	clientSASL clientSASL  // listen.sasl.mode terminate (sasl.go)
 	splices    bool        // a plain TCP client: large Produce frames may leave a tail (tail.go)
@@ -277,6 +282,8 @@ func (s *session) route(frame *bufpool.Buf) (string, error) {
 			return reasonClosed, nil
 		}
 		owner.bridge = bridged
+	} else if bridged == nil && h.Version < bridge.Floor(h.Key) {
+		s.acks0Removed.Store(int32(h.Version) + 1)
 	}
 	s.pol.instr.request(h.Key, v.group)
 	s.view.countRequest(v.group)
@@ -370,7 +377,7 @@ func (s *session) LaneDone(l *upstream.Lane[*slot], err error) {
 	g, found := s.dropLane(l)
 	if err != nil {
 		if found {
-			s.learnFloors(g, l.Addr())
+			s.learnFloors(g, l.Addr(), err)
 		}
 		s.close(reasonUpstreamFailed, err)
 	}

@@ -19,6 +19,10 @@ import (
 // dials a new one. Nothing was sent.
 var ErrLaneClosed = errors.New("lane closed")
 
+// ErrClosedAfterAcks0 is what a lane reports when the broker closed it with
+// nothing owed an answer but acks=0 produces no answer has followed yet.
+var ErrClosedAfterAcks0 = errors.New("broker closed the connection after acks=0 produce (a broker's only way to report its error)")
+
 var errIdleTimeout = errors.New("idle timeout")
 
 // Handler receives what a lane reads. The session implements it; O is what

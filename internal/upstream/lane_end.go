@@ -108,7 +108,7 @@ func (l *Lane[O]) lostLocked(readErr error, own bool) error {
 	case l.idleLocked() && len(l.queue) == 0:
 		return nil // an idle connection closing loses nothing
 	case l.acks0.unconfirmed() > 0 && l.head == len(l.pending):
-		return fmt.Errorf("broker closed the connection after acks=0 produce (a broker's only way to report its error): %w", readErr)
+		return fmt.Errorf("%w: %w", ErrClosedAfterAcks0, readErr)
 	}
 	return readErr
 }

@@ -74,6 +74,7 @@ func legacyClients() []legacyClient {
 		kgoClient("kgo-0.9.0", kgoV090, kgo.NoCompression()),
 		saramaGroupClient("sarama-0.10.2-snappy", sarama.V0_10_2_0, sarama.CompressionSnappy),
 		saramaPartitionClient("sarama-0.9.0-gzip", sarama.V0_9_0_0, sarama.CompressionGZIP),
+		saramaPartitionClient("sarama-0.8.2-snappy", sarama.V0_8_2_0, sarama.CompressionSnappy),
 	}
 }
 

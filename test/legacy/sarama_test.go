@@ -123,7 +123,8 @@ func (h *saramaHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sar
 // (its consumer groups need 0.10.2): a partition consumer per partition,
 // starting at the offsets the group committed (at 0.9: OffsetManager with
 // FindCoordinator v0, OffsetFetch v1, OffsetCommit v2; ListOffsets v0,
-// Fetch v1 and Produce v1 with magic 0 messages).
+// Fetch v1 and Produce v1 with magic 0 messages; at 0.8.2 OffsetCommit v1,
+// Fetch v0 and Produce v0).
 func saramaPartitionClient(name string, version sarama.KafkaVersion, codec sarama.CompressionCodec) legacyClient {
 	cfg := func() *sarama.Config { return saramaConfig(name, version, codec) }
 	return legacyClient{

@@ -32,6 +32,12 @@ const (
 	reasonSASLRequired = "sasl_required"
 )
 
+// maxReceiveBeforeAuth is the largest frame read from a client not yet
+// authenticated: a broker's default sasl.server.max.receive.size. Without
+// it, connections that never authenticate could each hold up to
+// limits.max_frame_bytes of the budget every client shares.
+const maxReceiveBeforeAuth = 512 << 10
+
 // flushTimeout bounds how long a refused client's last answer may take to
 // be written before its connection closes.
 const flushTimeout = 5 * time.Second

@@ -42,11 +42,12 @@ type hostileCase struct {
 	name, what string
 	kfake      []kfake.Opt
 	run        func(c *kfake.Cluster, addr string) string
+	env        []string // kproxy's configuration beyond the defaults
 }
 
 func main() {
 	bin := flag.String("kproxy", "", "kproxy binary to measure (required)")
-	only := flag.String("case", "", "run only this case: declared, hoard, produce or inflate")
+	only := flag.String("case", "", "run only this case: declared, hoard, produce, inflate or preauth")
 	flag.Parse()
 	if *bin == "" {
 		flag.Usage()
@@ -54,13 +55,16 @@ func main() {
 	}
 	cases := []hostileCase{
 		{"declared", "20 connections x 3 rounds: a 100 MB size prefix and an 8-byte header, held 2s",
-			[]kfake.Opt{kfake.SeedTopics(1, "t")}, declaredSizes},
+			[]kfake.Opt{kfake.SeedTopics(1, "t")}, declaredSizes, nil},
 		{"hoard", "5 connections: a 15s long-poll Fetch, then 255 all-topics Metadata (20,000 partitions, ~520 KB answers), nothing read for 10s",
-			[]kfake.Opt{kfake.SeedTopics(1, "t"), kfake.SeedTopics(20000, "wide")}, hoardAnswers},
+			[]kfake.Opt{kfake.SeedTopics(1, "t"), kfake.SeedTopics(20000, "wide")}, hoardAnswers, nil},
 		{"produce", "2 connections each pipelining 256 Produce requests of 1 MiB to a broker taking 30ms per request",
-			[]kfake.Opt{kfake.SeedTopics(1, "t")}, largeProduces},
+			[]kfake.Opt{kfake.SeedTopics(1, "t")}, largeProduces, nil},
 		{"inflate", "32 connections x 3 rounds: a legacy Produce v2 of 66 KB whose gzip wrapper inflates to 64 MiB, to a broker refusing Produce v2 (Kafka 4), so kproxy bridges it",
-			[]kfake.Opt{kfake.SeedTopics(1, "t")}, inflatingProduces},
+			[]kfake.Opt{kfake.SeedTopics(1, "t")}, inflatingProduces, nil},
+		{"preauth", "listen.sasl.mode terminate; 20 connections declare a 100 MB SaslAuthenticate and send 30 MiB of it, never authenticating, while an authenticated neighbour times Metadata round trips",
+			[]kfake.Opt{kfake.SeedTopics(1, "t")}, unauthenticatedFrames,
+			[]string{"KPROXY_LISTEN_SASL_MODE=terminate", "KPROXY_LISTEN_SASL_USERS=app=env:HOSTILE_APP_PASSWORD", "HOSTILE_APP_PASSWORD=" + appPassword}},
 	}
 	for _, c := range cases {
 		if *only != "" && c.name != *only {
@@ -91,6 +95,7 @@ func measure(bin string, hc hostileCase) (result, error) {
 		"KPROXY_ADMIN_LISTEN="+admin,
 		"KPROXY_LOG_LEVEL=error",
 	)
+	cmd.Env = append(cmd.Env, hc.env...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return result{}, err
@@ -231,21 +236,10 @@ func hoardAnswers(_ *kfake.Cluster, addr string) string {
 		return err.Error()
 	}
 	defer neighbour.Close()
-	var trips []time.Duration
 	start := time.Now()
-	for time.Since(start) < 10*time.Second {
-		req := kmsg.NewPtrMetadataRequest()
-		req.SetVersion(12)
-		req.Topics = []kmsg.MetadataRequestTopic{{Topic: kmsg.StringPtr("t")}}
-		t0 := time.Now()
-		if _, err := neighbour.Send(req); err != nil {
-			return "neighbour: " + err.Error()
-		}
-		if _, err := neighbour.Read(); err != nil {
-			return "neighbour: " + err.Error()
-		}
-		trips = append(trips, time.Since(t0))
-		time.Sleep(100 * time.Millisecond)
+	trips, err := roundTrips(neighbour, 10*time.Second)
+	if err != nil {
+		return "neighbour: " + err.Error()
 	}
 	got, bad := 0, 0
 	for _, c := range cs {
@@ -263,9 +257,8 @@ func hoardAnswers(_ *kfake.Cluster, addr string) string {
 		}
 	}
 	wg.Wait()
-	slices.Sort(trips)
 	return fmt.Sprintf("%d of %d answers, %d out of order or missing, in %v; a neighbour's %d Metadata round trips meanwhile: median %v, max %v",
-		got, conns*(metas+1), bad, time.Since(start).Round(time.Second), len(trips), trips[len(trips)/2].Round(time.Millisecond), trips[len(trips)-1].Round(time.Millisecond))
+		got, conns*(metas+1), bad, time.Since(start).Round(time.Second), len(trips), trips[len(trips)/2].Round(time.Microsecond), trips[len(trips)-1].Round(time.Microsecond))
 }
 
 // largeProduces: case 9.
@@ -342,6 +335,29 @@ func inflatingProduces(cluster *kfake.Cluster, addr string) string {
 	return fmt.Sprintf("%d of %d produces answered in %v", answered.Load(), conns*rounds, time.Since(start).Round(time.Second))
 }
 
+// roundTrips times a Metadata request for the topic t every 100ms for d,
+// one at a time, and returns the round trips sorted.
+func roundTrips(c *rawclient.Conn, d time.Duration) ([]time.Duration, error) {
+	var trips []time.Duration
+	for start := time.Now(); time.Since(start) < d; {
+		req := kmsg.NewPtrMetadataRequest()
+		req.SetVersion(12)
+		req.Topics = []kmsg.MetadataRequestTopic{{Topic: kmsg.StringPtr("t")}}
+		t0 := time.Now()
+		_ = c.Conn.SetDeadline(t0.Add(time.Minute))
+		if _, err := c.Send(req); err != nil {
+			return nil, err
+		}
+		if _, err := c.Read(); err != nil {
+			return nil, err
+		}
+		trips = append(trips, time.Since(t0))
+		time.Sleep(100 * time.Millisecond)
+	}
+	slices.Sort(trips)
+	return trips, nil
+}
+
 func readFrame(c net.Conn) ([]byte, error) {
 	var size [4]byte
 	if _, err := io.ReadFull(c, size[:]); err != nil {
@@ -350,4 +366,78 @@ func readFrame(c net.Conn) ([]byte, error) {
 	b := make([]byte, binary.BigEndian.Uint32(size[:]))
 	_, err := io.ReadFull(c, b)
 	return b, err
+}
+
+const appPassword = "app-secret"
+
+// unauthenticatedFrames: case 5. A broker reads at most 512 KiB of a frame
+// before SASL authentication (sasl.server.max.receive.size).
+func unauthenticatedFrames(_ *kfake.Cluster, addr string) string {
+	const conns, sent = 20, 30 << 20
+	var attackers sync.WaitGroup
+	var closed atomic.Int32
+	stop := make(chan struct{})
+	for range conns {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return err.Error()
+		}
+		defer c.Close()
+		attackers.Go(func() {
+			head := binary.BigEndian.AppendUint32(nil, 100_000_000)
+			head = binary.BigEndian.AppendUint16(head, uint16(kmsg.SASLAuthenticate))
+			head = append(head, 0, 1, 0, 0, 0, 1, 0xff, 0xff)
+			chunk := make([]byte, 64<<10)
+			_, err := c.Write(head)
+			for n := 0; err == nil && n < sent; n += len(chunk) {
+				_, err = c.Write(chunk)
+			}
+			if err != nil {
+				closed.Add(1)
+			}
+			<-stop
+		})
+	}
+	neighbour, err := rawclient.Dial(addr)
+	if err != nil {
+		return err.Error()
+	}
+	defer neighbour.Close()
+	if err := authenticate(neighbour); err != nil {
+		return "neighbour: " + err.Error()
+	}
+	trips, err := roundTrips(neighbour, 10*time.Second)
+	if err != nil {
+		return "neighbour: " + err.Error()
+	}
+	close(stop)
+	attackers.Wait()
+	return fmt.Sprintf("%d of %d unauthenticated connections closed by kproxy while sending; the neighbour's %d Metadata round trips: median %v, max %v",
+		closed.Load(), conns, len(trips), trips[len(trips)/2].Round(time.Microsecond), trips[len(trips)-1].Round(time.Microsecond))
+}
+
+// authenticate runs SASL PLAIN as the user app on c.
+func authenticate(c *rawclient.Conn) error {
+	hs := kmsg.NewPtrSASLHandshakeRequest()
+	hs.Version = 1
+	hs.Mechanism = "PLAIN"
+	if _, err := c.Send(hs); err != nil {
+		return err
+	}
+	if _, err := c.Read(); err != nil {
+		return err
+	}
+	auth := kmsg.NewPtrSASLAuthenticateRequest()
+	auth.SASLAuthBytes = []byte("\x00app\x00" + appPassword)
+	if _, err := c.Send(auth); err != nil {
+		return err
+	}
+	resp, err := c.Read()
+	if err != nil {
+		return err
+	}
+	if code := resp.Msg.(*kmsg.SASLAuthenticateResponse).ErrorCode; code != 0 {
+		return fmt.Errorf("SaslAuthenticate: error %d", code)
+	}
+	return nil
 }

@@ -9,43 +9,9 @@
 
 const { Kafka, logLevel, Partitioners } = require('kafkajs')
 const kafkajsVersion = require('kafkajs/package.json').version
-
-function parseArgs (argv) {
-  const a = { count: 1000, timeout: 60, secondPoll: 5, debug: false }
-  for (let i = 2; i < argv.length; i++) {
-    const k = argv[i]
-    const v = argv[i + 1]
-    switch (k) {
-      case '--bootstrap': a.bootstrap = v; i++; break
-      case '--topic': a.topic = v; i++; break
-      case '--group': a.group = v; i++; break
-      case '--count': a.count = parseInt(v, 10); i++; break
-      case '--timeout': a.timeout = parseFloat(v); i++; break
-      case '--second-poll': a.secondPoll = parseFloat(v); i++; break
-      case '--debug': a.debug = true; break
-      default:
-        process.stderr.write(`kafkajs_client.js: unknown argument ${k}\n`)
-        process.exit(2)
-    }
-  }
-  if (!a.bootstrap || !a.topic || !a.group) {
-    process.stderr.write('usage: kafkajs_client.js --bootstrap HOST:PORT --topic T --group G [--count N]\n')
-    process.exit(2)
-  }
-  return a
-}
+const { parseArgs, sleep, waitFor, tally, finish, newResult } = require('../compat_common.js')
 
 const log = (msg) => process.stderr.write(`kafkajs: ${msg}\n`)
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-
-// Bounded wait: resolves when cond() is true, rejects after ms.
-async function waitFor (cond, ms, what) {
-  const deadline = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(50)
-  }
-}
 
 const stderrLogCreator = () => ({ namespace, level, label, log: entry }) => {
   const { message, ...extra } = entry
@@ -116,12 +82,7 @@ async function run (args, result) {
   }
   await first.commitOffsets([...next].map(([partition, offset]) => ({ topic: args.topic, partition, offset })))
   await first.disconnect()
-  result.consumed = seen.size
-  for (const n of seen.values()) result.duplicates += n - 1
-  let missing = 0
-  for (let i = 0; i < args.count; i++) if (!seen.has(`rec-${i}`)) missing++
-  const unexpected = [...seen.keys()].filter((v) => !/^rec-\d+$/.test(v) || parseInt(v.slice(4), 10) >= args.count).length
-  if (missing || unexpected) Object.assign(result, { missing, unexpected })
+  tally(result, seen, args.count)
   log(`consumed ${result.consumed} distinct, ${result.duplicates} duplicates`)
 
   // 4. A second member of the same group must see nothing already committed.
@@ -144,31 +105,10 @@ async function run (args, result) {
   result.second_member_records = n
 }
 
-async function main () {
-  const args = parseArgs(process.argv)
-  const pkg = `kafkajs ${kafkajsVersion} (npm, package-lock.json), node ${process.version}`
-  const result = {
-    client: 'kafkajs',
-    version: kafkajsVersion,
-    package: pkg,
-    produced: 0,
-    consumed: 0,
-    duplicates: 0,
-    second_member_records: -1,
-    ok: false
-  }
-  try {
-    await run(args, result)
-  } catch (e) {
-    result.error = `${e.name}: ${e.message}`
-  }
-  result.ok = !result.error &&
-    result.produced === args.count &&
-    result.consumed === args.count &&
-    result.duplicates === 0 &&
-    result.second_member_records === 0
-  process.stdout.write(JSON.stringify(result) + '\n')
-  process.exit(result.ok ? 0 : 1)
+function main () {
+  const args = parseArgs(process.argv, 'kafkajs_client.js')
+  const result = newResult('kafkajs', kafkajsVersion, `kafkajs ${kafkajsVersion} (npm, package-lock.json), node ${process.version}`)
+  return finish(result, args.count, () => run(args, result))
 }
 
 main()

@@ -164,6 +164,10 @@ func preflight(interpreter, path string) error {
 		if _, err := os.Stat(filepath.Join(filepath.Dir(path), "node_modules", "kafkajs")); err != nil {
 			return fmt.Errorf("kafkajs not installed in %s%s", filepath.Dir(path), hint)
 		}
+	case "kafkanode_client.js":
+		if _, err := os.Stat(filepath.Join(filepath.Dir(path), "node_modules", "kafka-node")); err != nil {
+			return fmt.Errorf("kafka-node not installed in %s%s", filepath.Dir(path), hint)
+		}
 	}
 	return nil
 }

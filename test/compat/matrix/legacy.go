@@ -42,6 +42,10 @@ func legacyClients() []client {
 		kafkaPython("0.8.2"),
 		{name: "kcat-fallback-0.9.0", legacy: true, idMatching: true,
 			run: script("", "kcat_client.sh", "--rdkafka", "api.version.request=false", "--rdkafka", "broker.version.fallback=0.9.0")},
+		// kafka-node 5.0.0: Produce v2 and Fetch v2 (message format v1,
+		// gzip), ListOffsets v0, JoinGroup v0; it matches answers to
+		// requests by correlation id.
+		{name: "kafka-node", legacy: true, idMatching: true, run: script("node", "kafkanode/kafkanode_client.js")},
 	}
 }
 

@@ -2,6 +2,9 @@ package bridge
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
+	"maps"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -314,5 +317,64 @@ func TestParallelDown(t *testing.T) {
 		if got := parallelDown(c.pieces); got != c.want {
 			t.Errorf("%s: parallel %v, want %v", c.name, got, c.want)
 		}
+	}
+}
+
+// A partition whose records are corrupt is answered CORRUPT_MESSAGE and the
+// others go on to the broker, as a broker validates each partition on its
+// own; an acks=0 produce has no answer to carry it and fails.
+func TestProduceCorruptPartitionAnswered(t *testing.T) {
+	good := legacySet(t, legacySetSpec{magic: 1}, []testRecord{{timestamp: 1700000000000, value: []byte("good")}})
+	bad := bytes.Clone(good)
+	bad[len(bad)-1] ^= 0xff // the value no longer matches the CRC
+	produce := func(acks int16) *kmsg.ProduceRequest {
+		req := kmsg.NewPtrProduceRequest()
+		req.Acks, req.TimeoutMillis = acks, 1500
+		req.Topics = []kmsg.ProduceRequestTopic{
+			{Topic: "orders", Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 0, Records: good}, {Partition: 7, Records: bad}}},
+			{Topic: "audit", Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 1, Records: bad}}},
+		}
+		return req
+	}
+
+	resp := kmsg.NewPtrProduceResponse()
+	rt := kmsg.NewProduceResponseTopic()
+	rt.Topic = "orders"
+	rp := kmsg.NewProduceResponseTopicPartition()
+	rp.Partition, rp.BaseOffset = 0, 41
+	rt.Partitions = append(rt.Partitions, rp)
+	resp.Topics = append(resp.Topics, rt)
+	apiCase{
+		from: 2, to: 3, req: produce(-1),
+		checkUp: func(t *testing.T, up kmsg.Request) {
+			r := up.(*kmsg.ProduceRequest)
+			if len(r.Topics) != 1 || r.Topics[0].Topic != "orders" || len(r.Topics[0].Partitions) != 1 || r.Topics[0].Partitions[0].Partition != 0 {
+				t.Fatalf("up: %+v, want only orders/0: the corrupt partitions stay with kproxy", r.Topics)
+			}
+		},
+		resp: resp,
+		checkDown: func(t *testing.T, down kmsg.Response) {
+			got := map[string]int16{}
+			for _, rt := range down.(*kmsg.ProduceResponse).Topics {
+				for _, p := range rt.Partitions {
+					got[fmt.Sprintf("%s/%d", rt.Topic, p.Partition)] = p.ErrorCode
+					if p.ErrorCode == codeCorruptMessage && p.BaseOffset != -1 {
+						t.Errorf("%s/%d: base offset %d, want -1", rt.Topic, p.Partition, p.BaseOffset)
+					}
+				}
+			}
+			want := map[string]int16{"orders/0": 0, "orders/7": codeCorruptMessage, "audit/1": codeCorruptMessage}
+			if !maps.Equal(got, want) {
+				t.Fatalf("down: error codes %v, want %v", got, want)
+			}
+		},
+	}.run(t)
+
+	_, x, err := Up(requestBytes(produce(-1), 2, &testClientID), int16(kmsg.Produce), 2, 3, testMaxOut)
+	if n, why := x.Corrupt(); err != nil || n != 2 || !errors.Is(why, ErrCorruptRecords) {
+		t.Fatalf("Corrupt() = %d, %v (Up: %v); want 2 partitions and the first's reason", n, why, err)
+	}
+	if _, _, err := Up(requestBytes(produce(0), 2, &testClientID), int16(kmsg.Produce), 2, 3, testMaxOut); !errors.Is(err, ErrCorruptRecords) {
+		t.Fatalf("acks=0 with a corrupt partition: err = %v, want ErrCorruptRecords", err)
 	}
 }

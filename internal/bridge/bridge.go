@@ -38,10 +38,20 @@ type Exchange struct {
 	// has no field for: Fetch's PartitionMaxBytes (the bound of the message
 	// set it gets back), ListOffsets v0's MaxNumOffsets.
 	limit map[partition]int32
+	// corrupt is the Produce partitions whose records did not convert
+	// because they are corrupt, left out of the request and answered
+	// CORRUPT_MESSAGE, as a broker answers them; corruptErr says why the
+	// first did not convert.
+	corrupt    []partition
+	corruptErr error
 	// alloc lends the translation memory for what it builds on the way
 	// (message sets, record batches), as for the frame.
 	alloc Allocator
 }
+
+// Corrupt is how many partitions of a bridged Produce were answered
+// CORRUPT_MESSAGE instead of sent on, and why the first was.
+func (x *Exchange) Corrupt() (int, error) { return len(x.corrupt), x.corruptErr }
 
 type partition struct {
 	topic string

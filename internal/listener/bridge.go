@@ -97,6 +97,10 @@ func (s *session) learnFloors(g router.Group, addr string, err error) {
 	}
 }
 
+// reasonCorruptRecords keys the rate limit of the warning for a bridged
+// Produce's corrupt partitions, which end no session.
+const reasonCorruptRecords = "corrupt_records"
+
 // bridgeUp translates frame (the client's request, read in full) to version
 // to. What the translation holds is charged to the session's budget: the
 // decoded request, reserved before it is made (held to what a frame's
@@ -130,6 +134,13 @@ func (s *session) bridgeUp(frame *bufpool.Buf, q *router.Request, to int16) (*bu
 			s.pol.protocol.Name(key), from, key, to, err)
 	}
 	up := into.holding(out)
+	if n, why := x.Corrupt(); n > 0 {
+		if ok, left := s.srv.lim.failed.allow(reasonCorruptRecords, time.Now()); ok {
+			s.log.Warn("client sent corrupt records: answered CORRUPT_MESSAGE, as a broker does", zap.String("client_id", s.view.clientID()),
+				zap.String("api", s.pol.protocol.Name(key)), zap.Int16("api_version", from), zap.Int("partitions", n), zap.Error(why),
+				zap.Int("not_logged", left))
+		}
+	}
 	s.pol.instr.bridged(key, from, to)
 	if s.view.noteBridged(key, from, to) {
 		s.log.Info("version bridged", zap.String("client_id", s.view.clientID()), zap.String("api", s.pol.protocol.Name(key)),

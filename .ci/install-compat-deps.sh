@@ -5,6 +5,7 @@
 #   kcat                    Debian kcat (librdkafka1)
 #   KafkaJS                 npm, pinned by test/compat/kafkajs/package-lock.json
 #   kafka-node              npm, pinned by test/compat/kafkanode/package-lock.json
+#   no-kafka                npm, pinned by test/compat/nokafka/package-lock.json
 #                           (Node.js/npm from Debian if none is installed)
 #
 # Idempotent and non-interactive. Debian versions are pinned below (bookworm);
@@ -87,7 +88,7 @@ if ! command -v npm >/dev/null; then
 fi
 # kafka-node's one optional dependency is snappy, a native addon built
 # with node-gyp; the suite's kafka-node row uses gzip, so it is left out.
-for dir in kafkajs kafkanode; do
+for dir in kafkajs kafkanode nokafka; do
 	cd "$root/test/compat/$dir"
 	if ! npm ci --omit=optional --no-audit --no-fund --loglevel=error; then
 		log "npm ci in test/compat/$dir failed; retrying once in 10s"
@@ -97,4 +98,5 @@ for dir in kafkajs kafkanode; do
 done
 cd "$root/test/compat"
 log "kafkajs $(node -p 'require("./kafkajs/node_modules/kafkajs/package.json").version')," \
-	"kafka-node $(node -p 'require("./kafkanode/node_modules/kafka-node/package.json").version')"
+	"kafka-node $(node -p 'require("./kafkanode/node_modules/kafka-node/package.json").version')," \
+	"no-kafka $(node -p 'require("./nokafka/node_modules/no-kafka/package.json").version')"

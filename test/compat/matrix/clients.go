@@ -160,13 +160,10 @@ func preflight(interpreter, path string) error {
 		if _, err := exec.LookPath("kcat"); err != nil {
 			return fmt.Errorf("kcat not found%s", hint)
 		}
-	case "kafkajs_client.js":
-		if _, err := os.Stat(filepath.Join(filepath.Dir(path), "node_modules", "kafkajs")); err != nil {
-			return fmt.Errorf("kafkajs not installed in %s%s", filepath.Dir(path), hint)
-		}
-	case "kafkanode_client.js":
-		if _, err := os.Stat(filepath.Join(filepath.Dir(path), "node_modules", "kafka-node")); err != nil {
-			return fmt.Errorf("kafka-node not installed in %s%s", filepath.Dir(path), hint)
+	case "kafkajs_client.js", "kafkanode_client.js", "nokafka_client.js":
+		pkg := map[string]string{"kafkajs_client.js": "kafkajs", "kafkanode_client.js": "kafka-node", "nokafka_client.js": "no-kafka"}[filepath.Base(path)]
+		if _, err := os.Stat(filepath.Join(filepath.Dir(path), "node_modules", pkg)); err != nil {
+			return fmt.Errorf("%s not installed in %s%s", pkg, filepath.Dir(path), hint)
 		}
 	}
 	return nil

@@ -46,6 +46,10 @@ func legacyClients() []client {
 		// gzip), ListOffsets v0, JoinGroup v0; it matches answers to
 		// requests by correlation id.
 		{name: "kafka-node", legacy: true, idMatching: true, run: script("node", "kafkanode/kafkanode_client.js")},
+		// no-kafka 3.4.4: a Kafka 0.9 client with no ApiVersions, Produce
+		// v1 with message format v0, Fetch v0, ListOffsets v0, JoinGroup v0;
+		// it matches answers to requests by correlation id.
+		{name: "no-kafka", legacy: true, idMatching: true, run: script("node", "nokafka/nokafka_client.js")},
 	}
 }
 

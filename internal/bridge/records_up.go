@@ -52,24 +52,37 @@ func upMessageSet(alloc Allocator, set []byte, maxOut int, inflate *int) ([]byte
 	if err != nil {
 		return nil, err
 	}
+	codec, err := b.addSet(set, inflate)
+	if err != nil {
+		// A corrupt partition's batch goes back at once: the rest of
+		// the request goes on without it.
+		alloc.free(b.buf)
+		return nil, err
+	}
+	return b.finish(codec)
+}
+
+// addSet adds every record of a message set and returns the codec to
+// compress the batch with: the last wrapper's.
+func (b *batchBuilder) addSet(set []byte, inflate *int) (compression, error) {
 	codec := compressionNone
 	for in := set; len(in) > 0; {
 		m, n, err := readLegacyMessage(in, true)
 		if err != nil {
-			return nil, err
+			return codec, err
 		}
 		if c := m.compression(); c != compressionNone {
 			codec = c
 		}
 		if err := eachLegacyRecord(&b.codecs, &m, true, inflate, &b.scratch, b.add); err != nil {
-			return nil, err
+			return codec, err
 		}
 		in = in[n:]
 	}
 	if b.count == 0 {
-		return nil, corruptf("message set of %d bytes holds no message", len(set))
+		return codec, corruptf("message set of %d bytes holds no message", len(set))
 	}
-	return b.finish(codec)
+	return codec, nil
 }
 
 // batchBuilder encodes records as one producer's RecordBatch v2.

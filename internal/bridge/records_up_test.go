@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/pierrec/lz4/v4"
@@ -267,5 +268,26 @@ func TestUpProduceDecompressesWithinMaxOutInAll(t *testing.T) {
 	}
 	if _, _, err := Up(produce(3), int16(kmsg.Produce), 2, 3, maxOut); !errors.Is(err, ErrRecordsTooLarge) {
 		t.Fatalf("three partitions inflating to 4 MiB each, past 10 MiB in all: err = %v, want ErrRecordsTooLarge", err)
+	}
+}
+
+// A corrupt partition of a Produce no longer fails the request (the others
+// go on), so what its conversion took must go back at once rather than
+// stay lent, and charged, until the request is done.
+func TestUpMessageSetGivesBackWhatACorruptSetTook(t *testing.T) {
+	good := legacySet(t, legacySetSpec{magic: 1}, []testRecord{{timestamp: 1700000000000, value: []byte("good")}})
+	bad := bytes.Clone(good)
+	bad[len(bad)-1] ^= 0xff // the value no longer matches the CRC
+	lent := map[*byte]bool{}
+	alloc := Allocator{
+		Get:  func(n int) []byte { b := make([]byte, 0, max(n, 1)); lent[&b[:1][0]] = true; return b },
+		Free: func(b []byte) { delete(lent, &b[:1][0]) },
+	}
+	inflate := testMaxOut
+	if _, err := upMessageSet(alloc, slices.Concat(good, bad), testMaxOut, &inflate); !errors.Is(err, ErrCorruptRecords) {
+		t.Fatalf("err = %v, want ErrCorruptRecords", err)
+	}
+	if len(lent) != 0 {
+		t.Fatalf("%d buffers still lent after a corrupt set's conversion failed", len(lent))
 	}
 }

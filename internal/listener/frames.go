@@ -130,7 +130,7 @@ func (s *session) readFull(r io.Reader, b []byte) error {
 // the handshake timeout until terminate-mode SASL is done, then the idle
 // timeout after the last request read. Zero: never.
 func (s *session) deadline() time.Time {
-	if s.pol.users != nil && s.clientSASL.stage != saslDone {
+	if s.unauthenticated() {
 		if t := s.srv.cfg.Listen.HandshakeTimeout; t > 0 {
 			return s.start.Add(t)
 		}
@@ -170,7 +170,7 @@ func (s *session) setReadDeadline(t time.Time) bool {
 // in full, or an answer written, is.
 func (s *session) timedOut() error {
 	now := time.Now()
-	if s.pol.users != nil && s.clientSASL.stage != saslDone && s.srv.cfg.Listen.HandshakeTimeout > 0 &&
+	if s.unauthenticated() && s.srv.cfg.Listen.HandshakeTimeout > 0 &&
 		!now.Before(s.start.Add(s.srv.cfg.Listen.HandshakeTimeout)) {
 		return &timeoutError{reasonHandshakeTimeout, fmt.Sprintf("client did not complete SASL authentication within listen.handshake_timeout %v", s.srv.cfg.Listen.HandshakeTimeout)}
 	}

@@ -60,6 +60,10 @@ type clientSASL struct {
 	unframed bool
 }
 
+// unauthenticated reports whether the session must still authenticate
+// (listen.sasl.mode terminate) and has not.
+func (s *session) unauthenticated() bool { return s.pol.users != nil && s.clientSASL.stage != saslDone }
+
 // unframedToken reports whether the next frame the client sends is a bare
 // SASL token (SaslHandshake v0).
 func (st *clientSASL) unframedToken() bool { return st.stage == saslHandshook && st.unframed }

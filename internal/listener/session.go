@@ -196,7 +196,7 @@ func (s *session) checkSize(prefix [4]byte, n int32) (string, error) {
 	case int(n) > limit:
 		kind, why = frameOversized, fmt.Sprintf("frame size %d exceeds limits.max_frame_bytes %d", n, limit)
 		s.srv.lim.hit(metrics.LimitMaxFrameBytes, zap.Int32("size", n), zap.Int("max_frame_bytes", limit))
-	case s.pol.users != nil && s.clientSASL.stage != saslDone && n > maxReceiveBeforeAuth:
+	case s.unauthenticated() && n > maxReceiveBeforeAuth:
 		kind, why = frameOversized, fmt.Sprintf("frame size %d from a client not yet authenticated exceeds %d, the most a broker reads before SASL authentication (sasl.server.max.receive.size)", n, maxReceiveBeforeAuth)
 	case s.clientSASL.unframedToken(): // a bare SASL token: any bytes
 		return "", nil

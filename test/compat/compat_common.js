@@ -43,6 +43,28 @@ async function waitFor (cond, ms, what) {
   }
 }
 
+// stepper returns step(what, fn): it runs fn, bounded by --timeout plus
+// 5 s; a failure is thrown on, or with --keep-going logged and kept as the
+// result's first error while the next step runs.
+function stepper (args, result, log) {
+  const ms = args.timeout * 1000 + 5000
+  return async (what, fn) => {
+    let timer
+    const timeout = new Promise((resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${ms / 1000}s`)), ms)
+    })
+    try {
+      await Promise.race([fn(), timeout])
+    } catch (e) {
+      log(`${what}: ${e.message}`)
+      if (!args.keepGoing) throw e
+      result.error = result.error || `${what}: ${e.message}`
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+}
+
 // tally sets result's counts from seen (value -> times received) against
 // the values "rec-<i>", i < count, that were produced.
 function tally (result, seen, count) {
@@ -76,4 +98,4 @@ function newResult (client, version, pkg) {
   return { client, version, package: pkg, produced: 0, consumed: 0, duplicates: 0, second_member_records: -1, ok: false }
 }
 
-module.exports = { parseArgs, sleep, waitFor, tally, finish, newResult }
+module.exports = { parseArgs, sleep, waitFor, stepper, tally, finish, newResult }

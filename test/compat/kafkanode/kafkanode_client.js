@@ -17,20 +17,11 @@
 
 const kafka = require('kafka-node')
 const kafkaNodeVersion = require('kafka-node/package.json').version
-const { parseArgs, sleep, waitFor, tally, finish, newResult } = require('../compat_common.js')
+const { parseArgs, sleep, waitFor, stepper, tally, finish, newResult } = require('../compat_common.js')
 
 const GZIP = 1 // message attributes: the codec
 
 const log = (msg) => process.stderr.write(`kafka-node: ${msg}\n`)
-
-// bounded rejects after ms unless p settles first.
-function bounded (p, ms, what) {
-  let timer
-  const timeout = new Promise((resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms / 1000}s: ${what}`)), ms)
-  })
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer))
-}
 
 // call turns a node-style callback method into a promise.
 const call = (obj, method, ...args) => new Promise((resolve, reject) => {
@@ -68,15 +59,7 @@ function newMember (args, id) {
 
 async function run (args, result) {
   const ms = args.timeout * 1000
-  const step = async (what, fn) => {
-    try {
-      await bounded(fn(), ms + 5000, what)
-    } catch (e) {
-      log(`${what}: ${e.message}`)
-      if (!args.keepGoing) throw e
-      result.error = result.error || `${what}: ${e.message}`
-    }
-  }
+  const step = stepper(args, result, log)
 
   // 1. Create the topic (CreateTopics v0).
   const client = newClient(args, 'producer')

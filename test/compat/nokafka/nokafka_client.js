@@ -17,7 +17,7 @@
 
 const Kafka = require('no-kafka')
 const noKafkaVersion = require('no-kafka/package.json').version
-const { parseArgs, sleep, waitFor, tally, finish, newResult } = require('../compat_common.js')
+const { parseArgs, sleep, waitFor, stepper, tally, finish, newResult } = require('../compat_common.js')
 
 const log = (msg) => process.stderr.write(`no-kafka: ${msg}\n`)
 
@@ -53,21 +53,7 @@ function member (args, id, seen, last) {
 async function run (args, result) {
   if (!args.noCreate) throw new Error('no-kafka has no CreateTopics: pass --no-create with a 3-partition topic')
   const ms = args.timeout * 1000
-  const step = async (what, fn) => {
-    let timer
-    const timeout = new Promise((resolve, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${ms / 1000 + 5}s`)), ms + 5000)
-    })
-    try {
-      await Promise.race([fn(), timeout])
-    } catch (e) {
-      log(`${what}: ${e.message}`)
-      if (!args.keepGoing) throw e
-      result.error = result.error || `${what}: ${e.message}`
-    } finally {
-      clearTimeout(timer)
-    }
-  }
+  const step = stepper(args, result, log)
 
   // 1. Produce with acks=all, in gzip message sets, 100 records a request
   // spread over the three partitions.
